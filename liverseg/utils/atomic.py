@@ -1,0 +1,92 @@
+"""Atomic, symlink-safe output writing.
+
+Outputs are first written to a hidden temporary file in the destination
+directory and then renamed over the final name, so a killed process never
+leaves a partial file under the final name, and an existing symlink at the
+final name is replaced (its target is never written).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterator
+
+from liverseg.errors import OutputError
+
+
+def safe_output_path(output_dir: str | os.PathLike, name: str) -> Path:
+    """Joins ``name`` to ``output_dir``, refusing names that escape it."""
+    out = Path(output_dir)
+    if not name or os.path.isabs(name) or name in (".", ".."):
+        raise OutputError(out / str(name), "output name is empty or absolute")
+    parts = Path(name).parts
+    if any(p == ".." for p in parts):
+        raise OutputError(out / name, "output name escapes the output directory")
+    candidate = out / name
+    root = os.path.realpath(out)
+    parent = os.path.realpath(candidate.parent)
+    if os.path.commonpath([root, parent]) != root:
+        raise OutputError(candidate, "output name escapes the output directory")
+    return candidate
+
+
+def check_can_write(path: str | os.PathLike, overwrite: bool) -> None:
+    """Raises OutputError if ``path`` exists (file, dir or link) and ``overwrite`` is off."""
+    p = Path(path)
+    if p.is_dir() and not p.is_symlink():
+        raise OutputError(p, "output path is an existing directory")
+    if (p.exists() or p.is_symlink()) and not overwrite:
+        kind = "a symlink" if p.is_symlink() else "a file"
+        raise OutputError(p, f"output exists ({kind}); pass --overwrite to replace it")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, overwrite: bool = False,
+                suffix: str | None = None) -> Iterator[Path]:
+    """Yields a temporary path beside ``path``; renames it to ``path`` on success.
+
+    The temporary name keeps the final suffix (``suffix`` or the final name's
+    full suffixes, e.g. ``.nii.gz``) so writers that pick a format from the
+    extension do the right thing. On any exception the temporary file is
+    removed and nothing exists under the final name that was not there before.
+    """
+    final = Path(path)
+    check_can_write(final, overwrite)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    if suffix is None:
+        suffix = "".join(final.suffixes) if final.suffixes else ""
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp" + suffix,
+                               dir=final.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        if final.is_symlink():
+            final.unlink()
+        os.replace(tmp_path, final)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+        raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, overwrite: bool = False) -> None:
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def atomic_write_text(path: str | os.PathLike, text: str, overwrite: bool = False) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"), overwrite=overwrite)
+
+
+def atomic_write_with(path: str | os.PathLike, writer: Callable[[Path], None],
+                      overwrite: bool = False) -> None:
+    """Calls ``writer(tmp_path)`` and renames the result to ``path``."""
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        writer(tmp)

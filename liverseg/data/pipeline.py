@@ -1,0 +1,161 @@
+"""tf.data pipelines for the liver and tumour stages.
+
+Both sources (volumes held in memory, or TFRecords written by
+``tools/prepare.py``) give the same raw element: HU stack, the volume's
+intensity range, label and loss mask. One shared map turns it into the model's
+input: HU window, per-volume min-max to 0..255 float32, binary labels,
+optional resize. Batches are padded to a fixed size (padding has a zero loss
+mask, so it is excluded from the loss) which keeps one traced training step.
+
+Element of the final dataset: ``{"image": [B,H,W,C] float32 0..255,
+"label": [B,H,W,C] float32 0/1, "mask": [B,H,W,C] float32}``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from liverseg.data import preprocess as pp
+from liverseg.data.examples import Example, VolumeRecord, check_stage, iter_examples
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineOptions:
+    """How examples are shuffled, resized and batched."""
+
+    batch_size: int = 1
+    shuffle: bool = True
+    repeat: bool = True
+    seed: int = 0
+    shuffle_buffer: int = 4096
+    #: Resize every example to ``image_size`` x ``image_size`` (a documented
+    #: deviation for small experiments); None keeps the native size.
+    image_size: int | None = None
+    #: Padded batch sizes are rounded up to a multiple of this.
+    pad_multiple: int = 16
+    cache: bool = True
+    number_slices: int = pp.NUMBER_SLICES
+
+
+def window_scale_tf(hu: tf.Tensor, lo: tf.Tensor, hi: tf.Tensor) -> tf.Tensor:
+    """TensorFlow twin of :func:`liverseg.data.preprocess.window_and_scale`."""
+    x = tf.clip_by_value(tf.cast(hu, tf.float32), pp.HU_WINDOW[0], pp.HU_WINDOW[1])
+    lo = tf.cast(lo, tf.float32)
+    scale = tf.math.divide_no_nan(tf.constant(255.0, tf.float32), tf.cast(hi, tf.float32) - lo)
+    return (x - lo) * scale
+
+
+def _to_model_input(raw: dict, image_size: int | None) -> dict:
+    image = window_scale_tf(raw["hu"], raw["lo"], raw["hi"])
+    label = tf.cast(raw["label"] > 0, tf.float32)
+    mask = tf.cast(raw["mask"], tf.float32)
+    if image_size:
+        size = (image_size, image_size)
+        image = tf.image.resize(image, size, method="bilinear")
+        label = tf.image.resize(label, size, method="nearest")
+        mask = tf.image.resize(mask, size, method="bilinear")
+    return {"image": image, "label": label, "mask": mask}
+
+
+def _padded_shape(max_h: int, max_w: int, options: PipelineOptions) -> tuple[int, int]:
+    if options.image_size:
+        return options.image_size, options.image_size
+    m = options.pad_multiple
+    return int(math.ceil(max_h / m) * m), int(math.ceil(max_w / m) * m)
+
+
+def _finish(ds: tf.data.Dataset, num_examples: int, max_hw: tuple[int, int],
+            options: PipelineOptions) -> tf.data.Dataset:
+    if options.cache:
+        ds = ds.cache()
+    if options.shuffle:
+        ds = ds.shuffle(min(max(num_examples, 1), options.shuffle_buffer), seed=options.seed,
+                        reshuffle_each_iteration=True)
+    if options.repeat:
+        ds = ds.repeat()
+    ds = ds.map(lambda raw: _to_model_input(raw, options.image_size),
+                num_parallel_calls=tf.data.AUTOTUNE, deterministic=not options.shuffle)
+    h, w = _padded_shape(*max_hw, options)
+    c = options.number_slices
+    ds = ds.padded_batch(options.batch_size,
+                         padded_shapes={"image": [h, w, c], "label": [h, w, c], "mask": [h, w, c]},
+                         drop_remainder=options.repeat)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExampleIndex:
+    """What a source holds: number of examples and the largest in-plane size."""
+
+    num_examples: int
+    max_height: int
+    max_width: int
+
+
+def examples_from_records(records: Sequence[VolumeRecord], stage: str,
+                          number_slices: int = pp.NUMBER_SLICES,
+                          crop_variant: pp.CropVariant = "original",
+                          mask_source: str = "gt") -> list[Example]:
+    check_stage(stage)
+    out: list[Example] = []
+    for record in records:
+        out.extend(iter_examples(record, stage, number_slices, crop_variant, mask_source))
+    return out
+
+
+def dataset_from_examples(examples: Sequence[Example], options: PipelineOptions,
+                          num_shards: int = 1, shard_index: int = 0) -> tf.data.Dataset:
+    """A dataset over in-memory examples (NIfTI directories, tests, the demo).
+
+    With ``num_shards`` > 1 this input pipeline keeps every ``num_shards``-th
+    example starting at ``shard_index`` (one pipeline per worker).
+    """
+    if not examples:
+        raise ValueError("no training examples: is there any liver in the labels?")
+    all_examples = examples
+    examples = list(examples)[shard_index::num_shards]
+    hu_dtype = np.result_type(*{e.hu.dtype for e in examples})
+    c = options.number_slices
+
+    def gen():
+        for e in examples:
+            yield {"hu": e.hu.astype(hu_dtype, copy=False), "lo": np.float32(e.lo),
+                   "hi": np.float32(e.hi), "label": e.label, "mask": e.mask}
+
+    signature = {
+        "hu": tf.TensorSpec([None, None, c], tf.as_dtype(hu_dtype)),
+        "lo": tf.TensorSpec([], tf.float32), "hi": tf.TensorSpec([], tf.float32),
+        "label": tf.TensorSpec([None, None, c], tf.uint8),
+        "mask": tf.TensorSpec([None, None, c], tf.float32),
+    }
+    ds = tf.data.Dataset.from_generator(gen, output_signature=signature)
+    max_h = max(e.hu.shape[0] for e in all_examples)
+    max_w = max(e.hu.shape[1] for e in all_examples)
+    return _finish(ds, len(examples), (max_h, max_w), options)
+
+
+def dataset_from_tfrecords(directory: str, options: PipelineOptions,
+                           num_shards: int = 1, shard_index: int = 0) -> tf.data.Dataset:
+    """A dataset over the shards and summary written by ``tools/prepare.py``.
+
+    With ``num_shards`` > 1, records are split between input pipelines.
+    """
+    from liverseg.data import tfrecord
+
+    summary = tfrecord.read_summary(directory)
+    files = tfrecord.shard_paths(directory, summary)
+    ds = tf.data.Dataset.from_tensor_slices(files)
+    if options.shuffle:
+        ds = ds.shuffle(len(files), seed=options.seed, reshuffle_each_iteration=True)
+    ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(4, len(files)),
+                       num_parallel_calls=tf.data.AUTOTUNE, deterministic=not options.shuffle)
+    if num_shards > 1:
+        ds = ds.shard(num_shards, shard_index)
+    ds = ds.map(tfrecord.parse_fn(summary["number_slices"]), num_parallel_calls=tf.data.AUTOTUNE)
+    return _finish(ds, summary["num_examples"] // max(num_shards, 1), (summary["max_height"], summary["max_width"]),
+                   options)

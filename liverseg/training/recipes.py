@@ -1,0 +1,152 @@
+"""Training recipes: the original one (DESIGN.md section 4) and a fast one.
+
+A recipe is data, not code: the optimiser, learning-rate schedule,
+deep-supervision phases, loss weighting and regularisation. Schedules are
+defined over the original 50,000 updates and scaled proportionally when a run
+asks for another number of updates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+ORIGINAL_TOTAL_UPDATES = 50_000
+
+Supervision = Literal["strong", "weak", "none"]
+#: Weight of the summed side (dsn) losses in the total, per supervision mode.
+DSN_WEIGHT = {"strong": 1.0, "weak": 0.5, "none": 0.0}
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    name: str
+    optimizer: Literal["tf1_momentum", "adam"]
+    learning_rate: float
+    #: Piecewise-constant schedule: boundaries (in updates, out of
+    #: ``ORIGINAL_TOTAL_UPDATES``) and one factor per interval.
+    lr_boundaries: tuple[int, ...]
+    lr_factors: tuple[float, ...]
+    #: Supervision phases: (last update of the phase, mode), out of 50,000.
+    supervision_phases: tuple[tuple[int, Supervision], ...]
+    max_steps: int
+    batch_size: int
+    #: Gradients averaged per update (the original's ``iter_mean_grad``).
+    iter_mean_grad: int
+    #: "sum": the original summed loss; "mean": divided by the masked pixel count.
+    loss_reduction: Literal["sum", "mean"]
+    #: Class weights per stage: "original" (0.931/0.069 liver, 0.8982/0.1018
+    #: tumour) or "uniform" (0.5/0.5).
+    class_weights: Literal["original", "uniform"]
+    weight_decay: float
+    #: Multiplier of the weight-decay term per stage.
+    weight_decay_factor: dict
+    #: Per-variable gradient factors (biases 2, score-dsn 0.1/0.2, fuse 0.01/0.02).
+    gradient_factors: bool
+    #: Backbone initialisation when no checkpoint is given: "original"
+    #: (as built: the model's defaults) or "he" (He normal, first layer scaled
+    #: for 0..255 inputs).
+    init: Literal["original", "he"]
+    momentum: float = 0.9
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_epsilon: float = 1e-7
+
+    def scaled(self, step: int, total: int) -> int:
+        """An update number of the 50,000-update schedule scaled to ``total``."""
+        return int(round(step * total / ORIGINAL_TOTAL_UPDATES))
+
+    def learning_rate_at(self, update: int, total: int) -> float:
+        factor = self.lr_factors[0]
+        for boundary, f in zip(self.lr_boundaries, self.lr_factors[1:]):
+            if update >= self.scaled(boundary, total):
+                factor = f
+        return self.learning_rate * factor
+
+    def supervision_at(self, update: int, total: int) -> Supervision:
+        for last, mode in self.supervision_phases:
+            if update < self.scaled(last, total):
+                return mode
+        return self.supervision_phases[-1][1]
+
+    def phase_index(self, update: int, total: int) -> int:
+        for i, (last, _) in enumerate(self.supervision_phases):
+            if update < self.scaled(last, total):
+                return i
+        return len(self.supervision_phases) - 1
+
+
+ORIGINAL = Recipe(
+    name="original",
+    optimizer="tf1_momentum",
+    learning_rate=1e-8,
+    lr_boundaries=(10_000, 15_000, 25_000, 30_000, 40_000),
+    lr_factors=(1.0, 0.1, 1.0, 0.1, 1.0, 0.1),
+    supervision_phases=((15_000, "strong"), (30_000, "weak"), (50_000, "none")),
+    max_steps=ORIGINAL_TOTAL_UPDATES,
+    batch_size=1,
+    iter_mean_grad=10,
+    loss_reduction="sum",
+    class_weights="original",
+    weight_decay=0.0002,
+    weight_decay_factor={"liver": 0.001, "tumor": 1.0},
+    gradient_factors=True,
+    init="original",
+)
+
+#: A documented modern deviation that learns from scratch on a CPU in
+#: minutes: He init, Adam, mean-normalised loss, larger batches, no weight
+#: decay, same strong -> weak -> none supervision phases.
+FAST = Recipe(
+    name="fast",
+    optimizer="adam",
+    learning_rate=1e-4,
+    lr_boundaries=(35_000, 45_000),
+    lr_factors=(1.0, 0.3, 0.1),
+    supervision_phases=((15_000, "strong"), (30_000, "weak"), (50_000, "none")),
+    max_steps=600,
+    batch_size=8,
+    iter_mean_grad=1,
+    loss_reduction="mean",
+    class_weights="uniform",
+    weight_decay=0.0,
+    weight_decay_factor={"liver": 0.0, "tumor": 0.0},
+    gradient_factors=False,
+    init="he",
+)
+
+RECIPES = {r.name: r for r in (ORIGINAL, FAST)}
+
+STAGE_CLASS_WEIGHTS = {"liver": (0.931, 0.069), "tumor": (0.8982, 0.1018)}
+
+
+def get_recipe(name: str) -> Recipe:
+    try:
+        return RECIPES[name]
+    except KeyError:
+        raise ValueError(f"unknown recipe {name!r}; expected one of {sorted(RECIPES)}") from None
+
+
+def class_weights(recipe: Recipe, stage: str) -> tuple[float, float]:
+    """(pos_weight, neg_weight) of ``stage`` under ``recipe``."""
+    if recipe.class_weights == "uniform":
+        return 0.5, 0.5
+    return STAGE_CLASS_WEIGHTS[stage]
+
+
+def gradient_factor(variable_path: str) -> float:
+    """The original per-variable gradient factor of a Keras variable path.
+
+    ``variable_path`` is ``<layer name>/<kernel|bias>``: weights 1, biases 2;
+    score-dsn_k 0.1 / 0.2; upscore-fuse 0.01 / 0.02.
+    """
+    layer, _, leaf = variable_path.rpartition("/")
+    layer = layer.rsplit("/", 1)[-1]
+    is_bias = leaf.startswith("bias")
+    if layer.startswith("score-dsn") and not layer.endswith("-up"):
+        base = 0.1
+    elif layer == "upscore-fuse":
+        base = 0.01
+    else:
+        base = 1.0
+    return base * (2.0 if is_bias else 1.0)

@@ -1,0 +1,129 @@
+"""One training update: loss, gradient accumulation, factors, optimiser.
+
+An update consumes ``iter_mean_grad`` batches. Each replica computes the
+gradient of its share of the loss; gradients are summed across replicas at
+every micro-batch (so one update on N replicas equals the single-device
+update on the same global batch), accumulated, averaged over the
+micro-batches, multiplied by the per-variable factors and applied.
+
+Total loss = sum over outputs of the class-balanced loss (``main`` +
+``dsn_weight`` x sum of the four side outputs) + weight decay
+(``factor * decay * sum(w^2) / 2`` over every conv and transposed-conv kernel).
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from liverseg import losses
+from liverseg.training.optimizers import Optimizer
+from liverseg.training.recipes import Recipe, class_weights, gradient_factor
+
+SIDE_OUTPUTS = ("dsn_2", "dsn_3", "dsn_4", "dsn_5")
+METRIC_NAMES = ("loss_total", "loss_fuse", "loss_dsn_2", "loss_dsn_3", "loss_dsn_4",
+                "loss_dsn_5", "loss_decay", "dice_intersection", "dice_sum")
+
+
+def decay_kernels(model) -> list:
+    """Every conv and transposed-conv kernel (trainable or not), as the original."""
+    return [v for v in model.weights if v.path.endswith("kernel")]
+
+
+class TrainStep:
+    """Builds the compiled update for a model, recipe and stage."""
+
+    def __init__(self, model, optimizer: Optimizer, recipe: Recipe, stage: str,
+                 strategy: tf.distribute.Strategy):
+        self.model = model
+        self.optimizer = optimizer
+        self.recipe = recipe
+        self.stage = stage
+        self.strategy = strategy
+        self.pos_weight, self.neg_weight = class_weights(recipe, stage)
+        self.decay = recipe.weight_decay * recipe.weight_decay_factor[stage]
+        self.variables = optimizer.variables
+        self.factors = [gradient_factor(v.path) if recipe.gradient_factors else 1.0
+                        for v in self.variables]
+        self.kernels = decay_kernels(model)
+        with strategy.scope():
+            mean = tf.VariableAggregation.MEAN
+            self.accumulators = [tf.Variable(tf.zeros(v.shape, tf.float32), trainable=False,
+                                             aggregation=mean) for v in self.variables]
+            self.metrics = {n: tf.Variable(0.0, trainable=False, aggregation=mean)
+                            for n in METRIC_NAMES}
+        self._update = tf.function(self._update_fn, reduce_retracing=True)
+
+    # ---- replica functions -------------------------------------------------
+    def _loss(self, batch, dsn_weight, normaliser):
+        outputs = self.model(batch["image"], training=True)
+        labels, mask = batch["label"], batch["mask"]
+        per_output = {}
+        for name in ("fuse",) + SIDE_OUTPUTS:
+            logits = tf.cast(outputs[name], tf.float32)
+            per_output[name] = losses.class_balanced_sigmoid_ce(
+                labels, logits, self.pos_weight, self.neg_weight, loss_mask=mask) / normaliser
+        data_loss = per_output["fuse"] + dsn_weight * tf.add_n([per_output[n] for n in SIDE_OUTPUTS])
+        decay = tf.constant(0.0)
+        if self.decay:
+            decay = self.decay * 0.5 * tf.add_n([tf.reduce_sum(tf.square(k)) for k in self.kernels])
+        return data_loss, decay, per_output, outputs
+
+    def _accumulate(self, batch, dsn_weight):
+        ctx = tf.distribute.get_replica_context()
+        mask_sum = tf.reduce_sum(batch["mask"])
+        if self.recipe.loss_reduction == "mean":
+            normaliser = tf.maximum(ctx.all_reduce(tf.distribute.ReduceOp.SUM, mask_sum), 1.0)
+        else:
+            normaliser = tf.constant(1.0)
+        n_rep = tf.cast(ctx.num_replicas_in_sync, tf.float32)
+        with tf.GradientTape() as tape:
+            data_loss, decay, per_output, outputs = self._loss(batch, dsn_weight, normaliser)
+            # Decay is computed on every replica; share it so the sum counts it once.
+            total = data_loss + decay / n_rep
+        grads = tape.gradient(total, self.variables)
+        grads = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g) for g, v in
+                 zip(grads, self.variables)]
+        grads = ctx.all_reduce(tf.distribute.ReduceOp.SUM, grads)
+        for acc, g in zip(self.accumulators, grads):
+            acc.assign_add(g)
+        prob = tf.sigmoid(tf.cast(outputs["fuse"], tf.float32))
+        pred = tf.cast(prob > 0.5, tf.float32) * tf.cast(batch["mask"] > 0, tf.float32)
+        label = batch["label"] * tf.cast(batch["mask"] > 0, tf.float32)
+        values = {
+            "loss_total": data_loss, "loss_fuse": per_output["fuse"],
+            **{f"loss_{n}": per_output[n] for n in SIDE_OUTPUTS},
+            "dice_intersection": tf.reduce_sum(pred * label),
+            "dice_sum": tf.reduce_sum(pred) + tf.reduce_sum(label),
+        }
+        values = ctx.all_reduce(tf.distribute.ReduceOp.SUM, values)
+        values["loss_total"] += decay
+        values["loss_decay"] = decay
+        for name, value in values.items():
+            self.metrics[name].assign_add(value)
+
+    def _apply(self, learning_rate):
+        k = float(self.recipe.iter_mean_grad)
+        grads = [acc / k * f for acc, f in zip(self.accumulators, self.factors)]
+        self.optimizer.apply(grads, learning_rate)
+        for acc in self.accumulators:
+            acc.assign(tf.zeros_like(acc))
+
+    # ---- compiled update ---------------------------------------------------
+    def _update_fn(self, iterator, dsn_weight, learning_rate):
+        for m in self.metrics.values():
+            m.assign(0.0)
+        for _ in tf.range(self.recipe.iter_mean_grad):
+            batch = next(iterator)
+            self.strategy.run(self._accumulate, args=(batch, dsn_weight))
+        self.strategy.run(self._apply, args=(learning_rate,))
+        k = float(self.recipe.iter_mean_grad)
+        return {n: m.read_value() / (1.0 if n.startswith("dice") else k)
+                for n, m in self.metrics.items()}
+
+    def __call__(self, iterator, dsn_weight: float, learning_rate: float) -> dict:
+        out = self._update(iterator, tf.constant(dsn_weight, tf.float32),
+                           tf.constant(learning_rate, tf.float32))
+        result = {n: float(v) for n, v in out.items()}
+        result["dice"] = (2.0 * result["dice_intersection"] / result["dice_sum"]
+                          if result["dice_sum"] > 0 else 1.0)
+        return result

@@ -1,0 +1,308 @@
+"""The training run: config, model, data, loop, checkpoints, logs.
+
+``train(TrainConfig(...))`` is what ``tools/train.py`` calls. The model
+directory ends up holding the final model in the native format
+(``liverseg.models.load_model`` reads it), checkpoints for resuming,
+``train_state.json``, the resolved ``config.json``, ``metrics.csv``,
+``training_curves.png`` and TensorBoard event files under ``logs/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from liverseg.data import pipeline
+from liverseg.errors import ConfigError
+from liverseg.training import checkpoints, distribute
+from liverseg.training.optimizers import make_optimizer
+from liverseg.training.recipes import DSN_WEIGHT, Recipe, get_recipe
+from liverseg.training.step import TrainStep
+from liverseg.utils.atomic import atomic_write_text
+from liverseg.utils.progress import Progress
+
+log = logging.getLogger(__name__)
+
+LOSS_MASKS = ("gt", "liver_model")
+CONFIG_NAME = "config.json"
+#: Fields that must not change when resuming a run.
+_RESUME_FIELDS = ("stage", "recipe", "variant", "number_slices", "image_size")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    stage: str
+    data_dir: str
+    model_dir: str
+    recipe: str = "fast"
+    variant: str = "original"
+    max_steps: int | None = None
+    batch_size: int | None = None
+    learning_rate: float | None = None
+    image_size: int | None = None
+    init_checkpoint: str | None = None
+    liver_model: str | None = None
+    loss_mask: str | None = None
+    distribution: str = "none"
+    cpu_devices: int = 0
+    mixed_precision: bool = False
+    val_every: int = 50
+    val_dir: str | None = None
+    val_fraction: float = 0.1
+    save_every: int = 200
+    log_every: int = 10
+    keep_checkpoints: int = 3
+    seed: int = 0
+    crop_variant: str = "original"
+    number_slices: int = 3
+
+    def resolved(self) -> "TrainConfig":
+        """Fills recipe defaults and checks option combinations."""
+        recipe = get_recipe(self.recipe)
+        loss_mask = self.loss_mask
+        if self.stage == "tumor":
+            if loss_mask is None:
+                loss_mask = "liver_model" if self.liver_model else "gt"
+            if loss_mask not in LOSS_MASKS:
+                raise ConfigError(f"loss_mask must be one of {LOSS_MASKS}, got {loss_mask!r}")
+            if loss_mask == "liver_model" and not self.liver_model:
+                raise ConfigError("the tumour stage needs --liver_model or --loss_mask=gt")
+        elif self.stage == "liver":
+            loss_mask = None
+        else:
+            raise ConfigError(f"stage must be 'liver' or 'tumor', got {self.stage!r}")
+        if self.distribution not in distribute.DISTRIBUTIONS:
+            raise ConfigError(f"distribution must be one of {distribute.DISTRIBUTIONS}")
+        out = dataclasses.replace(
+            self, loss_mask=loss_mask,
+            max_steps=self.max_steps or recipe.max_steps,
+            batch_size=self.batch_size or recipe.batch_size,
+            learning_rate=self.learning_rate or recipe.learning_rate)
+        if out.max_steps <= 0 or out.batch_size <= 0:
+            raise ConfigError("max_steps and batch_size must be positive")
+        return out
+
+
+@contextlib.contextmanager
+def _precision_policy(mixed: bool):
+    previous = keras.mixed_precision.global_policy()
+    if mixed:
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def _check_resume(model_dir: Path, config: TrainConfig) -> None:
+    path = model_dir / CONFIG_NAME
+    if not path.is_file():
+        return
+    try:
+        previous = json.loads(path.read_text())
+    except ValueError:
+        return
+    changed = [f for f in _RESUME_FIELDS if f in previous and previous[f] != getattr(config, f)]
+    if changed:
+        details = ", ".join(f"{f}: {previous[f]!r} -> {getattr(config, f)!r}" for f in changed)
+        raise ConfigError(f"{model_dir}: holds a run with other settings ({details}); "
+                          "use another --model_dir")
+
+
+def _initialise(model, config: TrainConfig, recipe: Recipe) -> str:
+    """Loads the init checkpoint, or applies the recipe's from-scratch init."""
+    if config.init_checkpoint:
+        from liverseg.models import converter, load_model
+
+        path = config.init_checkpoint
+        if path.endswith((".h5", ".ckpt")) or Path(path + ".index").exists() or \
+                Path(path).name.startswith("vgg_16"):
+            converter.load_imagenet_vgg16(model, path)
+            return f"ImageNet VGG-16 backbone from {path}"
+        source = load_model(path)
+        model.set_weights(source.get_weights())
+        return f"weights of {path}"
+    if recipe.init == "he":
+        layer = model.get_layer("conv1_1")
+        # He init assumes unit-scale inputs; the network reads 0..255.
+        layer.kernel.assign(layer.kernel * (2.0 / 255.0))
+        return "He normal (conv1_1 scaled for 0..255 inputs)"
+    return "model defaults (no ImageNet checkpoint given)"
+
+
+class _Logger:
+    """metrics.csv, TensorBoard scalars and images, the progress line."""
+
+    FIELDS = ("step", "learning_rate", "supervision", "loss_total", "loss_fuse", "loss_dsn_2",
+              "loss_dsn_3", "loss_dsn_4", "loss_dsn_5", "loss_decay", "dice", "val_dice",
+              "seconds")
+
+    def __init__(self, model_dir: Path, total: int, start: int, enabled: bool):
+        self.enabled = enabled
+        self.progress = Progress(total, label="step", unit="steps", start=start)
+        self.t0 = time.perf_counter()
+        if not enabled:
+            return
+        self.csv_path = model_dir / "metrics.csv"
+        new = not self.csv_path.exists()
+        self.csv_file = open(self.csv_path, "a", newline="")
+        self.csv = csv.DictWriter(self.csv_file, fieldnames=self.FIELDS, extrasaction="ignore")
+        if new:
+            self.csv.writeheader()
+        self.writer = tf.summary.create_file_writer(str(model_dir / "logs" / "train"))
+        self.val_writer = tf.summary.create_file_writer(str(model_dir / "logs" / "validation"))
+
+    def log(self, step: int, metrics: dict, lr: float, supervision: str, val_dice=None,
+            show: bool = True):
+        if not self.enabled:
+            return
+        row = {"step": step, "learning_rate": lr, "supervision": supervision,
+               "val_dice": "" if val_dice is None else val_dice,
+               "seconds": round(time.perf_counter() - self.t0, 3), **metrics}
+        self.csv.writerow(row)
+        self.csv_file.flush()
+        with self.writer.as_default(step=step):
+            for name in self.FIELDS[3:10]:
+                tf.summary.scalar(f"loss/{name.removeprefix('loss_')}", metrics[name])
+            tf.summary.scalar("learning_rate", lr)
+            tf.summary.scalar("dice", metrics["dice"])
+        if val_dice is not None:
+            with self.val_writer.as_default(step=step):
+                tf.summary.scalar("dice", val_dice)
+        if show:
+            fields = {"loss": metrics["loss_total"], "dice": metrics["dice"]}
+            if val_dice is not None:
+                fields["val_dice"] = val_dice
+            fields["sup"] = supervision
+            self.progress.update(step, force=True, **fields)
+
+    def image(self, step: int, panel: np.ndarray):
+        if self.enabled:
+            with self.val_writer.as_default(step=step):
+                tf.summary.image("ct_label_prediction", panel[None], max_outputs=1)
+
+    def close(self):
+        if self.enabled:
+            self.csv_file.close()
+            self.writer.flush()
+            self.val_writer.flush()
+
+
+def _validate(model, dataset, max_batches: int = 64):
+    """Dice of the thresholded main output over masked pixels; first example's panel."""
+    inter = total = 0.0
+    panel = None
+    for i, batch in enumerate(dataset):
+        if i >= max_batches:
+            break
+        logits = model(batch["image"], training=False)["fuse"]
+        pred = tf.cast(tf.sigmoid(tf.cast(logits, tf.float32)) > 0.5, tf.float32)
+        valid = tf.cast(batch["mask"] > 0, tf.float32)
+        label = batch["label"] * valid
+        pred = pred * valid
+        inter += float(tf.reduce_sum(pred * label))
+        total += float(tf.reduce_sum(pred) + tf.reduce_sum(label))
+        if panel is None:
+            c = batch["image"].shape[-1] // 2
+            ct = batch["image"][0, :, :, c].numpy() / 255.0
+            panel = np.concatenate([ct, label[0, :, :, c].numpy(), pred[0, :, :, c].numpy()],
+                                   axis=1)[..., None].astype(np.float32)
+    dice = 2 * inter / total if total > 0 else 1.0
+    return dice, panel
+
+
+def train(config: TrainConfig) -> dict:
+    """Runs (or resumes) training; returns a summary of the run."""
+    config = config.resolved()
+    recipe = get_recipe(config.recipe)
+    model_dir = Path(config.model_dir)
+    _check_resume(model_dir, config)
+    strategy = distribute.make_strategy(config.distribution, config.cpu_devices)
+    chief = distribute.is_chief(strategy)
+    replicas = strategy.num_replicas_in_sync
+    if config.batch_size % replicas:
+        raise ConfigError(f"batch_size {config.batch_size} is not divisible by the "
+                          f"{replicas} replicas")
+    model_dir.mkdir(parents=True, exist_ok=True)
+    if chief:
+        atomic_write_text(model_dir / CONFIG_NAME,
+                          json.dumps(dataclasses.asdict(config), indent=2) + "\n", overwrite=True)
+
+    options = pipeline.PipelineOptions(batch_size=config.batch_size, seed=config.seed,
+                                       image_size=config.image_size,
+                                       number_slices=config.number_slices)
+    from liverseg.training.data import build_run_data
+
+    data = build_run_data(
+        stage=config.stage, data_dir=config.data_dir, options=options,
+        val_fraction=config.val_fraction, seed=config.seed, crop_variant=config.crop_variant,
+        mask_source="model" if config.loss_mask == "liver_model" else "gt",
+        liver_model=config.liver_model, cache_dir=model_dir / "cache" / "liver_probability",
+        val_dir=config.val_dir)
+
+    from liverseg.models import build_ds_sffnet, save_model
+
+    with _precision_policy(config.mixed_precision):
+        with strategy.scope():
+            model = build_ds_sffnet(config.stage, config.number_slices, config.variant,
+                                    seed=config.seed)
+            init_note = _initialise(model, config, recipe)
+            optimizer = make_optimizer(recipe, model.trainable_variables)
+        step_fn = TrainStep(model, optimizer, recipe, config.stage, strategy)
+        state = checkpoints.restore_latest(model_dir, model, optimizer)
+        start = int(state["step"]) if state else 0
+        print(f"{config.stage} stage, recipe {recipe.name}: {data.num_train_examples} training "
+              f"examples, {data.num_val_examples} validation; {replicas} replica(s); "
+              f"{'resuming at step %d' % start if state else 'init: ' + init_note}", flush=True)
+        per_replica = config.batch_size // replicas
+
+        def dataset_fn(ctx: tf.distribute.InputContext):
+            return data.train(per_replica, ctx.num_input_pipelines, ctx.input_pipeline_id)
+
+        iterator = iter(strategy.distribute_datasets_from_function(dataset_fn))
+        logger = _Logger(model_dir, config.max_steps, start, chief)
+        total = config.max_steps
+        metrics: dict = {}
+        val_dice = None
+        step = start
+        try:
+            while step < total:
+                lr = config.learning_rate * recipe.learning_rate_at(step, total) / recipe.learning_rate
+                supervision = recipe.supervision_at(step, total)
+                metrics = step_fn(iterator, DSN_WEIGHT[supervision], lr)
+                step += 1
+                if not np.isfinite(metrics["loss_total"]):
+                    raise FloatingPointError(f"loss became {metrics['loss_total']} at step {step}")
+                val_dice = None
+                if data.val is not None and config.val_every and (
+                        step % config.val_every == 0 or step == total):
+                    val_dice, panel = _validate(model, data.val)
+                    if panel is not None:
+                        logger.image(step, panel)
+                show = step % config.log_every == 0 or step == total or val_dice is not None
+                logger.log(step, metrics, lr, supervision, val_dice, show=show)
+                if chief and (step % config.save_every == 0 or step == total):
+                    checkpoints.save_checkpoint(
+                        model_dir, model, optimizer,
+                        {"step": step, "phase": recipe.phase_index(step, total),
+                         "supervision": recipe.supervision_at(step, total),
+                         "learning_rate": lr, "max_steps": total},
+                        keep=config.keep_checkpoints)
+        finally:
+            logger.close()
+        if chief:
+            save_model(model, model_dir)
+            from liverseg.training.curves import plot_training_curves
+            plot_training_curves(model_dir / "metrics.csv", model_dir / "training_curves.png")
+    return {"step": step, "model_dir": str(model_dir), "metrics": metrics,
+            "val_dice": val_dice, "num_train_examples": data.num_train_examples}

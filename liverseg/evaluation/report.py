@@ -1,0 +1,320 @@
+"""LiTS evaluation of a directory of predictions against a directory of
+references: case pairing, per-case scoring, aggregation and report files.
+
+Files are paired by case id: ``segmentation-N.nii[.gz]`` is case ``"N"`` and
+``test-segmentation-N.nii[.gz]`` is case ``"test-N"`` (the ids of
+``liverseg.data.lits``), in both directories. The name parsing lives here
+because evaluation pairs two label directories, which is not the
+volume/segmentation layout that ``liverseg.data.lits`` discovers.
+
+Every reference case is scored on its own: an unreadable file, a shape or
+spacing mismatch, labels outside {0, 1, 2} or a missing prediction (with
+``missing="error"``) becomes an entry of ``report["failures"]`` naming the
+file, and the other cases are still scored. Aggregates cover the scored
+cases only.
+
+Aggregates (DESIGN.md section 7): liver ``dice_per_case`` and the liver
+VOE/RVD/ASSD/MSD/RMSD are means over cases (9001 values included, as in the
+scoring program; undefined RVDs left out); ``dice_global`` is
+2 * sum(intersections) / sum(sizes) over all cases. Tumour ``precision`` and
+``recall`` pool lesion TP/FP/FN over cases; tumour VOE/RVD/ASSD/MSD/RMSD
+(and the extra ``dice_per_lesion``) are means over all detected lesions.
+A metric with nothing to average is None (JSON null).
+"""
+
+from __future__ import annotations
+
+import csv
+import enum
+import io
+import json
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from liverseg.data.nifti import load_labels, read_header
+from liverseg.errors import ConfigError, LayoutError, LiverSegError, NiftiError
+from liverseg.evaluation.metrics import Overlap, RvdConvention, case_metrics
+from liverseg.utils.atomic import atomic_write_text, check_can_write
+
+logger = logging.getLogger(__name__)
+
+SEGMENTATION_NAME = re.compile(r"^(test-)?segmentation-(\d+)\.nii(\.gz)?$", re.IGNORECASE)
+
+LIVER_CASE_KEYS = ("dice", "voe", "rvd", "assd", "msd", "rmsd")
+TUMOR_CASE_KEYS = ("dice", "num_reference_lesions", "num_predicted_lesions", "num_detected")
+LESION_MEAN_KEYS = ("voe", "rvd", "assd", "msd", "rmsd")
+
+SPACING_RTOL = 1e-4
+"""Relative tolerance when comparing prediction and reference voxel spacing."""
+
+
+class MissingPolicy(str, enum.Enum):
+    """What to do with a reference case that has no prediction file."""
+
+    ERROR = "error"
+    EMPTY = "empty"
+
+
+def case_id_from_name(name: str) -> str | None:
+    """``"N"`` for segmentation-N.nii[.gz], ``"test-N"`` for test-segmentation-N,
+    None for any other name."""
+    match = SEGMENTATION_NAME.match(name)
+    if match is None:
+        return None
+    index = str(int(match.group(2)))
+    return f"test-{index}" if match.group(1) else index
+
+
+def _case_sort_key(case_id: str) -> tuple[int, int]:
+    if case_id.startswith("test-"):
+        return 1, int(case_id[5:])
+    return 0, int(case_id)
+
+
+def find_segmentations(directory: str | os.PathLike) -> dict[str, Path]:
+    """Maps case id to segmentation file in ``directory`` (sorted by case)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise LayoutError(directory, "not a directory")
+    found: dict[str, Path] = {}
+    for path in directory.iterdir():
+        case = case_id_from_name(path.name)
+        if case is None or not path.is_file():
+            continue
+        if case in found:
+            raise LayoutError(path, f"case {case} appears twice (also {found[case].name})")
+        found[case] = path
+    return {case: found[case] for case in sorted(found, key=_case_sort_key)}
+
+
+def _expected_name(case_id: str) -> str:
+    if case_id.startswith("test-"):
+        return f"test-segmentation-{case_id[5:]}.nii"
+    return f"segmentation-{case_id}.nii"
+
+
+def _header_shape(volume) -> tuple[int, ...]:
+    # read_header leaves data empty; trailing singleton axes are accepted by nifti.
+    return tuple(int(n) for n in volume.header.get_data_shape()[:3])
+
+
+def evaluate_case(pred_path: Path | None, gt_path: Path,
+                  rvd_convention: RvdConvention | str = RvdConvention.REFERENCE) -> dict:
+    """Loads one pair (``pred_path`` None = empty prediction) and scores it.
+
+    Shapes and spacings are compared from the headers before any voxel data
+    is read. Raises NiftiError naming the offending file.
+    """
+    ref_header = read_header(gt_path)
+    ref_shape = _header_shape(ref_header)
+    spacing = tuple(float(s) for s in ref_header.spacing)
+    if pred_path is not None:
+        pred_header = read_header(pred_path)
+        if _header_shape(pred_header) != ref_shape:
+            raise NiftiError(pred_path, f"shape {_header_shape(pred_header)} does not match the "
+                                        f"reference {gt_path} shape {ref_shape}")
+        if not np.allclose(pred_header.spacing, spacing, rtol=SPACING_RTOL, atol=0.0):
+            raise NiftiError(pred_path, f"voxel spacing {tuple(pred_header.spacing)} does not match "
+                                        f"the reference {gt_path} spacing {spacing}")
+    # load_labels rejects values outside {0, 1, 2}, naming the file.
+    reference = load_labels(gt_path).data
+    pred = (np.zeros(ref_shape, dtype=np.uint8) if pred_path is None
+            else load_labels(pred_path).data)
+    return case_metrics(pred, reference, spacing, rvd_convention=rvd_convention)
+
+
+def _mean(values: Iterable[float | None]) -> float | None:
+    kept = [v for v in values if v is not None]
+    return float(np.mean(kept)) if kept else None
+
+
+def _global_dice(overlaps: Sequence[Overlap]) -> float | None:
+    if not overlaps:
+        return None
+    total = Overlap(sum(o.intersection for o in overlaps), sum(o.pred for o in overlaps),
+                    sum(o.ref for o in overlaps))
+    return total.dice()
+
+
+def _ratio(num: int, den: int) -> float | None:
+    return num / den if den else None
+
+
+def aggregate(results: Sequence[dict]) -> tuple[dict, dict]:
+    """Liver and tumour summaries of a list of ``case_metrics`` results."""
+    liver = {
+        "dice_per_case": _mean(r["liver"]["dice"] for r in results),
+        "dice_global": _global_dice([r["overlap"]["liver"] for r in results]),
+    }
+    for key in LESION_MEAN_KEYS:
+        liver[key] = _mean(r["liver"][key] for r in results)
+
+    lesions = [lesion for r in results for lesion in r["lesions"]]
+    n_ref = sum(r["tumor"]["num_reference_lesions"] for r in results)
+    n_pred = sum(r["tumor"]["num_predicted_lesions"] for r in results)
+    tp = sum(r["tumor"]["num_detected"] for r in results)
+    tumor = {
+        "dice_per_case": _mean(r["tumor"]["dice"] for r in results),
+        "dice_global": _global_dice([r["overlap"]["tumor"] for r in results]),
+        "precision": _ratio(tp, n_pred),
+        "recall": _ratio(tp, n_ref),
+    }
+    for key in LESION_MEAN_KEYS:
+        tumor[key] = _mean(lesion[key] for lesion in lesions)
+    tumor.update({
+        "dice_per_lesion": _mean(lesion["dice"] for lesion in lesions),
+        "num_reference_lesions": n_ref,
+        "num_predicted_lesions": n_pred,
+        "num_detected": tp,
+        "false_positives": n_pred - tp,
+        "false_negatives": n_ref - tp,
+    })
+    return liver, tumor
+
+
+def evaluate_directories(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike,
+                         missing: MissingPolicy | str = MissingPolicy.ERROR,
+                         rvd_convention: RvdConvention | str = RvdConvention.REFERENCE) -> dict:
+    """Scores every reference case in ``gt_dir`` against ``pred_dir``.
+
+    Returns the report dict: ``cases`` (per-case liver and tumour entries),
+    ``liver`` and ``tumor`` aggregates, and the extras ``rvd_convention``,
+    ``missing``, ``missing_predictions`` (cases scored as empty),
+    ``unmatched_predictions`` (prediction files without a reference) and
+    ``failures`` (``{"case", "path", "error"}`` per case that could not be
+    scored). Raises LayoutError when a directory is missing or ``gt_dir``
+    holds no segmentation, ConfigError on an unknown option.
+    """
+    try:
+        missing = MissingPolicy(missing)
+        rvd_convention = RvdConvention(rvd_convention)
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
+    references = find_segmentations(gt_dir)
+    if not references:
+        raise LayoutError(gt_dir, "no segmentation-N.nii[.gz] or test-segmentation-N.nii[.gz] files")
+    predictions = find_segmentations(pred_dir)
+
+    cases, results, failures, scored_empty = [], [], [], []
+    for case_id, gt_path in references.items():
+        pred_path = predictions.get(case_id)
+        if pred_path is None and missing is MissingPolicy.ERROR:
+            expected = Path(pred_dir) / _expected_name(case_id)
+            failures.append({"case": case_id, "path": str(expected),
+                             "error": f"{expected}: prediction missing (no {expected.name}[.gz]); "
+                                      "pass --missing=empty to score it as empty"})
+            logger.error("case %s: missing prediction %s", case_id, expected)
+            continue
+        try:
+            result = evaluate_case(pred_path, gt_path, rvd_convention)
+        except LiverSegError as err:
+            path = getattr(err, "path", None) or str(gt_path)
+            failures.append({"case": case_id, "path": path, "error": str(err)})
+            logger.error("case %s: %s", case_id, err)
+            continue
+        if pred_path is None:
+            scored_empty.append(case_id)
+        results.append(result)
+        cases.append({
+            "case": case_id,
+            "liver": {k: result["liver"][k] for k in LIVER_CASE_KEYS},
+            "tumor": {k: result["tumor"][k] for k in TUMOR_CASE_KEYS},
+        })
+        logger.info("case %s: liver dice %.4f, tumour dice %.4f", case_id,
+                    result["liver"]["dice"], result["tumor"]["dice"])
+
+    liver, tumor = aggregate(results)
+    return {
+        "cases": cases,
+        "liver": liver,
+        "tumor": tumor,
+        "rvd_convention": rvd_convention.value,
+        "missing": missing.value,
+        "missing_predictions": scored_empty,
+        "unmatched_predictions": [str(p) for c, p in predictions.items() if c not in references],
+        "failures": failures,
+    }
+
+
+CSV_COLUMNS = ("case",) + tuple(f"liver_{k}" for k in LIVER_CASE_KEYS) + tuple(
+    f"tumor_{k}" for k in TUMOR_CASE_KEYS)
+
+
+def report_csv(report: dict) -> str:
+    """The per-case rows of ``report`` as CSV text (empty cell = undefined)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for case in report["cases"]:
+        row = [case["case"]]
+        row += [case["liver"][k] for k in LIVER_CASE_KEYS]
+        row += [case["tumor"][k] for k in TUMOR_CASE_KEYS]
+        writer.writerow(["" if v is None else v for v in row])
+    return buf.getvalue()
+
+
+def _fmt(value, width: int = 8) -> str:
+    if value is None:
+        return "-".rjust(width)
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return str(value).rjust(width)
+    return f"{value:.4f}".rjust(width)
+
+
+def format_table(report: dict) -> str:
+    """Human-readable table of the per-case scores and the aggregates."""
+    head = ("case",) + tuple(f"L.{k}" for k in LIVER_CASE_KEYS) + ("T.dice", "T.ref", "T.pred", "T.det")
+    lines = ["liver (L.) and tumour (T.) scores; T.ref/T.pred/T.det = reference, predicted, "
+             "detected lesions", "".join(h.rjust(8) for h in head)]
+    for case in report["cases"]:
+        values = [case["liver"][k] for k in LIVER_CASE_KEYS] + [case["tumor"][k] for k in TUMOR_CASE_KEYS]
+        lines.append(case["case"].rjust(8) + "".join(_fmt(v) for v in values))
+    for name in ("liver", "tumor"):
+        summary = ", ".join(f"{k} {_fmt(v, 0)}" for k, v in report[name].items())
+        lines.append(f"{name}: {summary}")
+    lines.append(f"rvd convention: {report.get('rvd_convention', RvdConvention.REFERENCE.value)}")
+    for failure in report.get("failures", []):
+        lines.append(f"FAILED {failure['case']}: {failure['error']}")
+    return "\n".join(lines)
+
+
+def csv_path_for(output: str | os.PathLike) -> Path:
+    """The CSV written beside the JSON report (same name, ``.csv`` suffix)."""
+    output = Path(output)
+    if output.suffix.lower() == ".csv":
+        raise ConfigError(f"{output}: the report output must not be a .csv name "
+                          "(the per-case CSV is written beside it)")
+    return output.with_suffix(".csv")
+
+
+def write_report(report: dict, output: str | os.PathLike, overwrite: bool = False) -> tuple[Path, Path]:
+    """Writes ``report`` as JSON to ``output`` and its per-case CSV beside it
+    (atomically); returns both paths."""
+    output = Path(output)
+    csv_path = csv_path_for(output)
+    check_can_write(output, overwrite)
+    check_can_write(csv_path, overwrite)
+    text = json.dumps(report, indent=2, allow_nan=False) + "\n"
+    atomic_write_text(csv_path, report_csv(report), overwrite=overwrite)
+    atomic_write_text(output, text, overwrite=overwrite)
+    return output, csv_path
+
+
+def evaluate_to_files(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike,
+                      output: str | os.PathLike, *,
+                      missing: MissingPolicy | str = MissingPolicy.ERROR,
+                      rvd_convention: RvdConvention | str = RvdConvention.REFERENCE,
+                      overwrite: bool = False) -> dict:
+    """Checks the outputs can be written, evaluates, writes JSON and CSV, and
+    returns the report (its ``failures`` list says whether all cases scored)."""
+    output = Path(output)
+    check_can_write(output, overwrite)
+    check_can_write(csv_path_for(output), overwrite)
+    report = evaluate_directories(pred_dir, gt_dir, missing=missing, rvd_convention=rvd_convention)
+    write_report(report, output, overwrite=overwrite)
+    return report

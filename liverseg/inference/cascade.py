@@ -1,0 +1,394 @@
+"""Segments one loaded CT volume through the full cascade (DESIGN.md sections 1, 2, 5).
+
+Steps, as in the original test pipeline:
+
+1. intensity range of the HU-clipped volume (one pass, no copy); every
+   batch of slice stacks is windowed and scaled on its own;
+2. liver net over all slices, each slice from its own stack and channel
+   (middle channel of the stack centred on it; channel 0 / last for the
+   first / last slice); liver mask = probability > 0.5;
+3. ROI: the 2D bounding box of the predicted liver over all slices; the
+   slices with more than ``min_liver_pixels`` (500 at 512x512) predicted
+   liver pixels are the ROI slices;
+4. tumour net on the ROI slices cropped to the box (``crop_variant``
+   ``original`` drops the box's last row and column as the original code,
+   ``paper`` keeps them); the crop's probabilities are pasted back (zero
+   elsewhere) and set to 0 where the liver mask is 0 (the original's
+   ``mask_with_liver`` with the liver net's thresholded output);
+5. 3D dense CRF (original parameters, ``liverseg.postprocess.crf``) on the
+   liver probability and on the masked tumour probability;
+6. binary opening of both masks (``liverseg.postprocess.morphology``);
+7. label map: 1 where the final liver is, 2 where the final tumour is and
+   the final liver too (label 2 overrides 1).
+
+Choices the original leaves open, and what is done here:
+
+* CRF image: the bilateral feature is "the image scaled to [0, 1], x255".
+  We give it the network's input image (HU clipped to [-150, 250], scaled
+  with the volume's min and max to 0..255), whose x255 scaling is exactly
+  that; ``crf_image="hu"`` passes the raw HU instead (min-max over the
+  volume), where one intensity unit is ~16 HU and the 20-unit bilateral
+  width covers ~300 HU, making the kernel nearly intensity-blind.
+* CRF extent: on the bounding box of probability > 0.5 plus
+  ``crf_margin`` voxels (10) per axis instead of the whole volume
+  (``crf_on="volume"`` runs it on everything; docs/BENCHMARKS.md gives the
+  time and memory saved). Voxels outside the box are background.
+* Liver net output for ROI, mask and CRF: the fused output's sigmoid.
+* Tumour stacks near the ROI's ends use the neighbouring slices of the
+  volume even when those are not ROI slices themselves.
+* A box narrower than the networks' minimum input (16 px) is grown around
+  its centre to 16 px (clipped to the image) before the tumour net runs.
+* Tumour masking uses the liver net's thresholded probability (before
+  CRF); the final label map keeps tumour only inside the final (CRF +
+  opening) liver unless ``tumor_in_final_liver`` is off. With
+  ``liver_mask=False`` neither masking is done.
+* Opening: the 6-neighbour 3D cross (the kernel is not published).
+
+Memory: the volume stays in its loaded dtype (int16 for integer CT); the
+float32 liver probability is the one full-size float array; tumour
+probabilities are kept only over the ROI slices and box; the masks are
+one byte per voxel; the CRF works on its box only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import logging
+import os
+import time
+from typing import Callable
+
+import numpy as np
+
+from liverseg.data import preprocess as pp
+from liverseg.data.nifti import NiftiVolume
+from liverseg.errors import ConfigError, NiftiError
+from liverseg.inference.predictor import (MIN_NET_SIZE, PredictorOptions, StackPredictor,
+                                          predict_slices)
+from liverseg.postprocess import crf as crf_lib
+from liverseg.postprocess import morphology
+
+logger = logging.getLogger(__name__)
+
+STAGES = ("load", "liver_net", "roi", "tumor_net", "crf", "opening", "labels", "write")
+"""Timing keys of one volume, in pipeline order (``load``/``write`` are the runner's)."""
+
+ProgressFn = Callable[[str, int, int], None]
+
+
+class CrfScope(str, enum.Enum):
+    """Where the 3D dense CRF runs."""
+
+    ROI = "roi"  # bounding box of probability > 0.5 plus a margin
+    VOLUME = "volume"  # the whole volume (the original; slow, memory hungry)
+
+
+class CrfImage(str, enum.Enum):
+    """Which intensities feed the CRF's bilateral term (both min-max scaled to 0..255)."""
+
+    WINDOW = "window"  # the network input: HU clipped to [-150, 250]
+    HU = "hu"  # the raw HU values
+
+
+@dataclasses.dataclass(frozen=True)
+class SegmentOptions:
+    """Options of the cascade; defaults follow the original (module docstring)."""
+
+    batch_size: int = 8
+    mixed_precision: bool = False
+    jit_compile: bool = False
+    crop_variant: str = "original"
+    threshold: float = 0.5
+    liver_mask: bool = True
+    crf: bool = True
+    crf_on: str = CrfScope.ROI.value
+    crf_margin: int = 10
+    crf_image: str = CrfImage.WINDOW.value
+    crf_params: crf_lib.CrfParams = crf_lib.CrfParams()
+    opening: bool = True
+    tumor_in_final_liver: bool = True
+    keep_probabilities: bool = True
+
+    def __post_init__(self):
+        if self.crop_variant not in pp.CROP_VARIANTS:
+            raise ConfigError(f"crop_variant must be one of {pp.CROP_VARIANTS}, "
+                              f"got {self.crop_variant!r}")
+        for name, enum_type in (("crf_on", CrfScope), ("crf_image", CrfImage)):
+            value = getattr(self, name)
+            allowed = tuple(e.value for e in enum_type)
+            if isinstance(value, enum.Enum):
+                value = value.value
+                object.__setattr__(self, name, value)
+            if value not in allowed:
+                raise ConfigError(f"{name} must be one of {allowed}, got {value!r}")
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) \
+                or self.batch_size < 1:
+            raise ConfigError(f"batch_size must be a positive integer, got {self.batch_size!r}")
+        if not 0.0 < float(self.threshold) < 1.0:
+            raise ConfigError(f"threshold must be in (0, 1), got {self.threshold!r}")
+        if isinstance(self.crf_margin, bool) or not isinstance(self.crf_margin, int) \
+                or self.crf_margin < 0:
+            raise ConfigError(f"crf_margin must be a non-negative integer, got {self.crf_margin!r}")
+
+    def predictor_options(self) -> PredictorOptions:
+        return PredictorOptions(batch_size=self.batch_size, jit_compile=self.jit_compile,
+                                mixed_precision=self.mixed_precision)
+
+
+@dataclasses.dataclass(eq=False)
+class SegmentationResult:
+    """Label map (uint8 0/1/2, the volume's shape) and what led to it.
+
+    ``liver_probability`` is the float32 liver net output (None when
+    ``keep_probabilities`` is off). The tumour probability is kept compact
+    (``tumor_region`` of the volume: ROI box rows, columns and the ROI
+    slices' range); ``tumor_probability`` expands it to full size on demand.
+    ``timings`` holds seconds per stage (``STAGES``) and ``total``.
+    """
+
+    labels: np.ndarray
+    liver_probability: np.ndarray | None
+    tumor_probability_region: np.ndarray | None
+    tumor_region: tuple[slice, slice, slice] | None
+    has_tumor_model: bool
+    roi: pp.RoiBox | None
+    roi_slices: np.ndarray
+    timings: dict[str, float]
+    probabilities_kept: bool = True
+    details: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    @property
+    def tumor_probability(self) -> np.ndarray | None:
+        """Full-size float32 tumour probability (0 outside the ROI region); None without
+        a tumour model or when probabilities were not kept."""
+        if not (self.has_tumor_model and self.probabilities_kept):
+            return None
+        full = np.zeros(self.labels.shape, np.float32)
+        if self.tumor_region is not None:
+            full[self.tumor_region] = self.tumor_probability_region
+        return full
+
+    def voxel_counts(self) -> dict[str, int]:
+        """Voxels labelled liver (1 or 2) and tumour (2)."""
+        tumour = int(np.count_nonzero(self.labels == 2))
+        return {"liver": int(np.count_nonzero(self.labels)), "tumor": tumour}
+
+
+def _as_model(model_or_path, what: str, expected_stage: str):
+    """A Keras model from a model object or a path (liverseg directory or .keras)."""
+    if isinstance(model_or_path, (str, os.PathLike)):
+        from liverseg.models import load_model
+
+        model = load_model(model_or_path)
+    else:
+        model = model_or_path
+    if model is None or not hasattr(model, "inputs"):
+        raise ConfigError(f"{what} must be a Keras model or a model path, got {model_or_path!r}")
+    from liverseg.models import model_config_of
+
+    try:
+        stage = model_config_of(model).stage
+    except ConfigError:
+        stage = None  # not a liverseg network name: accepted as is (custom models)
+    if stage is not None and stage != expected_stage:
+        where = f"{os.fspath(model_or_path)}: " if isinstance(model_or_path, (str, os.PathLike)) else ""
+        raise ConfigError(f"{where}{what} holds a {stage} network, expected a {expected_stage} "
+                          f"network (were the liver and tumour models swapped?)")
+    return model
+
+
+def _grow(sl: slice, size: int, minimum: int) -> slice:
+    """``sl`` widened around its centre to at least ``minimum`` (within 0..size)."""
+    length = sl.stop - sl.start
+    if length >= minimum:
+        return sl
+    start = sl.start - (minimum - length) // 2
+    start = min(max(start, 0), max(size - minimum, 0))
+    return slice(start, min(start + minimum, size))
+
+
+class Segmenter:
+    """The cascade: liver net, ROI, tumour net, masking, CRF, opening, labels.
+
+    ``liver_model`` / ``tumor_model``: Keras models or model paths
+    (``liverseg.models.load_model``); without a tumour model the output has
+    labels 0 and 1 only. One predictor (one traced function) per network is
+    reused for every volume.
+    """
+
+    def __init__(self, liver_model, tumor_model=None, options: SegmentOptions = SegmentOptions()):
+        self.options = options
+        popts = options.predictor_options()
+        self.liver = StackPredictor(_as_model(liver_model, "liver model", "liver"), popts)
+        self.tumor = None
+        if tumor_model is not None:
+            self.tumor = StackPredictor(_as_model(tumor_model, "tumour model", "tumor"), popts)
+
+    @property
+    def min_slices(self) -> int:
+        nets = [self.liver] + ([self.tumor] if self.tumor is not None else [])
+        return max(p.number_slices for p in nets)
+
+    def check_volume(self, data: np.ndarray, path: str) -> None:
+        """Raises NiftiError (naming ``path``) if the cascade cannot run on ``data``."""
+        if data.ndim != 3:
+            raise NiftiError(path, f"expected a 3D volume, got shape {data.shape}")
+        if data.dtype.kind not in "iuf":
+            raise NiftiError(path, f"expected numeric CT values, got dtype {data.dtype}")
+        x, y, z = data.shape
+        if z < self.min_slices:
+            raise NiftiError(path, f"volume has {z} slice(s) along its third axis; the cascade "
+                                   f"needs at least {self.min_slices}")
+        if min(x, y) < MIN_NET_SIZE:
+            raise NiftiError(path, f"slices are {x}x{y} pixels; the networks need at least "
+                                   f"{MIN_NET_SIZE}x{MIN_NET_SIZE}")
+
+    def liver_probability(self, hu: np.ndarray, intensity: tuple[float, float] | None = None, *,
+                          stats: dict | None = None, progress: ProgressFn | None = None) -> np.ndarray:
+        """float32 [x, y, z] liver net probability of every slice (original channel choice)."""
+        if intensity is None:
+            intensity = pp.intensity_range(hu)
+        cb = None if progress is None else (lambda d, t: progress("liver_net", d, t))
+        return predict_slices(self.liver, hu, intensity, stats=stats, progress=cb)
+
+    def segment(self, volume: NiftiVolume | np.ndarray, *, liver_probability: np.ndarray | None = None,
+                progress: ProgressFn | None = None) -> SegmentationResult:
+        """Runs the cascade on one volume (``NiftiVolume`` or [x, y, z] HU array).
+
+        ``liver_probability`` (float32, the volume's shape) replaces the
+        liver net, e.g. when it was computed before. ``progress(stage, done,
+        total)`` is called during the network stages.
+        """
+        opts = self.options
+        if isinstance(volume, NiftiVolume):
+            hu, path = volume.data, volume.path
+        else:
+            hu, path = np.asarray(volume), "<array>"
+        self.check_volume(hu, path)
+        timings = {k: 0.0 for k in STAGES if k not in ("load", "write")}
+        details: dict[str, float] = {}
+        start = time.perf_counter()
+
+        t = time.perf_counter()
+        intensity = pp.intensity_range(hu)
+        if liver_probability is None:
+            stats: dict[str, float] = {}
+            liver_prob = self.liver_probability(hu, intensity, stats=stats, progress=progress)
+            details.update({f"liver_{k}": v for k, v in stats.items()})
+        else:
+            liver_prob = np.asarray(liver_probability, dtype=np.float32)
+            if liver_prob.shape != hu.shape:
+                raise ValueError(f"liver_probability shape {liver_prob.shape} does not match "
+                                 f"the volume's {hu.shape}")
+        liver_mask = liver_prob > opts.threshold
+        timings["liver_net"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        box = pp.liver_roi_box(liver_mask)
+        roi_slices = np.flatnonzero(pp.roi_slice_mask(liver_mask))
+        timings["roi"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        tumor_prob, tumor_region = None, None
+        if self.tumor is not None and box is not None and roi_slices.size:
+            tumor_prob, tumor_region = self._tumor_probability(
+                hu, intensity, box, roi_slices, liver_mask, details, progress)
+        timings["tumor_net"] = time.perf_counter() - t
+        del liver_mask
+
+        t = time.perf_counter()
+        crf_image = self._crf_image_fn(hu, intensity)
+        whole = tuple(slice(0, n) for n in hu.shape)
+        liver_final = self._binarise(liver_prob, whole, hu, crf_image)
+        if not opts.keep_probabilities:
+            liver_prob = None
+        tumor_final = None
+        if self.tumor is not None:
+            tumor_final = (self._binarise(tumor_prob, tumor_region, hu, crf_image)
+                           if tumor_prob is not None else np.zeros(hu.shape, bool))
+        timings["crf"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        if opts.opening:
+            liver_final = morphology.opening(liver_final)
+            if tumor_final is not None:
+                tumor_final = morphology.opening(tumor_final)
+        timings["opening"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        labels = liver_final.view(np.uint8)  # bool -> 0/1 without a copy
+        if tumor_final is not None:
+            if opts.liver_mask and opts.tumor_in_final_liver:
+                np.logical_and(tumor_final, liver_final, out=tumor_final)
+            labels[tumor_final] = 2
+        timings["labels"] = time.perf_counter() - t
+        timings["total"] = time.perf_counter() - start
+
+        kept = opts.keep_probabilities
+        return SegmentationResult(
+            labels=labels, liver_probability=liver_prob,
+            tumor_probability_region=tumor_prob if kept else None,
+            tumor_region=tumor_region if kept else None, has_tumor_model=self.tumor is not None,
+            roi=box, roi_slices=roi_slices, timings=timings, probabilities_kept=kept,
+            details=details)
+
+    def _tumor_probability(self, hu, intensity, box, roi_slices, liver_mask, details, progress):
+        """Tumour net on the ROI slices' crops; (probability, region) with the
+        masked probability over ``region`` = (rows, cols, ROI slice range)."""
+        rows, cols = box.slices(self.options.crop_variant)
+        x, y, _ = hu.shape
+        rows, cols = _grow(rows, x, MIN_NET_SIZE), _grow(cols, y, MIN_NET_SIZE)
+        stats: dict[str, float] = {}
+        cb = None if progress is None else (lambda d, t: progress("tumor_net", d, t))
+        crop = predict_slices(self.tumor, hu, intensity, roi_slices, region=(rows, cols),
+                              stats=stats, progress=cb)
+        details.update({f"tumor_{k}": v for k, v in stats.items()})
+        z0, z1 = int(roi_slices[0]), int(roi_slices[-1]) + 1
+        region = (rows, cols, slice(z0, z1))
+        prob = np.zeros((crop.shape[0], crop.shape[1], z1 - z0), np.float32)
+        prob[:, :, roi_slices - z0] = crop
+        if self.options.liver_mask:
+            prob[~liver_mask[region]] = 0.0
+        return prob, region
+
+    def _crf_image_fn(self, hu: np.ndarray, intensity) -> Callable:
+        """``f(box) -> (image, (lo, hi))``: the CRF's image over a box of the volume
+        and the range that scales it to 0..255 as the whole volume would be."""
+        if not self.options.crf:
+            return lambda box: None
+        if self.options.crf_image == CrfImage.WINDOW.value:
+            return lambda box: (pp.window_and_scale(hu[box], *intensity), (0.0, 255.0))
+        hu_range = (float(np.min(hu)), float(np.max(hu)))
+        return lambda box: (hu[box], hu_range)
+
+    def _binarise(self, prob: np.ndarray, region: tuple[slice, slice, slice],
+                  hu: np.ndarray, crf_image: Callable) -> np.ndarray:
+        """Full-size bool mask of a probability given over ``region`` of the volume
+        (zero elsewhere): the CRF's MAP labels or, without CRF, prob > threshold.
+
+        The ROI CRF runs on the bounding box of prob > threshold grown by
+        ``crf_margin`` voxels (clipped to the volume, not to ``region``).
+        """
+        opts = self.options
+        out = np.zeros(hu.shape, bool)
+        if not opts.crf:
+            out[region] = prob > opts.threshold
+            return out
+        if opts.crf_on == CrfScope.VOLUME.value:
+            box = (slice(0, hu.shape[0]), slice(0, hu.shape[1]), slice(0, hu.shape[2]))
+        else:
+            inner = morphology.bounding_box(prob > opts.threshold)
+            if inner is None:
+                return out
+            m = opts.crf_margin
+            box = tuple(slice(max(r.start + b.start - m, 0), min(r.start + b.stop + m, n))
+                        for r, b, n in zip(region, inner, hu.shape))
+        box_prob = np.zeros(tuple(b.stop - b.start for b in box), np.float32)
+        overlap = tuple(slice(max(r.start, b.start), min(r.stop, b.stop))
+                        for r, b in zip(region, box))
+        box_prob[tuple(slice(o.start - b.start, o.stop - b.start) for o, b in zip(overlap, box))] = \
+            prob[tuple(slice(o.start - r.start, o.stop - r.start) for o, r in zip(overlap, region))]
+        image, rng = crf_image(box)
+        out[box] = crf_lib.dense_crf_3d(box_prob, image, opts.crf_params, intensity_range=rng)
+        return out

@@ -1,0 +1,365 @@
+"""Segments every CT volume of a directory (or one file) into LiTS label maps.
+
+Discovery (one directory level, natural order, hidden entries ignored):
+``*.nii`` / ``*.nii.gz`` are inputs, except label maps (``segmentation-*``,
+``test-segmentation-*``) and this tool's own outputs (stems ending in
+``_segmentation``, ``_liver_probability``, ``_tumor_probability``); those,
+sub-directories and other files are skipped and listed.
+
+Naming: the input's name with ``volume`` replaced by ``segmentation``
+(``test-volume-7.nii`` -> ``test-segmentation-7.nii``), otherwise
+``<stem>_segmentation``; always the input's extension. Beside it, on
+request, ``<output stem>_liver_probability<ext>``,
+``<output stem>_tumor_probability<ext>`` (float32) and
+``<output stem>_overlay.png``.
+
+Robustness: every case is independent; a failing case logs one line
+naming its file and the run goes on. All files are written atomically
+(temporary file, then rename; an existing symlink is replaced, its target
+never written). The label map is written last and marks a finished case:
+an existing label map is refused (``overwrite``) or skipped
+(``skip_existing``); the auxiliary files of a case without label map are
+leftovers of an interrupted run and are replaced, so a rerun after a crash
+redoes exactly the unfinished cases.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import logging
+import os
+import re
+import time
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from liverseg.data import nifti
+from liverseg.data.preprocess import intensity_range
+from liverseg.errors import ConfigError, LayoutError, LiverSegError, OutputError
+from liverseg.inference.cascade import STAGES, Segmenter, SegmentOptions
+from liverseg.utils.atomic import check_can_write, safe_output_path
+from liverseg.utils.progress import Progress, format_seconds
+
+logger = logging.getLogger(__name__)
+
+NIFTI_SUFFIXES = (".nii.gz", ".nii")
+LABEL_MAP = re.compile(r"^(test-)?segmentation-", re.IGNORECASE)
+OUTPUT_STEM_ENDINGS = ("_segmentation", "_liver_probability", "_tumor_probability")
+_MAX_LISTED = 20
+
+
+class CaseStatus(str, enum.Enum):
+    WRITTEN = "written"
+    SKIPPED = "skipped"  # label map exists and skip_existing is on
+    FAILED = "failed"
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOptions:
+    """What the runner writes and how it treats existing outputs."""
+
+    overwrite: bool = False
+    skip_existing: bool = False
+    write_probabilities: bool = False
+    overlays: bool = False
+
+    def __post_init__(self):
+        if self.overwrite and self.skip_existing:
+            raise ConfigError("overwrite and skip_existing exclude each other")
+
+
+@dataclasses.dataclass
+class CaseReport:
+    input: Path
+    output: Path | None
+    status: CaseStatus
+    error: str | None = None
+    timings: dict[str, float] = dataclasses.field(default_factory=dict)
+    extra_outputs: list[Path] = dataclasses.field(default_factory=list)
+    voxels: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"input": str(self.input), "output": None if self.output is None else str(self.output),
+                "status": self.status.value, "error": self.error,
+                "timings": {k: round(v, 4) for k, v in self.timings.items()},
+                "extra_outputs": [str(p) for p in self.extra_outputs], "voxels": self.voxels}
+
+
+@dataclasses.dataclass
+class RunReport:
+    cases: list[CaseReport]
+    ignored: list[tuple[Path, str]]
+
+    def _with(self, status: CaseStatus) -> list[CaseReport]:
+        return [c for c in self.cases if c.status == status]
+
+    @property
+    def written(self) -> list[CaseReport]:
+        return self._with(CaseStatus.WRITTEN)
+
+    @property
+    def skipped(self) -> list[CaseReport]:
+        return self._with(CaseStatus.SKIPPED)
+
+    @property
+    def failed(self) -> list[CaseReport]:
+        return self._with(CaseStatus.FAILED)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def to_dict(self) -> dict:
+        return {"cases": [c.to_dict() for c in self.cases],
+                "ignored": [{"path": str(p), "reason": r} for p, r in self.ignored],
+                "written": len(self.written), "skipped": len(self.skipped),
+                "failed": len(self.failed)}
+
+
+# ----------------------------------------------------------------------------
+# Discovery and naming
+
+
+def split_nifti_name(name: str) -> tuple[str, str] | None:
+    """``(stem, extension)`` of a ``.nii`` / ``.nii.gz`` name (extension as written), else None."""
+    lower = name.lower()
+    for suffix in NIFTI_SUFFIXES:
+        if lower.endswith(suffix) and len(name) > len(suffix):
+            return name[:-len(suffix)], name[-len(suffix):]
+    return None
+
+
+def output_name(input_name: str) -> str:
+    """Label map name for an input: ``volume`` -> ``segmentation``, else ``<stem>_segmentation``."""
+    parts = split_nifti_name(input_name)
+    if parts is None:
+        raise ValueError(f"{input_name!r} is not a .nii or .nii.gz name")
+    stem, ext = parts
+    stem = stem.replace("volume", "segmentation") if "volume" in stem else f"{stem}_segmentation"
+    return stem + ext
+
+
+def auxiliary_names(label_name: str) -> dict[str, str]:
+    """Names of the probability maps and the overlay written beside a label map."""
+    stem, ext = split_nifti_name(label_name)
+    return {"liver_probability": f"{stem}_liver_probability{ext}",
+            "tumor_probability": f"{stem}_tumor_probability{ext}",
+            "overlay": f"{stem}_overlay.png"}
+
+
+def _skip_reason(entry: Path) -> str | None:
+    """Why a directory entry is not an input, or None for a CT volume."""
+    if entry.is_dir():
+        return "directory"
+    parts = split_nifti_name(entry.name)
+    if parts is None:
+        return "not a NIfTI file"
+    if LABEL_MAP.match(entry.name):
+        return "label map"
+    if parts[0].endswith(OUTPUT_STEM_ENDINGS):
+        return "output of this tool"
+    return None
+
+
+def _natural_key(path: Path) -> list:
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
+
+
+def discover_inputs(input_path: str | os.PathLike) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """CT volumes to segment and the skipped entries ``(path, reason)``.
+
+    ``input_path`` is a directory (one level, hidden entries ignored) or one
+    NIfTI file. Raises LayoutError when there is nothing to segment.
+    """
+    p = Path(input_path)
+    if p.is_dir():
+        inputs, ignored = [], []
+        for entry in sorted(p.iterdir(), key=_natural_key):
+            if entry.name.startswith("."):
+                continue
+            reason = _skip_reason(entry)
+            if reason is None:
+                inputs.append(entry)
+            else:
+                ignored.append((entry, reason))
+        if not inputs:
+            raise LayoutError(p, "no CT volumes (.nii or .nii.gz, other than label maps) found")
+        return inputs, ignored
+    if not p.exists() and not p.is_symlink():
+        raise LayoutError(p, "input does not exist")
+    if split_nifti_name(p.name) is None:
+        raise LayoutError(p, "input file name must end in .nii or .nii.gz")
+    if LABEL_MAP.match(p.name):
+        raise LayoutError(p, "is a label map (segmentation-*), not a CT volume")
+    return [p], []
+
+
+def _format_ignored(ignored: Sequence[tuple[Path, str]]) -> str:
+    shown = [f"{p.name}{'/' if r == 'directory' else ''} ({r})" for p, r in ignored[:_MAX_LISTED]]
+    more = len(ignored) - len(shown)
+    return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
+
+
+# ----------------------------------------------------------------------------
+# Running
+
+
+@dataclasses.dataclass
+class _Plan:
+    input: Path
+    output: Path
+    aux: dict[str, Path]
+
+
+def _plan(inputs: Iterable[Path], output_dir: Path, options: RunOptions,
+          report: RunReport) -> list[_Plan]:
+    """Output paths per input; existing / colliding outputs become skipped or failed cases."""
+    plans, seen = [], {}
+    for path in inputs:
+        try:
+            name = output_name(path.name)
+            out = safe_output_path(output_dir, name)
+            aux = {k: safe_output_path(output_dir, v) for k, v in auxiliary_names(name).items()}
+            if out in seen:
+                raise OutputError(out, f"output name collides with that of {seen[out]}")
+            seen[out] = path
+            if options.skip_existing and (out.exists() or out.is_symlink()) and not out.is_dir():
+                report.cases.append(CaseReport(path, out, CaseStatus.SKIPPED))
+                logger.info("%s: skipped, %s exists", path, out.name)
+                continue
+            check_can_write(out, options.overwrite)
+        except LiverSegError as exc:
+            report.cases.append(CaseReport(path, None, CaseStatus.FAILED, str(exc)))
+            logger.error("%s", exc)
+            continue
+        plans.append(_Plan(path, out, aux))
+    return plans
+
+
+def _progress_printer(label: str, interval: float = 10.0):
+    """``progress(stage, done, total)`` logging a rate/ETA line every ``interval`` s of a stage."""
+    bars: dict[str, list] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        now = time.perf_counter()
+        if stage not in bars:
+            bars[stage] = [Progress(total, label=f"{label} {stage}", unit="stacks", start=done), now]
+            return
+        bar, last = bars[stage]
+        if now - last >= interval or (done >= total and now - bar.start_time >= interval):
+            logger.info("%s", bar.line(done))
+            bars[stage][1] = now
+
+    return progress
+
+
+def _write_case(plan: _Plan, volume, result, options: RunOptions) -> list[Path]:
+    """Auxiliary outputs first, the label map last (it marks a finished case)."""
+    extra = []
+    aux_overwrite = True  # no label map yet: these are leftovers of an unfinished run
+    if options.write_probabilities:
+        nifti.save_probabilities(plan.aux["liver_probability"], result.liver_probability, volume,
+                                 overwrite=aux_overwrite)
+        extra.append(plan.aux["liver_probability"])
+        tumour = result.tumor_probability
+        if tumour is not None:
+            nifti.save_probabilities(plan.aux["tumor_probability"], tumour, volume,
+                                     overwrite=aux_overwrite)
+            extra.append(plan.aux["tumor_probability"])
+            del tumour
+    if options.overlays:
+        from liverseg.inference.overlay import save_overlay
+
+        save_overlay(plan.aux["overlay"], volume.data, result.labels, spacing=volume.spacing,
+                     intensity_range=intensity_range(volume.data), title=plan.input.name,
+                     overwrite=aux_overwrite)
+        extra.append(plan.aux["overlay"])
+    nifti.save_labels(plan.output, result.labels, volume, overwrite=options.overwrite)
+    return extra
+
+
+def run(inputs: str | os.PathLike | Sequence[str | os.PathLike], output_dir: str | os.PathLike,
+        segmenter: Segmenter | None = None, options: RunOptions = RunOptions(), *,
+        liver_model=None, tumor_model=None,
+        segment_options: SegmentOptions = SegmentOptions()) -> RunReport:
+    """Segments ``inputs`` (a directory, one file, or a list of files) into ``output_dir``.
+
+    Give a ready ``segmenter`` or the models (paths or Keras models) and
+    ``segment_options``; models are loaded only if some case needs them.
+    Returns the per-case report; a case's failure is logged and recorded,
+    never raised. Raises LayoutError / OutputError / ConfigError /
+    CheckpointError for problems of the whole run (no inputs, unusable
+    output directory, bad options, unloadable model).
+    """
+    if segmenter is None and liver_model is None:
+        raise ConfigError("run() needs a segmenter or a liver model")
+    if isinstance(inputs, (str, os.PathLike)):
+        paths, ignored = discover_inputs(inputs)
+    else:
+        paths, ignored = [Path(p) for p in inputs], []
+        if not paths:
+            raise LayoutError(None, "no input volumes given")
+    out_dir = Path(output_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(out_dir, "output directory path exists and is not a directory")
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    report = RunReport([], list(ignored))
+    if ignored:
+        logger.info("skipping %d entr%s that are not CT volumes: %s", len(ignored),
+                    "y" if len(ignored) == 1 else "ies", _format_ignored(ignored))
+    plans = _plan(paths, out_dir, options, report)
+    if not plans:
+        return report
+    if segmenter is None:
+        keep = options.write_probabilities
+        segmenter = Segmenter(liver_model, tumor_model,
+                              dataclasses.replace(segment_options, keep_probabilities=keep))
+    elif options.write_probabilities and not segmenter.options.keep_probabilities:
+        raise ConfigError("write_probabilities needs a segmenter with keep_probabilities=True")
+
+    progress = Progress(len(plans), label="volume", unit="volumes")
+    run_start = time.perf_counter()
+    for i, plan in enumerate(plans, start=1):
+        report.cases.append(_run_case(plan, segmenter, options, f"{i}/{len(plans)}"))
+        progress.update(i, failed=len(report.failed))
+    logger.info("done in %s: %d written, %d skipped, %d failed",
+                format_seconds(time.perf_counter() - run_start), len(report.written),
+                len(report.skipped), len(report.failed))
+    return report
+
+
+def _run_case(plan: _Plan, segmenter: Segmenter, options: RunOptions, label: str) -> CaseReport:
+    case = CaseReport(plan.input, plan.output, CaseStatus.FAILED)
+    try:
+        t = time.perf_counter()
+        volume = nifti.load_ct(plan.input, dtype=None)
+        load_time = time.perf_counter() - t
+        result = segmenter.segment(volume, progress=_progress_printer(label))
+        t = time.perf_counter()
+        case.extra_outputs = _write_case(plan, volume, result, options)
+        write_time = time.perf_counter() - t
+    except LiverSegError as exc:
+        case.error = str(exc)
+        logger.error("%s", exc)
+        return case
+    except MemoryError:
+        case.error = f"{plan.input}: out of memory"
+        logger.error("%s", case.error)
+        return case
+    except Exception as exc:  # one bad case must not stop the others
+        case.error = f"{plan.input}: unexpected {type(exc).__name__}: {exc}"
+        logger.error("%s", case.error)
+        logger.debug("traceback", exc_info=True)
+        return case
+    case.status = CaseStatus.WRITTEN
+    case.timings = {"load": load_time, **result.timings, "write": write_time}
+    case.timings["total"] = load_time + result.timings["total"] + write_time
+    case.voxels = result.voxel_counts()
+    stage_text = " ".join(f"{k} {case.timings[k]:.2f}s" for k in STAGES)
+    logger.info("%s %s -> %s: %d x %d x %d, liver %d vox, tumour %d vox, %d ROI slices; %s; "
+                "total %.2fs", label, plan.input.name, plan.output.name, *volume.shape,
+                case.voxels["liver"], case.voxels["tumor"], len(result.roi_slices),
+                stage_text, case.timings["total"])
+    return case

@@ -1,0 +1,207 @@
+"""The cascade on a synthetic volume with networks of known output.
+
+The fake liver net calls liver everything brighter than background (liver
+and tumour), the fake tumour net everything darker than liver (tumour and
+background), both with probabilities at 0 or 1 except a soft speck (liver
+probability 0.6) far from the liver. So the expected label maps are known
+exactly for every combination of post-processing switches.
+"""
+
+import numpy as np
+import pytest
+
+from liverseg.data.nifti import NiftiVolume
+from liverseg.errors import ConfigError, NiftiError
+from liverseg.inference import CrfScope, Segmenter, SegmentOptions
+from tests.inference import helpers
+from tests.inference.helpers import LIVER_BOX, SHAPE, SPECK, TUMOUR_BOX
+
+
+def box_minus_edges(box):
+    """A box opened by the 6-neighbour cross: the box without its 12 edges."""
+    mask = np.zeros(SHAPE, bool)
+    mask[box] = True
+    on_face = sum(((idx == sl.start) | (idx == sl.stop - 1)).astype(int)
+                  for idx, sl in zip(np.indices(SHAPE), box))
+    return mask & (on_face < 2)
+
+
+def labels_from(liver, tumour):
+    labels = liver.astype(np.uint8)
+    labels[tumour & liver] = 2
+    return labels
+
+
+@pytest.fixture(scope="module")
+def fake_nets():
+    return helpers.fake_liver_model(), helpers.fake_tumor_model()
+
+
+def segment(fake_nets, volume=None, **options):
+    liver, tumour = fake_nets
+    if volume is None:
+        volume = helpers.synthetic_volume(speck=True)
+    return Segmenter(liver, tumour, SegmentOptions(batch_size=4, **options)).segment(volume)
+
+
+def test_default_cascade_crf_then_opening(fake_nets):
+    result = segment(fake_nets)
+    expected = labels_from(box_minus_edges(LIVER_BOX), box_minus_edges(TUMOUR_BOX))
+    np.testing.assert_array_equal(result.labels, expected)
+    assert result.labels.dtype == np.uint8 and result.labels.shape == SHAPE
+    # the soft speck is liver (p = 0.6 > 0.5), so it widens the ROI box
+    assert result.roi.to_list() == [6, 28, 3, 24]
+    np.testing.assert_array_equal(result.roi_slices, np.arange(1, 7))
+    assert set(result.timings) == {"liver_net", "roi", "tumor_net", "crf", "opening", "labels",
+                                   "total"}
+
+
+def test_crf_without_opening_removes_only_the_soft_speck(fake_nets):
+    result = segment(fake_nets, opening=False)
+    np.testing.assert_array_equal(result.labels, helpers.expected_labels())
+
+
+def test_no_crf_no_opening_is_the_thresholded_cascade(fake_nets):
+    result = segment(fake_nets, crf=False, opening=False)
+    expected = helpers.expected_labels()
+    # the speck lies on the box's last row, which the original crop drops: liver, no tumour
+    expected[SPECK] = 1
+    np.testing.assert_array_equal(result.labels, expected)
+
+
+def test_paper_crop_keeps_the_last_row(fake_nets):
+    result = segment(fake_nets, crf=False, opening=False, crop_variant="paper")
+    expected = helpers.expected_labels()
+    expected[SPECK] = 2  # now inside the crop: dark, inside the liver mask
+    np.testing.assert_array_equal(result.labels, expected)
+    assert result.tumor_region[:2] == (slice(6, 29), slice(3, 25))
+
+
+def test_opening_without_crf_removes_speck_and_edges(fake_nets):
+    result = segment(fake_nets, crf=False)
+    expected = labels_from(box_minus_edges(LIVER_BOX), box_minus_edges(TUMOUR_BOX))
+    np.testing.assert_array_equal(result.labels, expected)
+
+
+def test_crf_on_whole_volume_agrees_here(fake_nets):
+    np.testing.assert_array_equal(segment(fake_nets, crf_on="volume").labels,
+                                  segment(fake_nets).labels)
+
+
+def test_crf_on_raw_hu_keeps_the_speck(fake_nets):
+    # Raw HU min-max scaled over (-1000, 250): the speck is 9.5 bilateral widths away from
+    # the background around it, so only its own message reaches it and it stays liver
+    # (in the window image it is 2.5 widths away and the background pulls it over).
+    expected = helpers.expected_labels()
+    expected[SPECK] = 1
+    np.testing.assert_array_equal(segment(fake_nets, crf_image="hu", opening=False).labels,
+                                  expected)
+
+
+def test_without_liver_mask_dark_background_in_the_roi_is_tumour(fake_nets):
+    result = segment(fake_nets, liver_mask=False, crf=False, opening=False)
+    rows, cols, zs = result.tumor_region
+    inside = np.zeros(SHAPE, bool)
+    inside[rows, cols, 1:7] = True
+    liver = np.zeros(SHAPE, bool)
+    liver[LIVER_BOX] = True
+    liver[SPECK] = True
+    expected = liver.astype(np.uint8)
+    expected[inside & (helpers.synthetic_volume(speck=True) < helpers.LIVER_HU)] = 2
+    np.testing.assert_array_equal(result.labels, expected)
+    assert np.count_nonzero((result.labels == 2) & ~liver) > 0
+
+
+def test_tumour_probability_is_zero_outside_the_liver_mask(fake_nets):
+    result = segment(fake_nets, crf=False, opening=False)
+    tumour = result.tumor_probability
+    assert tumour.shape == SHAPE and tumour.dtype == np.float32
+    liver_mask = result.liver_probability > 0.5
+    assert np.all(tumour[~liver_mask] == 0)
+    assert np.all(tumour[TUMOUR_BOX] > 0.999)
+    unmasked = segment(fake_nets, liver_mask=False, crf=False, opening=False).tumor_probability
+    assert np.count_nonzero(unmasked[~liver_mask] > 0.5) > 0
+
+
+def test_liver_only_without_tumour_model(fake_nets):
+    liver, _ = fake_nets
+    result = Segmenter(liver, None, SegmentOptions(opening=False)).segment(
+        helpers.synthetic_volume(speck=True))
+    expected = (helpers.expected_labels() > 0).astype(np.uint8)
+    np.testing.assert_array_equal(result.labels, expected)
+    assert result.tumor_probability is None
+
+
+def test_no_liver_means_no_tumour_net_call(fake_nets):
+    liver, tumour = fake_nets
+    segmenter = Segmenter(liver, tumour)
+    result = segmenter.segment(np.full(SHAPE, -1000.0, np.float32))
+    assert not result.labels.any() and result.roi is None and result.roi_slices.size == 0
+    assert segmenter.tumor.trace_count == 0
+    assert not result.tumor_probability.any()
+
+
+def test_given_liver_probability_replaces_the_liver_net(fake_nets):
+    liver, tumour = fake_nets
+    segmenter = Segmenter(liver, tumour, SegmentOptions(crf=False, opening=False))
+    prob = np.zeros(SHAPE, np.float32)
+    prob[LIVER_BOX] = 1.0
+    result = segmenter.segment(helpers.synthetic_volume(speck=True), liver_probability=prob)
+    np.testing.assert_array_equal(result.labels, helpers.expected_labels())
+    assert segmenter.liver.trace_count == 0
+
+
+def test_probabilities_can_be_dropped(fake_nets):
+    result = segment(fake_nets, keep_probabilities=False)
+    assert result.liver_probability is None and result.tumor_probability is None
+    assert result.labels.any()
+
+
+def test_small_box_is_grown_to_the_network_minimum(fake_nets):
+    hu = np.full((40, 40, 5), -1000.0, np.float32)
+    hu[10:16, 20:24, 1:4] = helpers.LIVER_HU
+    hu[12, 21, 2] = helpers.BRIGHT_HU
+    result = segment(fake_nets, volume=hu, crf=False, opening=False)
+    rows, cols, _ = result.tumor_region
+    assert rows.stop - rows.start == 16 and cols.stop - cols.start == 16
+    assert rows.start <= 10 and rows.stop >= 15 and cols.start <= 20 and cols.stop >= 23
+    assert np.count_nonzero(result.labels == 1) == 6 * 4 * 3
+
+
+def test_volume_checks_name_the_file(fake_nets):
+    liver, tumour = fake_nets
+    segmenter = Segmenter(liver, tumour)
+    ref = NiftiVolume(np.zeros((32, 32, 2), np.int16), np.eye(4), None, (1.0, 1.0, 1.0),
+                      "/data/thin.nii.gz")
+    with pytest.raises(NiftiError, match=r"^/data/thin.nii.gz: volume has 2 slice\(s\)"):
+        segmenter.segment(ref)
+    with pytest.raises(NiftiError, match="at least 16x16"):
+        segmenter.segment(np.zeros((8, 32, 5), np.int16))
+
+
+def test_options_are_checked():
+    with pytest.raises(ConfigError):
+        SegmentOptions(crf_on="everywhere")
+    with pytest.raises(ConfigError):
+        SegmentOptions(crop_variant="tight")
+    with pytest.raises(ConfigError):
+        SegmentOptions(crf_margin=-1)
+    assert SegmentOptions(crf_on=CrfScope.VOLUME).crf_on == "volume"
+
+
+def test_swapped_models_are_refused():
+    liver, tumour = helpers.real_models()
+    with pytest.raises(ConfigError, match="swapped"):
+        Segmenter(tumour, liver)
+
+
+def test_real_networks_trace_once_over_volumes_of_different_sizes():
+    liver, tumour = helpers.real_models()
+    segmenter = Segmenter(liver, tumour, SegmentOptions(batch_size=2, crf=False))
+    rng = np.random.default_rng(3)
+    for shape in ((32, 32, 4), (40, 48, 5)):
+        hu = rng.normal(60, 40, shape).astype(np.int16)
+        result = segmenter.segment(hu)
+        assert result.labels.shape == shape and set(np.unique(result.labels)) <= {0, 1, 2}
+    assert segmenter.liver.trace_count == 1
+    assert segmenter.tumor.trace_count == 1

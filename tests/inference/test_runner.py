@@ -1,0 +1,238 @@
+"""Directory runner: discovery, naming, per-file isolation, overwrite rules, headers."""
+
+import logging
+import os
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from liverseg.data import nifti
+from liverseg.errors import ConfigError, LayoutError, OutputError
+from liverseg.inference import (CaseStatus, RunOptions, Segmenter, SegmentOptions,
+                                discover_inputs, output_name, run)
+from liverseg.inference.runner import auxiliary_names
+from tests.inference import helpers
+
+
+@pytest.fixture(scope="module")
+def segmenter():
+    return Segmenter(helpers.fake_liver_model(), helpers.fake_tumor_model(),
+                     SegmentOptions(batch_size=4, opening=False))
+
+
+def write_volume(path, dtype=np.int16):
+    return helpers.write_ct(path, helpers.synthetic_volume(speck=False).astype(dtype))
+
+
+def listing(directory):
+    return sorted(os.listdir(directory))
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("volume-7.nii", "segmentation-7.nii"),
+    ("test-volume-7.nii", "test-segmentation-7.nii"),
+    ("volume-12.nii.gz", "segmentation-12.nii.gz"),
+    ("patient3.nii.gz", "patient3_segmentation.nii.gz"),
+    ("CT.NII.GZ", "CT_segmentation.NII.GZ"),
+    ("a.b.nii", "a.b_segmentation.nii"),
+])
+def test_output_names(name, expected):
+    assert output_name(name) == expected
+
+
+def test_auxiliary_names():
+    assert auxiliary_names("segmentation-7.nii.gz") == {
+        "liver_probability": "segmentation-7_liver_probability.nii.gz",
+        "tumor_probability": "segmentation-7_tumor_probability.nii.gz",
+        "overlay": "segmentation-7_overlay.png"}
+
+
+def test_discovery_lists_what_it_skips(tmp_path):
+    for name in ("volume-10.nii.gz", "volume-2.nii", "scan.nii.gz", "segmentation-2.nii",
+                 "test-segmentation-1.nii.gz", "notes.txt", "scan_segmentation.nii.gz",
+                 ".volume-3.nii.gz.x.tmp.nii.gz", "volume-4.nii.gz.bak"):
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "sub").mkdir()
+    inputs, ignored = discover_inputs(tmp_path)
+    assert [p.name for p in inputs] == ["scan.nii.gz", "volume-2.nii", "volume-10.nii.gz"]
+    assert {p.name: r for p, r in ignored} == {
+        "notes.txt": "not a NIfTI file", "segmentation-2.nii": "label map",
+        "test-segmentation-1.nii.gz": "label map", "scan_segmentation.nii.gz": "output of this tool",
+        "sub": "directory", "volume-4.nii.gz.bak": "not a NIfTI file"}
+
+
+def test_discovery_of_one_file_and_errors(tmp_path):
+    vol = write_volume(tmp_path / "volume-1.nii.gz")
+    assert discover_inputs(vol) == ([vol], [])
+    label = tmp_path / "segmentation-1.nii.gz"
+    label.write_bytes(b"x")
+    with pytest.raises(LayoutError, match="label map"):
+        discover_inputs(label)
+    with pytest.raises(LayoutError, match="does not exist"):
+        discover_inputs(tmp_path / "missing.nii")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("x")
+    with pytest.raises(LayoutError, match="no CT volumes"):
+        discover_inputs(empty)
+
+
+def test_one_bad_file_does_not_stop_the_others(tmp_path, segmenter, caplog):
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    write_volume(src / "volume-0.nii.gz")
+    (src / "volume-1.nii.gz").write_bytes(b"\x1f\x8b not really gzip")
+    helpers.write_ct(src / "volume-2.nii", np.zeros((32, 32, 2), np.int16))
+    write_volume(src / "volume-3.nii")
+    (src / "readme.txt").write_text("x")
+    with caplog.at_level(logging.INFO):
+        report = run(src, out, segmenter)
+    assert [c.status for c in report.cases] == [CaseStatus.WRITTEN, CaseStatus.FAILED,
+                                                CaseStatus.FAILED, CaseStatus.WRITTEN]
+    assert report.cases[1].error.startswith(str(src / "volume-1.nii.gz") + ": ")
+    assert report.cases[2].error.startswith(str(src / "volume-2.nii") + ": volume has 2 slice")
+    assert not report.ok
+    assert listing(out) == ["segmentation-0.nii.gz", "segmentation-3.nii"]
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 2 and "volume-1.nii.gz" in errors[0] and "volume-2.nii" in errors[1]
+    assert any("readme.txt (not a NIfTI file)" in r.getMessage() for r in caplog.records)
+    assert any("liver_net" in r.getMessage() and "crf" in r.getMessage() and "write" in
+               r.getMessage() for r in caplog.records)
+    written = nifti.load_labels(out / "segmentation-0.nii.gz")
+    np.testing.assert_array_equal(written.data, helpers.expected_labels())
+    assert set(report.cases[0].timings) >= {"load", "liver_net", "roi", "tumor_net", "crf",
+                                            "opening", "write", "total"}
+
+
+def test_existing_outputs_refused_skipped_or_overwritten(tmp_path, segmenter):
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    write_volume(src / "volume-0.nii.gz")
+    out.mkdir()
+    target = out / "segmentation-0.nii.gz"
+    target.write_bytes(b"old")
+    refused = run(src, out, segmenter)
+    assert refused.cases[0].status == CaseStatus.FAILED and "exists" in refused.cases[0].error
+    assert target.read_bytes() == b"old"
+    skipped = run(src, out, segmenter, RunOptions(skip_existing=True))
+    assert skipped.cases[0].status == CaseStatus.SKIPPED and skipped.ok
+    assert target.read_bytes() == b"old"
+    replaced = run(src, out, segmenter, RunOptions(overwrite=True))
+    assert replaced.ok and nifti.load_labels(target).shape == helpers.SHAPE
+    with pytest.raises(ConfigError):
+        RunOptions(overwrite=True, skip_existing=True)
+
+
+def test_symlink_output_is_replaced_never_written_through(tmp_path, segmenter):
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    out.mkdir()
+    write_volume(src / "volume-0.nii.gz")
+    victim = tmp_path / "victim.nii.gz"
+    victim.write_bytes(b"precious")
+    link = out / "segmentation-0.nii.gz"
+    link.symlink_to(victim)
+    refused = run(src, out, segmenter)
+    assert "symlink" in refused.cases[0].error
+    assert run(src, out, segmenter, RunOptions(overwrite=True)).ok
+    assert not link.is_symlink() and victim.read_bytes() == b"precious"
+    assert nifti.load_labels(link).shape == helpers.SHAPE
+
+
+def test_rerun_after_a_crash_redoes_unfinished_cases(tmp_path, segmenter):
+    src = tmp_path / "data"
+    src.mkdir()
+    write_volume(src / "volume-0.nii.gz")
+    write_volume(src / "volume-1.nii.gz")
+    # case 0 finished; case 1 was killed after its probability map and with a temp file left
+    first = run([src / "volume-0.nii.gz"], src, segmenter)
+    assert first.ok
+    (src / "segmentation-1_liver_probability.nii.gz").write_bytes(b"partial leftover")
+    (src / ".segmentation-1.nii.gz.abc.tmp.nii.gz").write_bytes(b"partial")
+    report = run(src, src, segmenter, RunOptions(skip_existing=True, write_probabilities=True))
+    assert [(c.input.name, c.status) for c in report.cases] == [
+        ("volume-0.nii.gz", CaseStatus.SKIPPED), ("volume-1.nii.gz", CaseStatus.WRITTEN)]
+    prob = nifti.load_ct(src / "segmentation-1_liver_probability.nii.gz")
+    assert prob.shape == helpers.SHAPE and prob.data.max() == 1.0
+    tumour = nifti.load_ct(src / "segmentation-1_tumor_probability.nii.gz")
+    assert tumour.data.max() > 0.99
+    assert all(r == "label map" or r == "output of this tool" for _, r in report.ignored)
+
+
+def test_overlay_png_is_written(tmp_path, segmenter):
+    src = tmp_path / "in"
+    src.mkdir()
+    write_volume(src / "scan.nii.gz")
+    report = run(src, tmp_path / "out", segmenter, RunOptions(overlays=True))
+    assert report.ok
+    png = tmp_path / "out" / "scan_segmentation_overlay.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert report.cases[0].extra_outputs == [png]
+
+
+def test_output_dir_that_is_a_file_is_refused(tmp_path, segmenter):
+    write_volume(tmp_path / "volume-0.nii.gz")
+    (tmp_path / "out").write_text("x")
+    with pytest.raises(OutputError, match="not a directory"):
+        run(tmp_path / "volume-0.nii.gz", tmp_path / "out", segmenter)
+
+
+def _scaled_uint16(path, affine):
+    hu = helpers.synthetic_volume(speck=False).astype(np.int16)
+    img = nib.Nifti1Image((hu.astype(np.int32) + 1024).astype(np.uint16), affine)
+    img.header.set_slope_inter(1.0, -1024.0)
+    img.header.set_qform(affine, code=1)
+    img.header.set_sform(affine, code=2)
+    img.header["descrip"] = b"scaled uint16"
+    nib.save(img, str(path))
+    return path
+
+
+def _flipped_affine():
+    # axes permuted and flipped, oblique-free, anisotropic, with an offset
+    return np.array([[0.0, -0.7, 0.0, 120.0],
+                     [-0.8, 0.0, 0.0, 95.5],
+                     [0.0, 0.0, 3.0, -300.0],
+                     [0.0, 0.0, 0.0, 1.0]])
+
+
+@pytest.mark.parametrize("kind", ["int16", "float32", "scaled_uint16", "flipped", "anisotropic"])
+def test_output_keeps_shape_affine_and_header(tmp_path, segmenter, kind):
+    src = tmp_path / "in"
+    src.mkdir()
+    path = src / f"volume-{kind}.nii.gz"
+    hu = helpers.synthetic_volume(speck=False)
+    if kind == "scaled_uint16":
+        _scaled_uint16(path, _flipped_affine())
+    elif kind == "flipped":
+        helpers.write_ct(path, hu.astype(np.int16), _flipped_affine())
+    elif kind == "anisotropic":
+        helpers.write_ct(path, hu.astype(np.int16), np.diag([0.62, 0.91, 5.0, 1.0]))
+    else:
+        helpers.write_ct(path, hu.astype(kind))
+    report = run(src, tmp_path / "out", segmenter)
+    assert report.ok
+    source = nib.load(str(path))
+    result = nib.load(str(tmp_path / "out" / f"segmentation-{kind}.nii.gz"))
+    np.testing.assert_array_equal(result.affine, source.affine)
+    assert result.shape == source.shape
+    assert result.get_data_dtype() == np.uint8
+    for field in ("qform_code", "sform_code", "pixdim", "xyzt_units", "descrip"):
+        np.testing.assert_array_equal(result.header[field], source.header[field])
+    data = np.asarray(result.dataobj)
+    np.testing.assert_array_equal(data > 0, helpers.expected_labels() > 0)
+
+
+def test_two_volumes_one_trace_with_saved_models(tmp_path, saved_models):
+    liver_path, tumor_path = saved_models
+    src = tmp_path / "in"
+    src.mkdir()
+    rng = np.random.default_rng(5)
+    helpers.write_ct(src / "volume-0.nii.gz", rng.normal(60, 50, (32, 32, 4)).astype(np.int16))
+    helpers.write_ct(src / "volume-1.nii.gz", rng.normal(60, 50, (48, 40, 5)).astype(np.int16))
+    segmenter = Segmenter(liver_path, tumor_path, SegmentOptions(batch_size=2))
+    report = run(src, tmp_path / "out", segmenter)
+    assert report.ok and len(report.written) == 2
+    assert segmenter.liver.trace_count == 1 and segmenter.tumor.trace_count == 1
+    assert nifti.load_labels(tmp_path / "out" / "segmentation-1.nii.gz").shape == (48, 40, 5)

@@ -301,7 +301,7 @@ def train(config: TrainConfig) -> dict:
         finally:
             logger.close()
         if chief:
-            save_model(model, model_dir)
+            save_model(model, model_dir, overwrite=True)
             from liverseg.training.curves import plot_training_curves
             plot_training_curves(model_dir / "metrics.csv", model_dir / "training_curves.png")
     return {"step": step, "model_dir": str(model_dir), "metrics": metrics,

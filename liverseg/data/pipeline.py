@@ -152,7 +152,9 @@ def dataset_from_tfrecords(directory: str, options: PipelineOptions,
     ds = tf.data.Dataset.from_tensor_slices(files)
     if options.shuffle:
         ds = ds.shuffle(len(files), seed=options.seed, reshuffle_each_iteration=True)
-    ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(4, len(files)),
+    # Unshuffled pipelines read shards in order (deterministic evaluation).
+    cycle = min(4, len(files)) if options.shuffle else 1
+    ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=cycle,
                        num_parallel_calls=tf.data.AUTOTUNE, deterministic=not options.shuffle)
     if num_shards > 1:
         ds = ds.shard(num_shards, shard_index)

@@ -15,6 +15,9 @@ def run_tool(main, argv) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", force=True)
     for noisy in ("tensorflow", "absl", "h5py", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    from absl import logging as absl_logging
+
+    absl_logging.set_verbosity(absl_logging.WARNING)
     try:
         result = main(argv)
     except LiverSegError as exc:

@@ -11,12 +11,14 @@ Usage:
       --output=runs/report.json [--missing=empty] [--rvd_convention=scoring_program] [--overwrite]
 """
 
-from __future__ import annotations
-
+import os
 import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from absl import app, flags
 
+from liverseg.cli import run_tool
 from liverseg.errors import LiverSegError
 from liverseg.evaluation import report as report_lib
 from liverseg.evaluation.metrics import RvdConvention
@@ -36,16 +38,14 @@ flags.mark_flags_as_required(["pred_dir", "gt_dir", "output"])
 
 def main(argv):
     del argv
-    try:
-        report = report_lib.evaluate_to_files(
-            FLAGS.pred_dir, FLAGS.gt_dir, FLAGS.output, missing=FLAGS.missing,
-            rvd_convention=FLAGS.rvd_convention, overwrite=FLAGS.overwrite)
-    except LiverSegError as err:
-        sys.exit(f"error: {err}")
+    report = report_lib.evaluate_to_files(
+        FLAGS.pred_dir, FLAGS.gt_dir, FLAGS.output, missing=FLAGS.missing,
+        rvd_convention=FLAGS.rvd_convention, overwrite=FLAGS.overwrite)
     print(report_lib.format_table(report))
     if report["failures"]:
-        sys.exit(f"error: {len(report['failures'])} case(s) could not be scored; see {FLAGS.output}")
+        raise LiverSegError(f"{len(report['failures'])} case(s) could not be scored; "
+                            f"see {FLAGS.output}")
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(lambda argv: run_tool(main, argv))

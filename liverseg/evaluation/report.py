@@ -258,7 +258,7 @@ def report_csv(report: dict) -> str:
     return buf.getvalue()
 
 
-def _fmt(value, width: int = 8) -> str:
+def _fmt(value, width: int = 10) -> str:
     if value is None:
         return "-".rjust(width)
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
@@ -270,10 +270,10 @@ def format_table(report: dict) -> str:
     """Human-readable table of the per-case scores and the aggregates."""
     head = ("case",) + tuple(f"L.{k}" for k in LIVER_CASE_KEYS) + ("T.dice", "T.ref", "T.pred", "T.det")
     lines = ["liver (L.) and tumour (T.) scores; T.ref/T.pred/T.det = reference, predicted, "
-             "detected lesions", "".join(h.rjust(8) for h in head)]
+             "detected lesions", "".join(h.rjust(10) for h in head)]
     for case in report["cases"]:
         values = [case["liver"][k] for k in LIVER_CASE_KEYS] + [case["tumor"][k] for k in TUMOR_CASE_KEYS]
-        lines.append(case["case"].rjust(8) + "".join(_fmt(v) for v in values))
+        lines.append(case["case"].rjust(10) + "".join(_fmt(v) for v in values))
     for name in ("liver", "tumor"):
         summary = ", ".join(f"{k} {_fmt(v, 0)}" for k, v in report[name].items())
         lines.append(f"{name}: {summary}")

@@ -1,0 +1,610 @@
+"""NIfTI read, validate and write (nibabel headers, our own data reader).
+
+Reading is strict because everything downstream trusts the arrays:
+
+* The header is parsed first and checked (3D, size cap, voxel sizes, data
+  type, scaling, data offset) before a single data byte is decompressed, so
+  an oversized or gzip-bomb file is refused at once.
+* Compression is taken from the file's magic bytes, not its name: a
+  ``.nii.gz`` that is really uncompressed (or a gzip-compressed ``.nii``) is
+  read correctly and a warning is logged.
+* The data are read eagerly to the end of the file (nibabel's lazy proxy can
+  stop before the gzip trailer, so a CRC or length error would go unseen);
+  truncated, corrupt or overlong files are refused.
+* Scaling follows the NIfTI standard as nibabel reads it: ``scl_slope`` 0 or
+  NaN means "no scaling" (``scl_inter`` is then ignored); an infinite slope or
+  a non-finite intercept with a valid slope is a corrupt header.
+* A trailing singleton 4th (and higher) axis is squeezed; real 4D or 2D data
+  are refused.
+* When both ``qform_code`` and ``sform_code`` are 0 the file carries no
+  orientation; it is accepted with nibabel's fallback affine (voxel sizes on
+  the diagonal, x flipped, centred) and a warning is logged.
+* Oblique (rotated or sheared) affines are accepted unchanged: slices are
+  always taken along the stored array axes, and ``spacing`` is the header's
+  ``pixdim``, which is the voxel size whatever the orientation.
+
+Memory: the raw data are read into one buffer; conversion to HU float32 is
+done in slabs of slices, so no float64 copy of a volume is ever made.
+Every problem raises :class:`liverseg.errors.NiftiError` naming the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import io
+import logging
+import os
+import zlib
+from pathlib import Path
+from typing import BinaryIO
+
+import nibabel as nib
+import numpy as np
+from nibabel.volumeutils import native_code
+
+from liverseg.errors import NiftiError, OutputError
+from liverseg.utils.atomic import atomic_path
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_VOXELS = 2**30
+"""Largest declared voxel count accepted on read (about 2 GiB of int16)."""
+
+LABEL_VALUES = (0, 1, 2)
+"""Background, liver, tumour."""
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_MAX_EXTENSION_BYTES = 64 * 2**20  # header extensions larger than this are refused
+_MAX_TRAILING_BYTES = 16 * 2**20  # data after the image beyond this is refused
+_SLAB_VOXELS = 2**22  # voxels converted at a time (32 MiB of float64 scratch)
+_INT16 = np.iinfo(np.int16)
+_SUFFIXES = (".nii", ".nii.gz")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class NiftiVolume:
+    """A validated 3D volume: data (x, y, z as stored), affine, header, spacing."""
+
+    data: np.ndarray
+    affine: np.ndarray
+    header: nib.Nifti1Header
+    spacing: tuple[float, float, float]
+    path: str
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.data.shape)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Parsed:
+    """A checked header and where its data start."""
+
+    path: Path
+    is_gzip: bool
+    header: nib.Nifti1Header
+    shape: tuple[int, int, int]
+    dtype: np.dtype  # stored dtype, header byte order
+    data_offset: int
+    slope: float | None
+    inter: float | None
+    affine: np.ndarray
+    spacing: tuple[float, float, float]
+
+
+# ----------------------------------------------------------------------------
+# Reading
+
+
+def _has_nifti_suffix(path: Path) -> bool:
+    return path.name.lower().endswith(_SUFFIXES)
+
+
+def _check_path(path: Path) -> bool:
+    """Checks that ``path`` is a non-empty regular file; returns is-gzip."""
+    if path.is_symlink() and not path.exists():
+        raise NiftiError(path, f"dangling symbolic link (target {os.readlink(path)} does not exist)")
+    if not path.exists():
+        raise NiftiError(path, "file not found")
+    if path.is_dir():
+        raise NiftiError(path, "is a directory, not a NIfTI file")
+    if not path.is_file():
+        raise NiftiError(path, "is not a regular file")
+    if not _has_nifti_suffix(path):
+        raise NiftiError(path, "file name must end in .nii or .nii.gz")
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            magic = f.read(2)
+    except OSError as e:
+        raise NiftiError(path, f"cannot read file: {e.strerror or e}") from e
+    if size == 0:
+        raise NiftiError(path, "file is empty")
+    is_gzip = magic == _GZIP_MAGIC
+    named_gzip = path.name.lower().endswith(".gz")
+    if is_gzip and not named_gzip:
+        logger.warning("%s: file is gzip-compressed although its name ends in .nii; "
+                       "reading it as .nii.gz", path)
+    elif named_gzip and not is_gzip:
+        logger.warning("%s: file is not gzip-compressed although its name ends in .gz; "
+                       "reading it as uncompressed .nii", path)
+    return is_gzip
+
+
+def _open(path: Path, is_gzip: bool) -> BinaryIO:
+    raw = open(path, "rb")
+    if not is_gzip:
+        return raw
+    return gzip.GzipFile(fileobj=raw, mode="rb")
+
+
+def _close(f: BinaryIO) -> None:
+    f.close()
+    inner = getattr(f, "fileobj", None)
+    if inner is not None:
+        inner.close()
+
+
+def _read_exact(f: BinaryIO, n: int) -> bytes:
+    chunks, got = [], 0
+    while got < n:
+        b = f.read(n - got)
+        if not b:
+            break
+        chunks.append(b)
+        got += len(b)
+    return b"".join(chunks)
+
+
+def _readinto_exact(f: BinaryIO, buf: memoryview) -> int:
+    got = 0
+    while got < len(buf):
+        n = f.readinto(buf[got:])
+        if not n:
+            break
+        got += n
+    return got
+
+
+def _header_class(first4: bytes):
+    for size, klass in ((348, nib.Nifti1Header), (540, nib.Nifti2Header)):
+        for endian, order in (("<", "little"), (">", "big")):
+            if int.from_bytes(first4, order) == size:
+                return klass, endian
+    return None, None
+
+
+def _parse_header(f: BinaryIO, path: Path, max_voxels: int) -> tuple:
+    first = _read_exact(f, 4)
+    klass, endian = _header_class(first)
+    if klass is None:
+        if len(first) < 4:
+            raise NiftiError(path, "file is truncated inside the NIfTI header")
+        raise NiftiError(path, "not a NIfTI file (sizeof_hdr is neither 348 nor 540)")
+    hdr_size = klass.template_dtype.itemsize
+    raw = first + _read_exact(f, hdr_size - 4)
+    if len(raw) < hdr_size:
+        raise NiftiError(path, f"file is truncated inside the NIfTI header "
+                               f"({len(raw)} of {hdr_size} bytes)")
+    try:
+        hdr = klass(raw, endianness=endian, check=False)
+    except Exception as e:  # nibabel raises several types for garbage headers
+        raise NiftiError(path, f"corrupt NIfTI header: {e}") from e
+
+    magic = bytes(hdr["magic"]).rstrip(b"\x00")
+    if magic in (b"ni1", b"ni2"):
+        raise NiftiError(path, "header of a .hdr/.img pair; only single-file .nii/.nii.gz is supported")
+    if magic not in (b"n+1", b"n+2"):
+        raise NiftiError(path, f"not a NIfTI file (bad magic {magic!r})")
+
+    dim = [int(d) for d in hdr["dim"]]
+    ndim = dim[0]
+    if not 1 <= ndim <= 7:
+        raise NiftiError(path, f"corrupt NIfTI header: dim[0] = {ndim} (must be 1..7)")
+    full_shape = tuple(dim[1:ndim + 1])
+    if ndim < 3:
+        raise NiftiError(path, f"data are {ndim}D with shape {full_shape}; expected a 3D volume")
+    if ndim > 3 and any(d != 1 for d in full_shape[3:]):
+        raise NiftiError(path, f"data are {ndim}D with shape {full_shape}; expected a 3D volume "
+                               f"(only trailing singleton axes are accepted)")
+    if any(d <= 0 for d in full_shape):
+        raise NiftiError(path, f"shape {full_shape} has a zero or negative dimension")
+    shape = full_shape[:3]
+    nvox = shape[0] * shape[1] * shape[2]
+    if nvox > max_voxels:
+        raise NiftiError(path, f"header declares {nvox} voxels (shape {full_shape}), over the "
+                               f"limit of {max_voxels} (max_voxels)")
+
+    pixdim = [float(p) for p in hdr["pixdim"][1:4]]
+    if not all(np.isfinite(pixdim)):
+        raise NiftiError(path, f"voxel size {tuple(pixdim)} is not finite")
+    if any(p <= 0 for p in pixdim):
+        raise NiftiError(path, f"voxel size {tuple(pixdim)} has a zero or negative entry")
+
+    try:
+        dtype = hdr.get_data_dtype()
+    except Exception as e:
+        raise NiftiError(path, f"unsupported or corrupt data type code {int(hdr['datatype'])}") from e
+    if dtype.kind not in "iuf" or dtype.itemsize > 8 or dtype.fields is not None:
+        raise NiftiError(path, f"unsupported data type {dtype} (expected integers or floats)")
+
+    slope, inter = float(hdr["scl_slope"]), float(hdr["scl_inter"])
+    if np.isinf(slope):
+        raise NiftiError(path, f"corrupt scaling: scl_slope is {slope}")
+    if slope == 0 or np.isnan(slope):
+        slope = inter = None  # the standard's "no scaling"
+    elif not np.isfinite(inter):
+        raise NiftiError(path, f"corrupt scaling: scl_inter is {inter} with scl_slope {slope}")
+    elif slope == 1 and inter == 0:
+        slope = inter = None
+
+    min_offset = hdr_size + 4
+    vox_offset = float(hdr["vox_offset"])
+    if not np.isfinite(vox_offset) or vox_offset != int(vox_offset) or vox_offset < min_offset:
+        raise NiftiError(path, f"corrupt NIfTI header: vox_offset {vox_offset} (must be an integer "
+                               f">= {min_offset})")
+    vox_offset = int(vox_offset)
+    if vox_offset - min_offset > _MAX_EXTENSION_BYTES:
+        raise NiftiError(path, f"vox_offset {vox_offset} leaves over {_MAX_EXTENSION_BYTES} bytes "
+                               f"of header extensions; refused")
+
+    ext = _read_exact(f, vox_offset - hdr_size)
+    if len(ext) < vox_offset - hdr_size:
+        raise NiftiError(path, "file is truncated before the start of the data (vox_offset)")
+    if ext[:1] != b"\x00" and len(ext) > 4:
+        try:
+            hdr.extensions = klass.exts_klass.from_fileobj(
+                io.BytesIO(ext[4:]), len(ext) - 4, hdr.endianness != native_code)
+        except Exception as e:
+            raise NiftiError(path, f"corrupt NIfTI header extension: {e}") from e
+
+    codes = int(hdr["qform_code"]), int(hdr["sform_code"])
+    try:
+        affine = np.asarray(hdr.get_best_affine(), dtype=np.float64)
+    except Exception as e:
+        raise NiftiError(path, f"corrupt orientation (qform/sform): {e}") from e
+    if not np.all(np.isfinite(affine)):
+        raise NiftiError(path, "orientation affine is not finite")
+    if abs(np.linalg.det(affine[:3, :3])) < 1e-12:
+        raise NiftiError(path, "orientation affine is singular")
+    if codes == (0, 0):
+        logger.warning("%s: qform_code and sform_code are both 0 (no orientation); "
+                       "using nibabel's fallback affine from the voxel sizes", path)
+    return hdr, shape, dtype, vox_offset, slope, inter, affine, tuple(pixdim)
+
+
+def _inspect(path: str | os.PathLike, max_voxels: int) -> _Parsed:
+    """Checks the file and its header without reading any data."""
+    p = Path(path)
+    is_gzip = _check_path(p)
+    try:
+        f = _open(p, is_gzip)
+        try:
+            hdr, shape, dtype, offset, slope, inter, affine, spacing = _parse_header(f, p, max_voxels)
+        finally:
+            _close(f)
+    except NiftiError:
+        raise
+    except EOFError as e:
+        raise NiftiError(p, f"file is truncated (compressed stream ended early): {e}") from e
+    except (OSError, zlib.error) as e:
+        raise NiftiError(p, f"corrupt file: {e}") from e
+    return _Parsed(p, is_gzip, hdr, shape, dtype, offset, slope, inter, affine, spacing)
+
+
+def _read_raw(info: _Parsed) -> np.ndarray:
+    """Reads the data to the end of the file: native byte order, Fortran order."""
+    p = info.path
+    nbytes = int(np.prod(info.shape, dtype=np.int64)) * info.dtype.itemsize
+    if not info.is_gzip:
+        size = p.stat().st_size
+        if size < info.data_offset + nbytes:
+            raise NiftiError(p, f"file is truncated: {size - info.data_offset} data bytes, "
+                                f"header declares {nbytes}")
+        if size > info.data_offset + nbytes + _MAX_TRAILING_BYTES:
+            raise NiftiError(p, f"file holds {size - info.data_offset - nbytes} bytes after "
+                                f"the image data; not a valid NIfTI file")
+    buf = np.empty(nbytes, dtype=np.uint8)
+    try:
+        f = _open(p, info.is_gzip)
+        try:
+            f.seek(info.data_offset)
+            got = _readinto_exact(f, memoryview(buf))
+            if got < nbytes:
+                raise NiftiError(p, f"file is truncated: {got} data bytes, header declares {nbytes}")
+            trailing = 0
+            while True:  # reading to EOF makes gzip verify its CRC and length
+                chunk = f.read(2**20)
+                if not chunk:
+                    break
+                trailing += len(chunk)
+                if trailing > _MAX_TRAILING_BYTES:
+                    raise NiftiError(p, "file holds more data after the image than its header "
+                                        "declares; not a valid NIfTI file")
+        finally:
+            _close(f)
+    except NiftiError:
+        raise
+    except EOFError as e:
+        raise NiftiError(p, f"file is truncated (compressed stream ended early): {e}") from e
+    except (OSError, zlib.error) as e:
+        raise NiftiError(p, f"corrupt file (gzip data or checksum error): {e}") from e
+    arr = buf.view(info.dtype)
+    if not arr.dtype.isnative:
+        arr.byteswap(inplace=True)
+        arr = arr.view(arr.dtype.newbyteorder("="))
+    return arr.reshape(info.shape, order="F")
+
+
+def _slabs(shape: tuple[int, int, int]):
+    step = max(1, _SLAB_VOXELS // max(1, shape[0] * shape[1]))
+    for z0 in range(0, shape[2], step):
+        yield slice(z0, min(z0 + step, shape[2]))
+
+
+def _scaled_slab(raw: np.ndarray, sl: slice, slope, inter) -> np.ndarray:
+    chunk = raw[:, :, sl]
+    if slope is None:
+        return chunk
+    return chunk.astype(np.float64) * slope + inter
+
+
+def _check_finite(path: Path, values: np.ndarray, what: str) -> None:
+    if values.dtype.kind == "f":
+        bad = values.size - int(np.count_nonzero(np.isfinite(values)))
+        if bad:
+            raise NiftiError(path, f"{what} contain {bad} non-finite (NaN or infinite) voxels")
+
+
+def _int16_result(info: _Parsed, raw: np.ndarray) -> np.ndarray | None:
+    """The HU volume as int16 when the scaled values are exact int16, else None."""
+    if raw.dtype.kind not in "iu":
+        return None
+    slope = 1.0 if info.slope is None else info.slope
+    inter = 0.0 if info.inter is None else info.inter
+    if not (slope.is_integer() and inter.is_integer()):
+        return None
+    lo, hi = int(raw.min()), int(raw.max())
+    ends = (lo * int(slope) + int(inter), hi * int(slope) + int(inter))
+    if min(ends) < _INT16.min or max(ends) > _INT16.max:
+        return None
+    if raw.dtype == np.int16 and info.slope is None:
+        return raw
+    out = np.empty(info.shape, dtype=np.int16, order="F")
+    for sl in _slabs(info.shape):
+        chunk = raw[:, :, sl]
+        if info.slope is not None:
+            chunk = chunk.astype(np.int64) * int(slope) + int(inter)
+        out[:, :, sl] = chunk
+    return out
+
+
+def _to_hu(info: _Parsed, raw: np.ndarray, dtype) -> np.ndarray:
+    if dtype is None:
+        compact = _int16_result(info, raw)
+        if compact is not None:
+            return compact
+        dtype = np.float32
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f":
+        raise ValueError(f"dtype must be a floating type or None, got {dtype}")
+    if raw.dtype == dtype and info.slope is None:
+        for sl in _slabs(info.shape):
+            _check_finite(info.path, raw[:, :, sl], "data")
+        return raw
+    if raw.dtype.kind in "iu" and info.slope is None:  # finite by construction
+        return raw.astype(dtype, order="F")
+    out = np.empty(info.shape, dtype=dtype, order="F")
+    for sl in _slabs(info.shape):
+        with np.errstate(over="ignore", invalid="ignore"):
+            out[:, :, sl] = _scaled_slab(raw, sl, info.slope, info.inter)
+        _check_finite(info.path, out[:, :, sl], "data (after scaling)")
+    return out
+
+
+def _format_values(values: set) -> str:
+    shown = sorted(values)[:10]
+    text = ", ".join(f"{int(v)}" if float(v).is_integer() else f"{v:g}" for v in shown)
+    return text + (", ..." if len(values) > 10 else "")
+
+
+def _to_labels(info: _Parsed, raw: np.ndarray) -> np.ndarray:
+    if raw.dtype == np.uint8 and info.slope is None:
+        counts = np.bincount(raw.ravel(order="K"), minlength=256)
+        bad = {int(v) for v in np.flatnonzero(counts[len(LABEL_VALUES):]) + len(LABEL_VALUES)}
+        if bad:
+            raise NiftiError(info.path, f"label values outside {{0, 1, 2}}: {_format_values(bad)}")
+        return raw
+    out = np.empty(info.shape, dtype=np.uint8, order="F")
+    bad: set = set()
+    fractional: set = set()
+    for sl in _slabs(info.shape):
+        v = _scaled_slab(raw, sl, info.slope, info.inter)
+        _check_finite(info.path, v, "labels")
+        if v.dtype.kind == "f":
+            frac = v != np.round(v)
+            if frac.any():
+                fractional.update(np.unique(v[frac])[:11].tolist())
+        outside = (v != 0) & (v != 1) & (v != 2)
+        if outside.any():
+            bad.update(np.unique(v[outside])[:11].tolist())
+        if not bad:
+            out[:, :, sl] = v
+    if fractional:
+        raise NiftiError(info.path, f"label values are not integers: {_format_values(fractional)}")
+    if bad:
+        raise NiftiError(info.path, f"label values outside {{0, 1, 2}}: {_format_values(bad)}")
+    return out
+
+
+def _volume(info: _Parsed, data: np.ndarray) -> NiftiVolume:
+    return NiftiVolume(data=data, affine=info.affine.copy(), header=info.header,
+                       spacing=info.spacing, path=str(info.path))
+
+
+def read_header(path: str | os.PathLike, *, max_voxels: int = DEFAULT_MAX_VOXELS
+                ) -> NiftiVolume:
+    """Validates a file's header only; returns a NiftiVolume whose ``data`` is empty.
+
+    Cheap (reads a few hundred bytes): for checking shapes and spacing of a
+    batch before loading anything.
+    """
+    info = _inspect(path, max_voxels)
+    return _volume(info, np.empty((0, 0, 0), dtype=info.dtype.newbyteorder("=")))
+
+
+def load_ct(path: str | os.PathLike, *, max_voxels: int = DEFAULT_MAX_VOXELS,
+            dtype=np.float32) -> NiftiVolume:
+    """Reads a CT volume in HU (``scl_slope``/``scl_inter`` applied).
+
+    ``dtype=None`` keeps int16 when the stored values are integers and the
+    scaled values are integers within int16 range (half the memory of
+    float32, for inference), else float32.
+    """
+    info = _inspect(path, max_voxels)
+    return _volume(info, _to_hu(info, _read_raw(info), dtype))
+
+
+def load_labels(path: str | os.PathLike, *, max_voxels: int = DEFAULT_MAX_VOXELS) -> NiftiVolume:
+    """Reads a label map as uint8 with values in {0, 1, 2}.
+
+    Any integer or float storage is accepted when the (scaled) values are
+    exactly 0, 1 or 2; otherwise the offending values are listed.
+    """
+    info = _inspect(path, max_voxels)
+    return _volume(info, _to_labels(info, _read_raw(info)))
+
+
+def load_case(volume_path: str | os.PathLike, label_path: str | os.PathLike, *,
+              max_voxels: int = DEFAULT_MAX_VOXELS, dtype=np.float32,
+              affine_atol: float = 1e-3) -> tuple[NiftiVolume, NiftiVolume]:
+    """Reads a CT volume and its label map, checked to agree in shape and affine.
+
+    Both headers are compared before any data are read. ``affine_atol`` is the
+    tolerance in mm on every affine entry.
+    """
+    vinfo = _inspect(volume_path, max_voxels)
+    linfo = _inspect(label_path, max_voxels)
+    if vinfo.shape != linfo.shape:
+        raise NiftiError(label_path, f"shape {linfo.shape} does not match the shape "
+                                     f"{vinfo.shape} of volume {os.fspath(volume_path)}")
+    if not np.allclose(vinfo.affine, linfo.affine, rtol=0.0, atol=affine_atol):
+        diff = float(np.max(np.abs(vinfo.affine - linfo.affine)))
+        raise NiftiError(label_path, f"affine differs from that of volume {os.fspath(volume_path)} "
+                                     f"(max difference {diff:.4g} > {affine_atol})")
+    volume = _volume(vinfo, _to_hu(vinfo, _read_raw(vinfo), dtype))
+    labels = _volume(linfo, _to_labels(linfo, _read_raw(linfo)))
+    return volume, labels
+
+
+# ----------------------------------------------------------------------------
+# Writing
+
+
+def _output_is_gzip(path: Path) -> bool:
+    name = path.name.lower()
+    if name.endswith(".nii.gz"):
+        return True
+    if name.endswith(".nii"):
+        return False
+    raise OutputError(path, "output name must end in .nii or .nii.gz")
+
+
+def _prepare_header(header: nib.Nifti1Header | None, affine: np.ndarray,
+                    shape: tuple, dtype: np.dtype) -> nib.Nifti1Header:
+    if header is None:
+        hdr = nib.Nifti1Header()
+        hdr.set_xyzt_units("mm", "sec")
+        hdr.set_qform(affine, code="scanner")
+        hdr.set_sform(affine, code="scanner")
+    else:
+        hdr = header.copy()
+        if not np.allclose(hdr.get_best_affine(), affine, rtol=0.0, atol=1e-6):
+            hdr.set_sform(affine, code=int(hdr["sform_code"]) or "scanner")
+            hdr.set_qform(affine, code=int(hdr["qform_code"]) or "scanner")
+    hdr.set_data_shape(shape)
+    hdr.set_data_dtype(dtype)
+    hdr["scl_slope"] = 1.0
+    hdr["scl_inter"] = 0.0
+    hdr["cal_min"] = 0.0
+    hdr["cal_max"] = 0.0
+    hdr["vox_offset"] = 0  # recomputed by write_to from the extensions
+    return hdr
+
+
+def _write(path: str | os.PathLike, data: np.ndarray, hdr: nib.Nifti1Header,
+           overwrite: bool, compresslevel: int) -> Path:
+    """Writes header and data atomically; gzip output is byte-deterministic."""
+    final = Path(path)
+    is_gzip = _output_is_gzip(final)
+    stored = hdr.get_data_dtype()  # carries the header's byte order
+    with atomic_path(final, overwrite=overwrite) as tmp:
+        with open(tmp, "wb") as raw:
+            out = (gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0,
+                                 compresslevel=compresslevel) if is_gzip else raw)
+            hdr.write_to(out)
+            for sl in _slabs(data.shape):
+                out.write(np.asarray(data[:, :, sl], dtype=stored).tobytes(order="F"))
+            if is_gzip:
+                out.close()
+            raw.flush()
+            os.fsync(raw.fileno())
+    return final
+
+
+def _check_shape(data: np.ndarray, reference: NiftiVolume, what: str) -> None:
+    if data.ndim != 3 or tuple(data.shape) != tuple(reference.data.shape):
+        raise ValueError(f"{what} shape {data.shape} does not match the reference "
+                         f"{reference.path} shape {reference.data.shape}")
+
+
+def save_labels(path: str | os.PathLike, labels: np.ndarray, reference: NiftiVolume, *,
+                overwrite: bool = False, compresslevel: int = 6) -> Path:
+    """Writes a uint8 label map (values 0, 1, 2) with the reference's affine and header.
+
+    The reference header is kept (orientation codes, units, description,
+    extensions); only data type, shape, scaling (1, 0) and the display range
+    are reset. Written atomically; an existing file is replaced only with
+    ``overwrite=True``.
+    """
+    labels = np.asarray(labels)
+    _check_shape(labels, reference, "labels")
+    if labels.dtype.kind not in "biuf":
+        raise ValueError(f"labels must be numeric, got {labels.dtype}")
+    if labels.dtype != np.uint8:
+        if not np.all(np.isin(labels, LABEL_VALUES)):
+            raise ValueError("labels must only contain the values 0, 1 and 2")
+        labels = labels.astype(np.uint8)
+    elif labels.size and int(labels.max()) > max(LABEL_VALUES):
+        raise ValueError("labels must only contain the values 0, 1 and 2")
+    hdr = _prepare_header(reference.header, reference.affine, labels.shape, np.dtype(np.uint8))
+    return _write(path, labels, hdr, overwrite, compresslevel)
+
+
+def save_probabilities(path: str | os.PathLike, prob: np.ndarray, reference: NiftiVolume, *,
+                       overwrite: bool = False, compresslevel: int = 6) -> Path:
+    """Writes a float32 probability map (finite values) with the reference's affine and header."""
+    prob = np.asarray(prob)
+    _check_shape(prob, reference, "probabilities")
+    if prob.dtype.kind not in "biuf" or not np.all(np.isfinite(prob)):
+        raise ValueError("probabilities must be finite numbers")
+    hdr = _prepare_header(reference.header, reference.affine, prob.shape, np.dtype(np.float32))
+    return _write(path, prob, hdr, overwrite, compresslevel)
+
+
+def save_ct(path: str | os.PathLike, data: np.ndarray, affine: np.ndarray, *,
+            header: nib.Nifti1Header | None = None, overwrite: bool = False,
+            compresslevel: int = 6) -> Path:
+    """Writes a CT volume (int16 or float32 HU, no scaling) with ``affine``.
+
+    Without ``header`` a fresh one is made with both qform and sform set to
+    ``affine`` (code "scanner") and units mm.
+    """
+    data = np.asarray(data)
+    if data.ndim != 3:
+        raise ValueError(f"CT data must be 3D, got shape {data.shape}")
+    if data.dtype not in (np.int16, np.float32):
+        raise ValueError(f"CT data must be int16 or float32, got {data.dtype}")
+    hdr = _prepare_header(header, np.asarray(affine, dtype=np.float64), data.shape, data.dtype)
+    return _write(path, data, hdr, overwrite, compresslevel)

@@ -1,0 +1,46 @@
+"""tools/make_phantom.py, run as a user would."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from liverseg.data import lits, nifti, phantom
+
+REPO = Path(__file__).resolve().parents[2]
+TOOL = REPO / "tools" / "make_phantom.py"
+
+
+def run(*args):
+    env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.run([sys.executable, str(TOOL), *args], capture_output=True, text=True,
+                          env=env, timeout=120)
+
+
+def test_make_phantom_cli(tmp_path):
+    out = tmp_path / "phantoms"
+    args = [f"--output_dir={out}", "--num_volumes=2", "--shape=32,32,8", "--seed=4",
+            "--start_index=3"]
+    result = run(*args)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in out.iterdir()) == [
+        "segmentation-3.nii.gz", "segmentation-4.nii.gz", "volume-3.nii.gz", "volume-4.nii.gz"]
+    cases = lits.discover_cases(out)
+    vol, lab = nifti.load_case(cases[0].volume, cases[0].segmentation, dtype=None)
+    expected = phantom.make_phantom((32, 32, 8), seed=4, index=3)
+    np.testing.assert_array_equal(vol.data, expected.hu)
+    np.testing.assert_array_equal(lab.data, expected.labels)
+
+    # Existing outputs: a one-line error, no traceback, files untouched.
+    before = (out / "volume-3.nii.gz").read_bytes()
+    again = run(*args)
+    assert again.returncode != 0
+    assert "Traceback" not in again.stderr
+    assert "volume-3.nii.gz" in again.stderr and "--overwrite" in again.stderr
+    assert (out / "volume-3.nii.gz").read_bytes() == before
+
+    bad = run(f"--output_dir={out}", "--shape=32,32")
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr
+    assert "X,Y,Z" in bad.stderr

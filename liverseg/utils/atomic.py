@@ -17,6 +17,12 @@ from typing import Callable, Iterator
 from liverseg.errors import OutputError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def safe_output_path(output_dir: str | os.PathLike, name: str) -> Path:
     """Joins ``name`` to ``output_dir``, refusing names that escape it."""
     out = Path(output_dir)
@@ -61,6 +67,8 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = False,
     fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp" + suffix,
                                dir=final.parent)
     os.close(fd)
+    # mkstemp creates 0600; give the output the permissions a plain open() would.
+    os.chmod(tmp, 0o666 & ~_umask())
     tmp_path = Path(tmp)
     try:
         yield tmp_path

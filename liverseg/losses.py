@@ -1,0 +1,100 @@
+"""Class-balanced sigmoid cross-entropy and the deep-supervision combination.
+
+Exactly the original loss (DESIGN.md section 4): per pixel
+``l = x*(y - [x>=0]) - log(1 + exp(x - 2*x*[x>=0]))`` (minus the sigmoid
+cross-entropy, written as the original writes it), labels ``y = label > 0.5``,
+``pos = sum(-y*l*mask)``, ``neg = sum(-(1-y)*l*mask)``, loss
+``pos_weight*pos + neg_weight*neg``, summed over every pixel and slice of
+the batch, not averaged. Computed in float32 whatever the logits' dtype.
+
+``normalize=True`` (not in the original) divides each output's loss by the
+number of pixels counted (the sum of the loss mask where one is given), which
+keeps the loss scale independent of image and batch size for faster recipes
+with ordinary learning rates. With it the original learning rates (1e-8) no
+longer apply.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Mapping
+
+import tensorflow as tf
+
+from liverseg.errors import ConfigError
+from liverseg.models.config import OUTPUT_NAMES
+
+# (pos_weight, neg_weight) of the original liver and tumour nets.
+STAGE_CLASS_WEIGHTS = {"liver": (0.931, 0.069), "tumor": (0.8982, 0.1018)}
+
+
+class Supervision(str, enum.Enum):
+    """Deep supervision: weight of the four side outputs' losses next to the main one."""
+
+    STRONG = "strong"  # main + dsn_2 + dsn_3 + dsn_4 + dsn_5
+    WEAK = "weak"      # main + 0.5 * (sum of dsn)
+    NONE = "none"      # main only
+
+    @property
+    def side_weight(self) -> float:
+        return {"strong": 1.0, "weak": 0.5, "none": 0.0}[self.value]
+
+    @classmethod
+    def parse(cls, value) -> "Supervision":
+        try:
+            return cls(value)
+        except ValueError:
+            raise ConfigError(f"supervision must be one of {[s.value for s in cls]}, "
+                              f"got {value!r}") from None
+
+
+def class_balanced_sigmoid_ce(labels, logits, pos_weight, neg_weight, loss_mask=None, *,
+                              normalize: bool = False) -> tf.Tensor:
+    """Summed class-balanced sigmoid cross-entropy of the original (float32 scalar).
+
+    ``labels`` are binarised at 0.5; ``loss_mask`` (broadcastable to
+    ``logits``) multiplies each pixel term first (the tumour net passes the
+    liver probability). ``normalize`` divides by the (masked) pixel count.
+    """
+    x = tf.cast(logits, tf.float32)
+    y = tf.cast(tf.cast(labels, tf.float32) > 0.5, tf.float32)
+    x_nonneg = tf.cast(x >= 0.0, tf.float32)
+    log_likelihood = x * (y - x_nonneg) - tf.math.log(1.0 + tf.exp(x - 2.0 * x * x_nonneg))
+    pos_terms = -y * log_likelihood
+    neg_terms = -(1.0 - y) * log_likelihood
+    if loss_mask is not None:
+        mask = tf.cast(loss_mask, tf.float32)
+        pos_terms = pos_terms * mask
+        neg_terms = neg_terms * mask
+    loss = pos_weight * tf.reduce_sum(pos_terms) + neg_weight * tf.reduce_sum(neg_terms)
+    if normalize:
+        if loss_mask is None:
+            count = tf.cast(tf.size(x), tf.float32)
+        else:
+            count = tf.reduce_sum(tf.broadcast_to(mask, tf.shape(x)))
+        loss = loss / tf.maximum(count, 1.0)
+    return loss
+
+
+def deep_supervision_loss(labels, outputs: Mapping[str, tf.Tensor], supervision,
+                          pos_weight, neg_weight, loss_mask=None, *,
+                          normalize: bool = False) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+    """Combines the losses of ``fuse`` and ``dsn_2`` ... ``dsn_5`` as ``supervision`` says.
+
+    Returns ``(total, per_output)``; ``per_output`` holds every output's loss
+    (for logging), also those that ``supervision`` leaves out of the total.
+    """
+    supervision = Supervision.parse(supervision)
+    missing = [name for name in OUTPUT_NAMES if name not in outputs]
+    if missing:
+        raise ConfigError(f"model outputs lack {missing} (have {sorted(outputs)})")
+    per_output = {
+        name: class_balanced_sigmoid_ce(labels, outputs[name], pos_weight, neg_weight,
+                                        loss_mask, normalize=normalize)
+        for name in OUTPUT_NAMES
+    }
+    total = per_output["fuse"]
+    if supervision.side_weight:
+        side = tf.add_n([per_output[name] for name in OUTPUT_NAMES[1:]])
+        total = total + supervision.side_weight * side
+    return total, per_output

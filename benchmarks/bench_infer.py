@@ -1,0 +1,245 @@
+"""End-to-end inference on a LiTS-size phantom: wall time by stage, peak memory.
+
+Writes a 512x512xZ phantom (``liverseg.data.phantom``) as NIfTI, builds
+untrained liver and tumour networks (fixed seeds) and runs the cascade stage
+by stage as ``tools/infer.py`` does: load (int16), liver net over every
+slice, ROI, tumour net on the ROI crops, masking, CRF, opening, label map,
+write. An untrained liver net segments nothing sensible, so after the liver
+net has run (and been timed) its output is replaced by an "oracle" liver
+probability made from the phantom's true liver (blurred mask): ROI, tumour
+net, CRF and opening then see a realistic liver region. The untrained
+tumour net answers >= 0.5 almost everywhere, so the tumour CRF box is about
+the liver box: an upper bound of its cost.
+
+Peak memory per stage is the resident-memory high-water mark (VmHWM) after
+resetting it at the stage start (``/proc/self/clear_refs``); the run's peak
+is the largest of them (the reset also resets ``getrusage``'s ``ru_maxrss``). The liver CRF is also timed on the whole
+in-plane extent of a central slab of ``--whole_crf_slices`` slices (64;
+pydensecrf needs about 200 bytes per voxel, 10 GB for a whole
+512x512x200 volume, and its cost is linear in the voxel count) and scaled
+to the volume; ``-1`` runs it on the whole volume. ``--precision`` compares float32,
+XLA and bfloat16 on a few 256x256 stacks (speed and probability change).
+
+Usage:
+  python benchmarks/bench_infer.py [--shape 512,512,200] [--batch_size 8] \
+      [--whole_crf_slices 64] [--precision] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import numpy as np  # noqa: E402
+from scipy import ndimage  # noqa: E402
+
+CRF_BYTES_PER_VOXEL = 210  # measured (docs/BENCHMARKS.md, bench_crf.py)
+
+
+def _status_mb(key: str) -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _reset_peak() -> None:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def _available_mb() -> float:
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class Stages:
+    """Wall time and peak resident memory of named stages."""
+
+    def __init__(self):
+        self.rows: list[dict] = []
+
+    def run(self, name, fn, *args, **kwargs):
+        _reset_peak()
+        before = _status_mb("VmRSS")
+        t = time.perf_counter()
+        out = fn(*args, **kwargs)
+        seconds = time.perf_counter() - t
+        self.rows.append({"stage": name, "seconds": seconds, "rss_before_mb": before,
+                          "peak_mb": _status_mb("VmHWM"), "rss_after_mb": _status_mb("VmRSS")})
+        print(f"{name:>16}: {seconds:8.2f} s  peak {self.rows[-1]['peak_mb']:8.0f} MB", flush=True)
+        return out
+
+
+def oracle_liver_probability(labels: np.ndarray, steepness: float = 8.0) -> np.ndarray:
+    """A confident-network-like liver probability from the true liver, float32:
+    sigmoid of ``steepness`` x the in-plane signed distance (pixels) to its edge,
+    saturated (p = 1 or 0 in float32) from about 2 pixels inside / outside."""
+    from scipy import special
+
+    prob = np.empty(labels.shape, np.float32)
+    for k in range(labels.shape[2]):
+        mask = labels[:, :, k] >= 1
+        if not mask.any():
+            prob[:, :, k] = 0.0
+            continue
+        signed = ndimage.distance_transform_edt(mask) - ndimage.distance_transform_edt(~mask)
+        prob[:, :, k] = special.expit(steepness * (signed - 0.5))
+    return prob
+
+
+def precision_comparison(liver_model, stacks: int = 8, size: int = 256) -> dict:
+    from liverseg.inference.predictor import PredictorOptions, StackPredictor
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (stacks, size, size, 3)).astype(np.float32)
+    x = ndimage.gaussian_filter(x, (0, 2, 2, 0))
+    out, ref = {}, None
+    for name, opts in (("float32", PredictorOptions(stacks)),
+                       ("float32_xla", PredictorOptions(stacks, jit_compile=True)),
+                       ("bfloat16", PredictorOptions(stacks, mixed_precision=True))):
+        predictor = StackPredictor(liver_model, opts)
+        t = time.perf_counter()
+        first = predictor.predict(x)
+        warm_up = time.perf_counter() - t
+        t = time.perf_counter()
+        prob = predictor.predict(x)
+        seconds = time.perf_counter() - t
+        ref = prob if ref is None else ref
+        out[name] = {"first_call_s": warm_up, "seconds_per_stack": seconds / stacks,
+                     "max_abs_prob_diff": float(np.max(np.abs(prob - ref))),
+                     "threshold_disagreement": float(np.mean((prob > 0.5) != (ref > 0.5)))}
+        del first
+        print(name, out[name], flush=True)
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shape", default="512,512,200")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch_size", type=int, default=8)
+    parser.add_argument("--whole_crf_slices", type=int, default=64,
+                        help="whole-volume CRF on a central slab of N slices, scaled to the "
+                             "volume (cost is linear in voxels); -1: the whole volume; 0: skip")
+    parser.add_argument("--precision", action="store_true")
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args(argv)
+    shape = tuple(int(v) for v in args.shape.split(","))
+
+    from liverseg.data import nifti
+    from liverseg.data import preprocess as pp
+    from liverseg.data.phantom import make_phantom
+    from liverseg.inference import Segmenter, SegmentOptions
+    from liverseg.models import build_ds_sffnet
+    from liverseg.postprocess import crf as crf_lib
+
+    report: dict = {"shape": shape, "batch_size": args.batch_size,
+                    "machine": f"{platform.node()} {platform.processor() or platform.machine()}, "
+                               f"{os.cpu_count()} logical CPUs",
+                    "load_average_start": os.getloadavg()}
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        ph = make_phantom(shape, seed=args.seed, index=0)
+        path = nifti.save_ct(Path(tmp) / "volume-0.nii.gz", ph.hu, ph.affine, compresslevel=1)
+        true_labels = ph.labels
+        del ph
+        report["phantom_seconds"] = time.perf_counter() - t
+        print(f"phantom {shape} written in {report['phantom_seconds']:.1f} s", flush=True)
+
+        liver_model = build_ds_sffnet("liver", seed=1)
+        tumor_model = build_ds_sffnet("tumor", seed=2)
+        segmenter = Segmenter(liver_model, tumor_model,
+                              SegmentOptions(batch_size=args.batch_size, keep_probabilities=False))
+        report["rss_after_models_mb"] = _status_mb("VmRSS")
+        oracle = oracle_liver_probability(true_labels)
+
+        stages = Stages()
+        volume = stages.run("load", nifti.load_ct, path, dtype=None)
+        stats: dict = {}
+        liver_prob = stages.run("liver_net", segmenter.liver_probability, volume.data, stats=stats)
+        report["liver_net_split"] = stats
+        del liver_prob
+        result = stages.run("rest_of_cascade", segmenter.segment, volume, liver_probability=oracle)
+        stages.run("write", nifti.save_labels, Path(tmp) / "segmentation-0.nii.gz", result.labels,
+                   volume)
+
+        t = result.timings
+        split = {"load": stages.rows[0]["seconds"], "liver_net": stages.rows[1]["seconds"],
+                 "roi": t["roi"], "tumor_net": t["tumor_net"], "crf": t["crf"],
+                 "opening": t["opening"], "threshold": t["liver_net"], "labels": t["labels"],
+                 "write": stages.rows[3]["seconds"]}
+        total = sum(split.values())
+        report["stages"] = stages.rows
+        report["split_seconds"] = split
+        report["total_seconds"] = total
+        report["crf_opening_fraction"] = (split["crf"] + split["opening"]) / total
+        # resetting VmHWM also resets ru_maxrss, so the run's peak is the stages' maximum
+        report["peak_rss_mb"] = max(row["peak_mb"] for row in stages.rows)
+        report["int16_volume_mb"] = volume.data.nbytes / 2**20
+        report["model_weights_mb"] = sum(w.nbytes for w in liver_model.get_weights()
+                                         + tumor_model.get_weights()) / 2**20
+        report["roi_box"] = None if result.roi is None else result.roi.to_list()
+        report["roi_slices"] = int(result.roi_slices.size)
+        report["tumor_stats"] = result.details
+        report["dice_liver_vs_truth"] = float(
+            2 * np.count_nonzero((result.labels >= 1) & (true_labels >= 1))
+            / (np.count_nonzero(result.labels >= 1) + np.count_nonzero(true_labels >= 1)))
+        print(json.dumps({k: report[k] for k in ("split_seconds", "total_seconds",
+                                                 "crf_opening_fraction", "peak_rss_mb")},
+                         indent=1), flush=True)
+
+        intensity = pp.intensity_range(volume.data)
+        margin = segmenter.options.crf_margin
+        inner = crf_lib.crf_roi(oracle, 0.5, margin)
+        roi_voxels = int(np.prod([s.stop - s.start for s in inner]))
+        image_roi = pp.window_and_scale(volume.data[inner], *intensity)
+        stages.run("liver_crf_roi", crf_lib.dense_crf_3d, oracle[inner], image_roi,
+                   intensity_range=(0.0, 255.0))
+        report["crf_roi"] = {"voxels": roi_voxels, **stages.rows[-1]}
+        del image_roi
+        if args.whole_crf_slices:
+            slab = shape[2] if args.whole_crf_slices < 0 else min(args.whole_crf_slices, shape[2])
+            need_mb = shape[0] * shape[1] * slab * CRF_BYTES_PER_VOXEL / 2**20
+            avail = _available_mb()
+            if need_mb > 0.6 * avail:
+                slab = max(int(slab * 0.6 * avail / need_mb), 8)
+            z0 = (shape[2] - slab) // 2
+            zs = slice(z0, z0 + slab)
+            image = pp.window_and_scale(volume.data[:, :, zs], *intensity)
+            stages.run("liver_crf_whole", crf_lib.dense_crf_3d, oracle[:, :, zs], image,
+                       intensity_range=(0.0, 255.0))
+            row = stages.rows[-1]
+            report["crf_whole"] = {"voxels": int(shape[0] * shape[1] * slab), "slices": slab,
+                                   "available_mb_before": avail, **row,
+                                   "scaled_to_volume_seconds": row["seconds"] * shape[2] / slab,
+                                   "scaled_to_volume_extra_mb":
+                                       (row["peak_mb"] - row["rss_before_mb"]) * shape[2] / slab}
+            del image
+    if args.precision:
+        report["precision"] = precision_comparison(liver_model)
+    report["load_average_end"] = os.getloadavg()
+    text = json.dumps(report, indent=1, default=str)
+    if args.json:
+        Path(args.json).write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

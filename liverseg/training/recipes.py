@@ -11,11 +11,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
+from liverseg.losses import STAGE_CLASS_WEIGHTS
+from liverseg.losses import Supervision as SupervisionMode
+
 ORIGINAL_TOTAL_UPDATES = 50_000
 
 Supervision = Literal["strong", "weak", "none"]
 #: Weight of the summed side (dsn) losses in the total, per supervision mode.
-DSN_WEIGHT = {"strong": 1.0, "weak": 0.5, "none": 0.0}
+DSN_WEIGHT = {mode.value: mode.side_weight for mode in SupervisionMode}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,8 +119,6 @@ FAST = Recipe(
 )
 
 RECIPES = {r.name: r for r in (ORIGINAL, FAST)}
-
-STAGE_CLASS_WEIGHTS = {"liver": (0.931, 0.069), "tumor": (0.8982, 0.1018)}
 
 
 def get_recipe(name: str) -> Recipe:

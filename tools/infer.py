@@ -48,6 +48,9 @@ flags.DEFINE_bool("xla", False, "Compile the networks with XLA (jit_compile).")
 flags.DEFINE_bool("no_crf", False, "Skip the 3D dense CRF (threshold at 0.5 instead).")
 flags.DEFINE_bool("no_opening", False, "Skip the morphological opening.")
 flags.DEFINE_bool("no_liver_mask", False, "Do not remove tumour outside the liver.")
+flags.DEFINE_enum("crf_spatial_scale", "reference", ["reference", "voxels"],
+                  "CRF kernel widths: scaled to the in-plane size (identity at 512x512) or "
+                  "the original voxel numbers at every size.")
 flags.DEFINE_enum("crf_on", "roi", ["roi", "volume"],
                   "Run the CRF on the structure's bounding box plus a margin, or on the whole volume.")
 flags.DEFINE_enum("crop_variant", "original", ["original", "paper"],
@@ -68,7 +71,7 @@ def main(argv):
         segment_options=SegmentOptions(
             batch_size=FLAGS.batch_size, mixed_precision=FLAGS.mixed_precision,
             jit_compile=FLAGS.xla, crf=not FLAGS.no_crf, opening=not FLAGS.no_opening,
-            liver_mask=not FLAGS.no_liver_mask, crf_on=FLAGS.crf_on,
+            liver_mask=not FLAGS.no_liver_mask, crf_on=FLAGS.crf_on, crf_spatial_scale=FLAGS.crf_spatial_scale,
             crop_variant=FLAGS.crop_variant),
         options=RunOptions(overwrite=FLAGS.overwrite, skip_existing=FLAGS.skip_existing,
                            write_probabilities=FLAGS.write_probabilities,

@@ -33,6 +33,12 @@ Choices the original leaves open, and what is done here:
   ``crf_margin`` voxels (10) per axis instead of the whole volume
   (``crf_on="volume"`` runs it on everything; docs/BENCHMARKS.md gives the
   time and memory saved). Voxels outside the box are background.
+* CRF kernel widths: the original's are in voxels of 512x512 LiTS slices.
+  For other in-plane sizes they are scaled by sqrt(rows*cols)/512 (all three
+  axes) so the kernels cover the same anatomy; at 512x512 this is exactly
+  the original (``crf_spatial_scale="voxels"`` uses the numbers as given at
+  every size: on small images the 60-voxel bilateral kernel spans the whole
+  body and erases a low-contrast liver).
 * Liver net output for ROI, mask and CRF: the fused output's sigmoid.
 * Tumour stacks near the ROI's ends use the neighbouring slices of the
   volume even when those are not ROI slices themselves.
@@ -71,6 +77,7 @@ from liverseg.postprocess import morphology
 
 logger = logging.getLogger(__name__)
 
+CRF_SPATIAL_SCALES = ("reference", "voxels")
 STAGES = ("load", "liver_net", "roi", "tumor_net", "crf", "opening", "labels", "write")
 """Timing keys of one volume, in pipeline order (``load``/``write`` are the runner's)."""
 
@@ -106,6 +113,9 @@ class SegmentOptions:
     crf_margin: int = 10
     crf_image: str = CrfImage.WINDOW.value
     crf_params: crf_lib.CrfParams = crf_lib.CrfParams()
+    #: "reference": kernel widths scaled to the in-plane size (identity at
+    #: 512x512); "voxels": the widths as given at every size.
+    crf_spatial_scale: str = "reference"
     opening: bool = True
     tumor_in_final_liver: bool = True
     keep_probabilities: bool = True
@@ -127,6 +137,9 @@ class SegmentOptions:
             raise ConfigError(f"batch_size must be a positive integer, got {self.batch_size!r}")
         if not 0.0 < float(self.threshold) < 1.0:
             raise ConfigError(f"threshold must be in (0, 1), got {self.threshold!r}")
+        if self.crf_spatial_scale not in CRF_SPATIAL_SCALES:
+            raise ConfigError(f"crf_spatial_scale must be one of {CRF_SPATIAL_SCALES}, "
+                              f"got {self.crf_spatial_scale!r}")
         if isinstance(self.crf_margin, bool) or not isinstance(self.crf_margin, int) \
                 or self.crf_margin < 0:
             raise ConfigError(f"crf_margin must be a non-negative integer, got {self.crf_margin!r}")
@@ -390,5 +403,8 @@ class Segmenter:
         box_prob[tuple(slice(o.start - b.start, o.stop - b.start) for o, b in zip(overlap, box))] = \
             prob[tuple(slice(o.start - r.start, o.stop - r.start) for o, r in zip(overlap, region))]
         image, rng = crf_image(box)
-        out[box] = crf_lib.dense_crf_3d(box_prob, image, opts.crf_params, intensity_range=rng)
+        params = opts.crf_params
+        if opts.crf_spatial_scale == "reference":
+            params = params.spatially_scaled(float(np.sqrt(hu.shape[0] * hu.shape[1])) / 512.0)
+        out[box] = crf_lib.dense_crf_3d(box_prob, image, params, intensity_range=rng)
         return out

@@ -40,6 +40,7 @@ whole-volume CRF (see its docstring and docs/BENCHMARKS.md).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -60,6 +61,14 @@ class CrfParams:
     bilateral_weight: float = 10.0
     iterations: int = 10
     min_prob: float = 1e-8
+
+    def spatially_scaled(self, factor: float) -> "CrfParams":
+        """The same CRF with both kernels' spatial widths multiplied by ``factor``."""
+        if factor == 1.0:
+            return self
+        return dataclasses.replace(
+            self, gaussian_std=tuple(s * factor for s in self.gaussian_std),
+            bilateral_std=tuple(s * factor for s in self.bilateral_std))
 
     def __post_init__(self):
         for name in ("gaussian_std", "bilateral_std"):

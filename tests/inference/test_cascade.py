@@ -38,6 +38,8 @@ def fake_nets():
 
 
 def segment(fake_nets, volume=None, **options):
+    # These tests pin the original CRF's kernel widths in voxels on a 32x32 volume.
+    options.setdefault("crf_spatial_scale", "voxels")
     liver, tumour = fake_nets
     if volume is None:
         volume = helpers.synthetic_volume(speck=True)
@@ -125,8 +127,8 @@ def test_tumour_probability_is_zero_outside_the_liver_mask(fake_nets):
 
 def test_liver_only_without_tumour_model(fake_nets):
     liver, _ = fake_nets
-    result = Segmenter(liver, None, SegmentOptions(opening=False)).segment(
-        helpers.synthetic_volume(speck=True))
+    result = Segmenter(liver, None, SegmentOptions(opening=False, crf_spatial_scale="voxels")
+                       ).segment(helpers.synthetic_volume(speck=True))
     expected = (helpers.expected_labels() > 0).astype(np.uint8)
     np.testing.assert_array_equal(result.labels, expected)
     assert result.tumor_probability is None
@@ -205,3 +207,25 @@ def test_real_networks_trace_once_over_volumes_of_different_sizes():
         assert result.labels.shape == shape and set(np.unique(result.labels)) <= {0, 1, 2}
     assert segmenter.liver.trace_count == 1
     assert segmenter.tumor.trace_count == 1
+
+
+def test_crf_kernel_widths_scale_with_in_plane_size(fake_nets, monkeypatch):
+    from liverseg.postprocess import crf as crf_lib
+
+    seen = []
+    real = crf_lib.dense_crf_3d
+
+    def spy(prob, image, params, **kw):
+        seen.append(params)
+        return real(prob, image, params, **kw)
+
+    monkeypatch.setattr(crf_lib, "dense_crf_3d", spy)
+    segment(fake_nets, crf_spatial_scale="reference")
+    factor = 32 / 512
+    assert seen and all(p.bilateral_std == (60 * factor,) * 3 for p in seen)
+    assert all(p.gaussian_std == (3 * factor,) * 3 for p in seen)
+    assert all(p.bilateral_intensity_std == 20.0 and p.bilateral_weight == 10.0 for p in seen)
+    seen.clear()
+    segment(fake_nets, crf_spatial_scale="voxels")
+    assert seen and all(p.bilateral_std == (60.0,) * 3 for p in seen)
+    assert crf_lib.CrfParams().spatially_scaled(1.0) == crf_lib.CrfParams()

@@ -1,17 +1,37 @@
-"""Shared behaviour of the command-line tools: one-line errors, exit codes, logging."""
+"""Shared behaviour of the command-line tools: one-line errors, exit codes, logging.
+
+What the user sees on failure is one line on stderr starting with ``error:``:
+
+* a ``LiverSegError`` (bad input, existing output, bad option): its message,
+  which names the file and the problem; exit status 1;
+* ``MemoryError``: a readable "out of memory" line (never an empty one); exit 1;
+* any other exception is a bug: one ``error: internal error (Type: message)``
+  line; exit 2. Set ``LIVERSEG_DEBUG=1`` to get the Python traceback instead.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 from liverseg.errors import LiverSegError
 
 EXIT_ERROR = 1
+EXIT_INTERNAL = 2
+EXIT_INTERRUPTED = 130
+DEBUG_ENV = "LIVERSEG_DEBUG"
+_MAX_MESSAGE = 500
+
+
+def _one_line(text, limit: int | None = None) -> str:
+    """``text`` on one line (whitespace runs collapsed), cut at ``limit`` characters."""
+    text = " ".join(str(text).split())
+    return text if limit is None or len(text) <= limit else text[:limit] + "..."
 
 
 def run_tool(main, argv) -> None:
-    """Calls ``main(argv)``; a LiverSegError becomes one line on stderr and exit 1."""
+    """Calls ``main(argv)``; failures become one line on stderr and a non-zero exit."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", force=True)
     for noisy in ("tensorflow", "absl", "h5py", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -21,14 +41,21 @@ def run_tool(main, argv) -> None:
     try:
         result = main(argv)
     except LiverSegError as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
+        print(f"error: {_one_line(exc)}", file=sys.stderr, flush=True)
         sys.exit(EXIT_ERROR)
     except MemoryError as exc:
-        print(f"error: out of memory ({exc or 'the input is too large for this machine'})",
-              file=sys.stderr, flush=True)
+        detail = _one_line(exc, _MAX_MESSAGE) or "the input is too large for this machine"
+        print(f"error: out of memory ({detail})", file=sys.stderr, flush=True)
         sys.exit(EXIT_ERROR)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr, flush=True)
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
+    except Exception as exc:  # a bug: no traceback for the user unless asked for
+        if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+            raise
+        print(f"error: internal error ({type(exc).__name__}: {_one_line(exc, _MAX_MESSAGE)}); "
+              f"please report it (set {DEBUG_ENV}=1 to see the traceback)",
+              file=sys.stderr, flush=True)
+        sys.exit(EXIT_INTERNAL)
     if isinstance(result, int) and result:
         sys.exit(result)

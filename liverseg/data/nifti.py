@@ -24,17 +24,23 @@ Reading is strict because everything downstream trusts the arrays:
   ``pixdim``, which is the voxel size whatever the orientation.
 
 Memory: the raw data are read into one buffer; conversion to HU float32 is
-done in slabs of slices, so no float64 copy of a volume is ever made.
+done in slabs of slices, so no float64 copy of a volume is ever made. A
+gzip file whose size cannot hold the declared data (deflate expands at most
+~1032 times) is refused before the buffer is allocated, and running out of
+memory is reported as a NiftiError naming the file.
 Every problem raises :class:`liverseg.errors.NiftiError` naming the file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import gzip
 import io
 import logging
 import os
+import warnings
 import zlib
 from pathlib import Path
 from typing import BinaryIO
@@ -58,6 +64,9 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _MAX_EXTENSION_BYTES = 64 * 2**20  # header extensions larger than this are refused
 _MAX_TRAILING_BYTES = 16 * 2**20  # data after the image beyond this is refused
 _SLAB_VOXELS = 2**22  # voxels converted at a time (32 MiB of float64 scratch)
+# Deflate cannot expand data more than ~1032 times; a gzip file promising more
+# than this many bytes per compressed byte is refused before allocating memory.
+_MAX_DEFLATE_RATIO = 1100
 _INT16 = np.iinfo(np.int16)
 _SUFFIXES = (".nii", ".nii.gz")
 
@@ -104,6 +113,11 @@ def _has_nifti_suffix(path: Path) -> bool:
 def _check_path(path: Path) -> bool:
     """Checks that ``path`` is a non-empty regular file; returns is-gzip."""
     if path.is_symlink() and not path.exists():
+        try:
+            os.stat(path)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise NiftiError(path, "symbolic link loop") from None
         raise NiftiError(path, f"dangling symbolic link (target {os.readlink(path)} does not exist)")
     if not path.exists():
         raise NiftiError(path, "file not found")
@@ -175,6 +189,11 @@ def _header_class(first4: bytes):
     return None, None
 
 
+def _format_sizes(sizes) -> str:
+    """``(0.8, 0.8, 2.5)`` rather than float32 noise such as ``0.800000011920929``."""
+    return "(" + ", ".join(f"{float(v):.6g}" for v in sizes) + ")"
+
+
 def _parse_header(f: BinaryIO, path: Path, max_voxels: int) -> tuple:
     first = _read_exact(f, 4)
     klass, endian = _header_class(first)
@@ -218,16 +237,21 @@ def _parse_header(f: BinaryIO, path: Path, max_voxels: int) -> tuple:
 
     pixdim = [float(p) for p in hdr["pixdim"][1:4]]
     if not all(np.isfinite(pixdim)):
-        raise NiftiError(path, f"voxel size {tuple(pixdim)} is not finite")
+        raise NiftiError(path, f"voxel size {_format_sizes(pixdim)} is not finite")
     if any(p <= 0 for p in pixdim):
-        raise NiftiError(path, f"voxel size {tuple(pixdim)} has a zero or negative entry")
+        raise NiftiError(path, f"voxel size {_format_sizes(pixdim)} has a zero or negative entry")
 
     try:
         dtype = hdr.get_data_dtype()
     except Exception as e:
         raise NiftiError(path, f"unsupported or corrupt data type code {int(hdr['datatype'])}") from e
     if dtype.kind not in "iuf" or dtype.itemsize > 8 or dtype.fields is not None:
-        raise NiftiError(path, f"unsupported data type {dtype} (expected integers or floats)")
+        try:
+            label = hdr.get_value_label("datatype")
+        except Exception:  # noqa: BLE001 - only for the message
+            label = str(dtype)
+        raise NiftiError(path, f"unsupported data type {label} (datatype code "
+                               f"{int(hdr['datatype'])}; expected integers or floats)")
 
     slope, inter = float(hdr["scl_slope"]), float(hdr["scl_inter"])
     if np.isinf(slope):
@@ -253,11 +277,15 @@ def _parse_header(f: BinaryIO, path: Path, max_voxels: int) -> tuple:
     if len(ext) < vox_offset - hdr_size:
         raise NiftiError(path, "file is truncated before the start of the data (vox_offset)")
     if ext[:1] != b"\x00" and len(ext) > 4:
-        try:
-            hdr.extensions = klass.exts_klass.from_fileobj(
-                io.BytesIO(ext[4:]), len(ext) - 4, hdr.endianness != native_code)
-        except Exception as e:
-            raise NiftiError(path, f"corrupt NIfTI header extension: {e}") from e
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                hdr.extensions = klass.exts_klass.from_fileobj(
+                    io.BytesIO(ext[4:]), len(ext) - 4, hdr.endianness != native_code)
+            except Exception as e:
+                raise NiftiError(path, f"corrupt NIfTI header extension: {e}") from e
+        for w in caught:  # nibabel's warnings, named and on one line
+            logger.warning("%s: NIfTI header extension: %s", path, w.message)
 
     codes = int(hdr["qform_code"]), int(hdr["sform_code"])
     try:
@@ -297,14 +325,20 @@ def _read_raw(info: _Parsed) -> np.ndarray:
     """Reads the data to the end of the file: native byte order, Fortran order."""
     p = info.path
     nbytes = int(np.prod(info.shape, dtype=np.int64)) * info.dtype.itemsize
-    if not info.is_gzip:
+    try:
         size = p.stat().st_size
+    except OSError as e:
+        raise NiftiError(p, f"cannot read file: {e.strerror or e}") from None
+    if not info.is_gzip:
         if size < info.data_offset + nbytes:
             raise NiftiError(p, f"file is truncated: {size - info.data_offset} data bytes, "
                                 f"header declares {nbytes}")
         if size > info.data_offset + nbytes + _MAX_TRAILING_BYTES:
             raise NiftiError(p, f"file holds {size - info.data_offset - nbytes} bytes after "
                                 f"the image data; not a valid NIfTI file")
+    elif info.data_offset + nbytes > size * _MAX_DEFLATE_RATIO:
+        raise NiftiError(p, f"file is truncated: {size} compressed bytes cannot hold the "
+                            f"{nbytes} data bytes the header declares")
     buf = np.empty(nbytes, dtype=np.uint8)
     try:
         f = _open(p, info.is_gzip)
@@ -328,6 +362,8 @@ def _read_raw(info: _Parsed) -> np.ndarray:
         raise
     except EOFError as e:
         raise NiftiError(p, f"file is truncated (compressed stream ended early): {e}") from e
+    except (FileNotFoundError, PermissionError, IsADirectoryError) as e:
+        raise NiftiError(p, f"cannot read file: {e.strerror or e}") from e
     except (OSError, zlib.error) as e:
         raise NiftiError(p, f"corrupt file (gzip data or checksum error): {e}") from e
     arr = buf.view(info.dtype)
@@ -438,6 +474,17 @@ def _to_labels(info: _Parsed, raw: np.ndarray) -> np.ndarray:
     return out
 
 
+@contextlib.contextmanager
+def _memory_guard(info: _Parsed):
+    """Turns a MemoryError while reading ``info``'s data into a NiftiError naming the file."""
+    try:
+        yield
+    except MemoryError:
+        nbytes = int(np.prod(info.shape, dtype=np.int64)) * info.dtype.itemsize
+        raise NiftiError(info.path, f"out of memory reading the {info.shape} {info.dtype.name} "
+                                    f"image ({nbytes / 2**30:.2f} GiB stored)") from None
+
+
 def _volume(info: _Parsed, data: np.ndarray) -> NiftiVolume:
     return NiftiVolume(data=data, affine=info.affine.copy(), header=info.header,
                        spacing=info.spacing, path=str(info.path))
@@ -463,7 +510,8 @@ def load_ct(path: str | os.PathLike, *, max_voxels: int = DEFAULT_MAX_VOXELS,
     float32, for inference), else float32.
     """
     info = _inspect(path, max_voxels)
-    return _volume(info, _to_hu(info, _read_raw(info), dtype))
+    with _memory_guard(info):
+        return _volume(info, _to_hu(info, _read_raw(info), dtype))
 
 
 def load_labels(path: str | os.PathLike, *, max_voxels: int = DEFAULT_MAX_VOXELS) -> NiftiVolume:
@@ -473,7 +521,8 @@ def load_labels(path: str | os.PathLike, *, max_voxels: int = DEFAULT_MAX_VOXELS
     exactly 0, 1 or 2; otherwise the offending values are listed.
     """
     info = _inspect(path, max_voxels)
-    return _volume(info, _to_labels(info, _read_raw(info)))
+    with _memory_guard(info):
+        return _volume(info, _to_labels(info, _read_raw(info)))
 
 
 def load_case(volume_path: str | os.PathLike, label_path: str | os.PathLike, *,
@@ -493,8 +542,10 @@ def load_case(volume_path: str | os.PathLike, label_path: str | os.PathLike, *,
         diff = float(np.max(np.abs(vinfo.affine - linfo.affine)))
         raise NiftiError(label_path, f"affine differs from that of volume {os.fspath(volume_path)} "
                                      f"(max difference {diff:.4g} > {affine_atol})")
-    volume = _volume(vinfo, _to_hu(vinfo, _read_raw(vinfo), dtype))
-    labels = _volume(linfo, _to_labels(linfo, _read_raw(linfo)))
+    with _memory_guard(vinfo):
+        volume = _volume(vinfo, _to_hu(vinfo, _read_raw(vinfo), dtype))
+    with _memory_guard(linfo):
+        labels = _volume(linfo, _to_labels(linfo, _read_raw(linfo)))
     return volume, labels
 
 

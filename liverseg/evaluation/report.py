@@ -8,10 +8,12 @@ because evaluation pairs two label directories, which is not the
 volume/segmentation layout that ``liverseg.data.lits`` discovers.
 
 Every reference case is scored on its own: an unreadable file, a shape or
-spacing mismatch, labels outside {0, 1, 2} or a missing prediction (with
-``missing="error"``) becomes an entry of ``report["failures"]`` naming the
-file, and the other cases are still scored. Aggregates cover the scored
-cases only.
+spacing mismatch, labels outside {0, 1, 2}, a case named twice
+(``segmentation-3.nii`` and ``segmentation-3.nii.gz``), an unexpected error
+or a missing prediction (with ``missing="error"``) becomes an entry of
+``report["failures"]`` naming the file, and the other cases are still
+scored. Entries not named like segmentations are skipped, logged and listed
+in ``report["ignored"]``. Aggregates cover the scored cases only.
 
 Aggregates (DESIGN.md section 7): liver ``dice_per_case`` and the liver
 VOE/RVD/ASSD/MSD/RMSD are means over cases (9001 values included, as in the
@@ -24,7 +26,9 @@ A metric with nothing to average is None (JSON null).
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import dataclasses
 import enum
 import io
 import json
@@ -37,7 +41,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from liverseg.data.nifti import load_labels, read_header
-from liverseg.errors import ConfigError, LayoutError, LiverSegError, NiftiError
+from liverseg.errors import ConfigError, LayoutError, LiverSegError, NiftiError, OutputError
 from liverseg.evaluation.metrics import Overlap, RvdConvention, case_metrics
 from liverseg.utils.atomic import atomic_write_text, check_can_write
 
@@ -76,20 +80,64 @@ def _case_sort_key(case_id: str) -> tuple[int, int]:
     return 0, int(case_id)
 
 
-def find_segmentations(directory: str | os.PathLike) -> dict[str, Path]:
-    """Maps case id to segmentation file in ``directory`` (sorted by case)."""
+@dataclasses.dataclass
+class Scan:
+    """What a directory holds: one entry per case, cases named twice, other entries."""
+
+    found: dict[str, Path]
+    duplicates: dict[str, list[Path]]
+    ignored: list[Path]
+
+
+def scan_segmentations(directory: str | os.PathLike) -> Scan:
+    """Sorts the entries of ``directory`` into cases, duplicated cases and ignored entries.
+
+    Every entry named like a segmentation counts, whatever it is (a
+    directory or a dangling link then fails when loaded, with its own
+    message, instead of looking like a missing file). Hidden entries (such as
+    the temporary files of an interrupted write) are skipped silently.
+    """
     directory = Path(directory)
     if not directory.is_dir():
         raise LayoutError(directory, "not a directory")
-    found: dict[str, Path] = {}
-    for path in directory.iterdir():
-        case = case_id_from_name(path.name)
-        if case is None or not path.is_file():
+    try:
+        entries = sorted(directory.iterdir())
+    except OSError as err:
+        raise LayoutError(directory, f"cannot list directory: {err.strerror or err}") from None
+    named: dict[str, list[Path]] = {}
+    ignored: list[Path] = []
+    for path in entries:
+        if path.name.startswith("."):
             continue
-        if case in found:
-            raise LayoutError(path, f"case {case} appears twice (also {found[case].name})")
-        found[case] = path
-    return {case: found[case] for case in sorted(found, key=_case_sort_key)}
+        case = case_id_from_name(path.name)
+        if case is None:
+            ignored.append(path)
+        else:
+            named.setdefault(case, []).append(path)
+    order = sorted(named, key=_case_sort_key)
+    return Scan(found={case: named[case][0] for case in order if len(named[case]) == 1},
+                duplicates={case: named[case] for case in order if len(named[case]) > 1},
+                ignored=ignored)
+
+
+def find_segmentations(directory: str | os.PathLike) -> dict[str, Path]:
+    """Maps case id to segmentation entry in ``directory`` (sorted by case).
+
+    Raises LayoutError when a case appears twice (``segmentation-3.nii`` and
+    ``segmentation-3.nii.gz``).
+    """
+    scan = scan_segmentations(directory)
+    for case, paths in scan.duplicates.items():
+        raise LayoutError(paths[1], f"case {case} appears twice (also {paths[0].name})")
+    return scan.found
+
+
+def _log_ignored(directory, ignored: Sequence[Path], limit: int = 10) -> None:
+    if ignored:
+        names = ", ".join(p.name + ("/" if p.is_dir() else "") for p in ignored[:limit])
+        more = f" and {len(ignored) - limit} more" if len(ignored) > limit else ""
+        logger.info("%s: ignored %d entr%s not named segmentation-N.nii[.gz]: %s%s", directory,
+                    len(ignored), "y" if len(ignored) == 1 else "ies", names, more)
 
 
 def _expected_name(case_id: str) -> str:
@@ -101,6 +149,10 @@ def _expected_name(case_id: str) -> str:
 def _header_shape(volume) -> tuple[int, ...]:
     # read_header leaves data empty; trailing singleton axes are accepted by nifti.
     return tuple(int(n) for n in volume.header.get_data_shape()[:3])
+
+
+def _format_spacing(spacing) -> str:
+    return "(" + ", ".join(f"{float(v):.6g}" for v in spacing) + ")"
 
 
 def evaluate_case(pred_path: Path | None, gt_path: Path,
@@ -119,8 +171,9 @@ def evaluate_case(pred_path: Path | None, gt_path: Path,
             raise NiftiError(pred_path, f"shape {_header_shape(pred_header)} does not match the "
                                         f"reference {gt_path} shape {ref_shape}")
         if not np.allclose(pred_header.spacing, spacing, rtol=SPACING_RTOL, atol=0.0):
-            raise NiftiError(pred_path, f"voxel spacing {tuple(pred_header.spacing)} does not match "
-                                        f"the reference {gt_path} spacing {spacing}")
+            raise NiftiError(pred_path, f"voxel spacing {_format_spacing(pred_header.spacing)} "
+                                        f"does not match the reference {gt_path} spacing "
+                                        f"{_format_spacing(spacing)}")
     # load_labels rejects values outside {0, 1, 2}, naming the file.
     reference = load_labels(gt_path).data
     pred = (np.zeros(ref_shape, dtype=np.uint8) if pred_path is None
@@ -185,9 +238,10 @@ def evaluate_directories(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike,
     Returns the report dict: ``cases`` (per-case liver and tumour entries),
     ``liver`` and ``tumor`` aggregates, and the extras ``rvd_convention``,
     ``missing``, ``missing_predictions`` (cases scored as empty),
-    ``unmatched_predictions`` (prediction files without a reference) and
+    ``unmatched_predictions`` (prediction files without a reference),
     ``failures`` (``{"case", "path", "error"}`` per case that could not be
-    scored). Raises LayoutError when a directory is missing or ``gt_dir``
+    scored) and ``ignored`` (entries of either directory not named like a
+    segmentation). Raises LayoutError when a directory is missing or ``gt_dir``
     holds no segmentation, ConfigError on an unknown option.
     """
     try:
@@ -195,13 +249,26 @@ def evaluate_directories(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike,
         rvd_convention = RvdConvention(rvd_convention)
     except ValueError as err:
         raise ConfigError(str(err)) from err
-    references = find_segmentations(gt_dir)
-    if not references:
+    gt_scan = scan_segmentations(gt_dir)
+    references = gt_scan.found
+    if not references and not gt_scan.duplicates:
         raise LayoutError(gt_dir, "no segmentation-N.nii[.gz] or test-segmentation-N.nii[.gz] files")
-    predictions = find_segmentations(pred_dir)
+    pred_scan = scan_segmentations(pred_dir)
+    predictions = pred_scan.found
+    _log_ignored(gt_dir, gt_scan.ignored)
+    _log_ignored(pred_dir, pred_scan.ignored)
 
     cases, results, failures, scored_empty = [], [], [], []
-    for case_id, gt_path in references.items():
+    reference_ids = sorted(set(references) | set(gt_scan.duplicates), key=_case_sort_key)
+    for case_id in reference_ids:
+        duplicates = gt_scan.duplicates.get(case_id) or pred_scan.duplicates.get(case_id)
+        if duplicates:
+            error = (f"{duplicates[1]}: case {case_id} appears twice (also {duplicates[0].name}); "
+                     "remove one")
+            failures.append({"case": case_id, "path": str(duplicates[1]), "error": error})
+            logger.error("case %s: %s", case_id, error)
+            continue
+        gt_path = references[case_id]
         pred_path = predictions.get(case_id)
         if pred_path is None and missing is MissingPolicy.ERROR:
             expected = Path(pred_dir) / _expected_name(case_id)
@@ -216,6 +283,19 @@ def evaluate_directories(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike,
             path = getattr(err, "path", None) or str(gt_path)
             failures.append({"case": case_id, "path": path, "error": str(err)})
             logger.error("case %s: %s", case_id, err)
+            continue
+        except MemoryError:
+            path = str(pred_path or gt_path)
+            error = f"{path}: out of memory while scoring case {case_id} (reference {gt_path})"
+            failures.append({"case": case_id, "path": path, "error": error})
+            logger.error("case %s: %s", case_id, error)
+            continue
+        except Exception as err:  # one case's bug must not stop the others
+            path = str(pred_path or gt_path)
+            error = f"{path}: unexpected {type(err).__name__} while scoring case {case_id}: {err}"
+            failures.append({"case": case_id, "path": path, "error": error})
+            logger.error("case %s: %s", case_id, error)
+            logger.debug("traceback", exc_info=True)
             continue
         if pred_path is None:
             scored_empty.append(case_id)
@@ -236,8 +316,11 @@ def evaluate_directories(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike,
         "rvd_convention": rvd_convention.value,
         "missing": missing.value,
         "missing_predictions": scored_empty,
-        "unmatched_predictions": [str(p) for c, p in predictions.items() if c not in references],
+        "unmatched_predictions": [str(p) for c, p in predictions.items() if c not in references]
+        + [str(p) for c, paths in pred_scan.duplicates.items() if c not in reference_ids
+           for p in paths],
         "failures": failures,
+        "ignored": [str(p) for p in gt_scan.ignored + pred_scan.ignored],
     }
 
 
@@ -297,12 +380,35 @@ def write_report(report: dict, output: str | os.PathLike, overwrite: bool = Fals
     (atomically); returns both paths."""
     output = Path(output)
     csv_path = csv_path_for(output)
-    check_can_write(output, overwrite)
-    check_can_write(csv_path, overwrite)
+    check_output(output, overwrite)
     text = json.dumps(report, indent=2, allow_nan=False) + "\n"
-    atomic_write_text(csv_path, report_csv(report), overwrite=overwrite)
-    atomic_write_text(output, text, overwrite=overwrite)
+    try:
+        atomic_write_text(csv_path, report_csv(report), overwrite=overwrite)
+    except OSError as err:
+        raise OutputError(csv_path, f"cannot write the CSV report: {err.strerror or err}") from None
+    try:
+        atomic_write_text(output, text, overwrite=overwrite)
+    except BaseException as err:
+        # The JSON marks a finished report: without it, leave no CSV of this run either.
+        with contextlib.suppress(OSError):
+            csv_path.unlink()
+        if isinstance(err, OSError):
+            raise OutputError(output, f"cannot write the report: {err.strerror or err}") from None
+        raise
     return output, csv_path
+
+
+def check_output(output: str | os.PathLike, overwrite: bool = False) -> None:
+    """Raises OutputError if the JSON report or its CSV cannot be written at ``output``."""
+    output = Path(output)
+    check_can_write(output, overwrite)
+    check_can_write(csv_path_for(output), overwrite)
+    ancestor = output.parent
+    while not (ancestor.exists() or ancestor.is_symlink()) and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise OutputError(output, f"cannot create the report's directory: {ancestor} "
+                                  "is not a directory")
 
 
 def evaluate_to_files(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike,
@@ -313,8 +419,7 @@ def evaluate_to_files(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike,
     """Checks the outputs can be written, evaluates, writes JSON and CSV, and
     returns the report (its ``failures`` list says whether all cases scored)."""
     output = Path(output)
-    check_can_write(output, overwrite)
-    check_can_write(csv_path_for(output), overwrite)
+    check_output(output, overwrite)
     report = evaluate_directories(pred_dir, gt_dir, missing=missing, rvd_convention=rvd_convention)
     write_report(report, output, overwrite=overwrite)
     return report

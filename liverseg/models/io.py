@@ -6,7 +6,8 @@ them (a training run's checkpoints and logs). Everything is written under a
 temporary name and renamed into place, so a killed process never leaves a
 half-written file under a final name.
 ``load_model`` also accepts a ``.keras`` file, loaded in safe mode (files
-with Python lambdas are refused).
+with Python lambdas or references to non-Keras functions are refused), and
+only if it holds a liverseg network.
 """
 
 from __future__ import annotations
@@ -175,10 +176,37 @@ def _load_keras_file(path: Path):
     import liverseg.models.layers  # noqa: F401  (registers the custom layers)
 
     try:
-        return keras.saving.load_model(os.fspath(path), compile=False, safe_mode=True)
+        model = keras.saving.load_model(os.fspath(path), compile=False, safe_mode=True)
     except Exception as err:  # Keras raises many types for corrupt / unsafe files
         raise CheckpointError(path, f"cannot load Keras model in safe mode: "
                                     f"{_one_line(err)}") from None
+    _check_liverseg_network(path, model)
+    return model
+
+
+def _check_liverseg_network(path: Path, model) -> None:
+    """Refuses a valid Keras file that does not hold a liverseg network.
+
+    Without this, another Keras model would load and then fail (or, worse,
+    run) on every volume with a confusing error.
+    """
+    from liverseg.models.config import OUTPUT_NAMES
+
+    name = getattr(model, "name", "")
+    try:
+        config = ModelConfig.from_model_name(name)
+    except ConfigError:
+        raise CheckpointError(path, f"holds a Keras model named {name!r}, not a liverseg "
+                                    "network (models are made with build_ds_sffnet)") from None
+    outputs = model.output if isinstance(model.output, dict) else {}
+    inputs = getattr(model, "inputs", None) or []
+    input_ok = len(inputs) == 1 and tuple(inputs[0].shape)[-1:] == (3,)
+    outputs_ok = set(outputs) == set(OUTPUT_NAMES) and all(
+        tuple(t.shape)[-1:] == (config.number_slices,) for t in outputs.values())
+    if not (input_ok and outputs_ok):
+        raise CheckpointError(path, f"model {name!r} does not have the liverseg network's "
+                                    f"input [N, H, W, 3] and outputs {list(OUTPUT_NAMES)} "
+                                    f"with {config.number_slices} channel(s)")
 
 
 def _one_line(err: BaseException) -> str:

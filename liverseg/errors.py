@@ -15,7 +15,16 @@ class InputFileError(LiverSegError):
     def __init__(self, path: str | os.PathLike | None, problem: str):
         self.path = None if path is None else os.fspath(path)
         self.problem = problem
-        super().__init__(f"{self.path}: {problem}" if self.path else problem)
+        shown = _printable(self.path) if self.path else None
+        super().__init__(f"{shown}: {problem}" if shown else problem)
+
+
+def _printable(path: str) -> str:
+    """The path with control characters escaped, so an error stays on one line."""
+    if path.isprintable():
+        return path
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in path)
 
 
 class NiftiError(InputFileError):
@@ -32,6 +41,10 @@ class CheckpointError(InputFileError):
 
 class OutputError(InputFileError):
     """An output cannot be written (exists, escapes the output dir, ...)."""
+
+
+class TrainingError(LiverSegError):
+    """Training cannot go on (for example, the loss is no longer finite)."""
 
 
 class ConfigError(LiverSegError):

@@ -214,10 +214,25 @@ class _Plan:
 
 def _plan(inputs: Iterable[Path], output_dir: Path, options: RunOptions,
           report: RunReport) -> list[_Plan]:
-    """Output paths per input; existing / colliding outputs become skipped or failed cases."""
+    """Output paths per input; existing / colliding outputs become skipped or failed cases.
+
+    Inputs that differ only by extension (``volume-3.nii`` and
+    ``volume-3.nii.gz``) are one case id twice: each fails, naming the other.
+    """
     plans, seen = [], {}
+    inputs = list(inputs)
+    by_stem: dict[str, list[Path]] = {}
+    for path in inputs:
+        parts = split_nifti_name(path.name)
+        by_stem.setdefault(parts[0] if parts else path.name, []).append(path)
     for path in inputs:
         try:
+            parts = split_nifti_name(path.name)
+            twins = [p for p in by_stem[parts[0] if parts else path.name] if p != path]
+            if twins:
+                raise LayoutError(path, "duplicate case: "
+                                  + ", ".join(str(t) for t in twins)
+                                  + " has the same name up to its extension")
             name = output_name(path.name)
             out = safe_output_path(output_dir, name)
             aux = {k: safe_output_path(output_dir, v) for k, v in auxiliary_names(name).items()}
@@ -303,7 +318,11 @@ def run(inputs: str | os.PathLike | Sequence[str | os.PathLike], output_dir: str
     out_dir = Path(output_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputError(out_dir, "output directory path exists and is not a directory")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(out_dir, f"cannot create the output directory ({exc.strerror or exc})"
+                          ) from None
 
     report = RunReport([], list(ignored))
     if ignored:

@@ -41,6 +41,9 @@ class RunData:
 def model_fingerprint(model_path: str | os.PathLike) -> str:
     """Content hash of a saved model's weights and config files."""
     p = Path(model_path)
+    if not p.exists():
+        from liverseg.errors import CheckpointError
+        raise CheckpointError(p, "liver model not found")
     files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix in (".h5", ".json", ".keras")
                    and not f.name.startswith(".")) if p.is_dir() else [p]
     h = hashlib.sha256()
@@ -74,9 +77,13 @@ class LiverProbabilityCache:
 
         path = self.dir / f"{record.case_id}.npy"
         if path.is_file():
-            prob = np.load(path, allow_pickle=False)
-            if prob.shape == record.hu.shape:
-                return prob
+            try:
+                prob = np.load(path, allow_pickle=False)
+            except (ValueError, OSError, EOFError) as exc:
+                log.warning("%s: unreadable cache entry (%s); recomputing", path, exc)
+            else:
+                if prob.shape == record.hu.shape and prob.dtype == np.float32:
+                    return prob
         prob = predict_volume(self._get_predictor(), record.hu)
         self.dir.mkdir(parents=True, exist_ok=True)
         with atomic_path(path, overwrite=True) as tmp:

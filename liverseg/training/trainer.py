@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from liverseg.data import pipeline
-from liverseg.errors import ConfigError
+from liverseg.errors import CheckpointError, ConfigError, OutputError, TrainingError
 from liverseg.training import checkpoints, distribute
 from liverseg.training.optimizers import make_optimizer
 from liverseg.training.recipes import DSN_WEIGHT, Recipe, get_recipe
@@ -140,6 +140,23 @@ def _initialise(model, config: TrainConfig, recipe: Recipe) -> str:
     return "model defaults (no ImageNet checkpoint given)"
 
 
+def _drop_rows_after(csv_path: Path, step: int) -> None:
+    """Removes rows of updates after ``step`` (lost when a run died before saving)."""
+    if not csv_path.is_file():
+        return
+    with open(csv_path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return
+    kept = [rows[0]] + [r for r in rows[1:] if r and r[0].isdigit() and int(r[0]) <= step]
+    if len(kept) != len(rows):
+        import io
+
+        buf = io.StringIO()
+        csv.writer(buf).writerows(kept)
+        atomic_write_text(csv_path, buf.getvalue(), overwrite=True)
+
+
 class _Logger:
     """metrics.csv, TensorBoard scalars and images, the progress line."""
 
@@ -154,6 +171,7 @@ class _Logger:
         if not enabled:
             return
         self.csv_path = model_dir / "metrics.csv"
+        _drop_rows_after(self.csv_path, start)
         new = not self.csv_path.exists()
         self.csv_file = open(self.csv_path, "a", newline="")
         self.csv = csv.DictWriter(self.csv_file, fieldnames=self.FIELDS, extrasaction="ignore")
@@ -226,6 +244,10 @@ def train(config: TrainConfig) -> dict:
     config = config.resolved()
     recipe = get_recipe(config.recipe)
     model_dir = Path(config.model_dir)
+    if model_dir.exists() and not model_dir.is_dir():
+        raise OutputError(model_dir, "--model_dir exists and is not a directory")
+    if config.liver_model and not Path(config.liver_model).exists():
+        raise CheckpointError(config.liver_model, "liver model not found")
     _check_resume(model_dir, config)
     strategy = distribute.make_strategy(config.distribution, config.cpu_devices)
     chief = distribute.is_chief(strategy)
@@ -233,10 +255,11 @@ def train(config: TrainConfig) -> dict:
     if config.batch_size % replicas:
         raise ConfigError(f"batch_size {config.batch_size} is not divisible by the "
                           f"{replicas} replicas")
-    model_dir.mkdir(parents=True, exist_ok=True)
-    if chief:
-        atomic_write_text(model_dir / CONFIG_NAME,
-                          json.dumps(dataclasses.asdict(config), indent=2) + "\n", overwrite=True)
+    try:
+        model_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(model_dir, f"cannot create the model directory ({exc.strerror or exc})"
+                          ) from None
 
     options = pipeline.PipelineOptions(batch_size=config.batch_size, seed=config.seed,
                                        image_size=config.image_size,
@@ -261,6 +284,10 @@ def train(config: TrainConfig) -> dict:
         step_fn = TrainStep(model, optimizer, recipe, config.stage, strategy)
         state = checkpoints.restore_latest(model_dir, model, optimizer)
         start = int(state["step"]) if state else 0
+        if chief:  # written once the data and the init checkpoint have loaded
+            atomic_write_text(model_dir / CONFIG_NAME,
+                              json.dumps(dataclasses.asdict(config), indent=2) + "\n",
+                              overwrite=True)
         print(f"{config.stage} stage, recipe {recipe.name}: {data.num_train_examples} training "
               f"examples, {data.num_val_examples} validation; {replicas} replica(s); "
               f"{'resuming at step %d' % start if state else 'init: ' + init_note}", flush=True)
@@ -282,7 +309,9 @@ def train(config: TrainConfig) -> dict:
                 metrics = step_fn(iterator, DSN_WEIGHT[supervision], lr)
                 step += 1
                 if not np.isfinite(metrics["loss_total"]):
-                    raise FloatingPointError(f"loss became {metrics['loss_total']} at step {step}")
+                    raise TrainingError(
+                        f"{model_dir}: the loss became {metrics['loss_total']} at update {step}; "
+                        "lower --learning_rate or resume from the last checkpoint")
                 val_dice = None
                 if data.val is not None and config.val_every and (
                         step % config.val_every == 0 or step == total):

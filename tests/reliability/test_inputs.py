@@ -115,10 +115,6 @@ def test_symlink_loop_and_fifo_are_named(tmp_path):
 # Inference runner: bugs to fix in liverseg/inference (not owned here)
 
 
-@pytest.mark.xfail(strict=True, reason="inference/runner.py: volume-3.nii and volume-3.nii.gz "
-                                       "are both segmented (segmentation-3.nii and "
-                                       "segmentation-3.nii.gz), a duplicate case id that "
-                                       "evaluation then refuses")
 def test_duplicate_case_ids_fail_by_name_and_others_are_written(tmp_path, segmenter):
     src, out = tmp_path / "in", tmp_path / "out"
     src.mkdir()
@@ -133,9 +129,6 @@ def test_duplicate_case_ids_fail_by_name_and_others_are_written(tmp_path, segmen
     assert os.listdir(out) == ["segmentation-4.nii.gz"]
 
 
-@pytest.mark.xfail(strict=True, raises=NotADirectoryError,
-                   reason="inference/runner.py run(): out_dir.mkdir raises NotADirectoryError "
-                          "(not an OutputError) when a parent of --output_dir is a file")
 def test_output_dir_below_a_file_is_an_output_error(tmp_path, segmenter):
     bf.write_good_ct(tmp_path / "volume-1.nii.gz")
     (tmp_path / "file.txt").write_text("x")
@@ -193,9 +186,6 @@ def test_cli_reports_a_bug_in_one_line_unless_debugging(capsys, monkeypatch):
         cli.run_tool(main, ["tool"])
 
 
-@pytest.mark.xfail(strict=True, reason="errors.py InputFileError puts the path into the message "
-                                       "as is: a file name holding a newline splits the error "
-                                       "line in two (control characters should be escaped)")
 def test_a_file_name_with_a_newline_still_gives_one_error_line():
     message = str(NiftiError("/data/bad\nname.nii", "not a NIfTI file"))
     assert "\n" not in message and "bad\\nname.nii" in message

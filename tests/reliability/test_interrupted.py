@@ -96,8 +96,6 @@ def test_training_rerun_resumes_from_the_last_good_checkpoint(killed_then_resume
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="trainer: metrics.csv keeps the rows of updates lost in "
-                                       "the crash, so a resumed run logs step 2 twice")
 def test_training_metrics_have_no_rows_of_lost_updates(killed_then_resumed):
     model_dir, _, _, _ = killed_then_resumed
     rows = (model_dir / "metrics.csv").read_text().splitlines()

@@ -71,17 +71,11 @@ def test_train_refuses_a_pickled_init_checkpoint(pickled_init):
     assert not (root / "model" / "model.weights.h5").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="trainer.train writes <model_dir>/config.json before the "
-                                       "data and init checkpoint are checked; a failed start "
-                                       "leaves it, and a corrected rerun with another recipe "
-                                       "is refused as 'holds a run with other settings'")
 def test_train_failed_start_leaves_no_run_behind(pickled_init):
     root, _, _ = pickled_init
     assert not (root / "model" / "config.json").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="trainer.train: model_dir.mkdir raises FileExistsError "
-                                       "(not a LiverSegError) when --model_dir is a file")
 def test_train_model_dir_that_is_a_file(tmp_path, phantoms):
     (tmp_path / "model").write_text("x")
     result = run_tool("train", *TRAIN, f"--data_dir={phantoms}", f"--model_dir={tmp_path / 'model'}")
@@ -89,9 +83,6 @@ def test_train_model_dir_that_is_a_file(tmp_path, phantoms):
     assert (tmp_path / "model").read_text() == "x"
 
 
-@pytest.mark.xfail(strict=True, reason="training/data.py model_fingerprint: a missing "
-                                       "--liver_model raises FileNotFoundError (not a "
-                                       "CheckpointError naming it)")
 def test_train_tumour_stage_with_a_missing_liver_model(tmp_path, phantoms):
     missing = tmp_path / "no_liver_model"
     result = run_tool("train", "--stage=tumor", "--max_steps=1", "--batch_size=1",

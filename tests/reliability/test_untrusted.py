@@ -157,16 +157,10 @@ def _cache_with_pickle(tmp_path, tiny_models):
 
 def test_pickled_liver_probability_cache_is_never_unpickled(tmp_path, tiny_models):
     cache, record, marker = _cache_with_pickle(tmp_path, tiny_models)
-    try:
-        cache(record)
-    except ValueError:
-        pass  # today: refused with numpy's error (see the xfail below)
+    cache(record)  # the pickled entry is refused by np.load and recomputed
     assert not marker.exists()
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError,
-                   reason="training/data.py LiverProbabilityCache.__call__: np.load of a corrupt "
-                          "or pickled cache file raises ValueError instead of recomputing")
 def test_unreadable_liver_probability_cache_entry_is_recomputed(tmp_path, tiny_models):
     cache, record, marker = _cache_with_pickle(tmp_path, tiny_models)
     prob = cache(record)

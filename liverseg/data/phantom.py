@@ -12,9 +12,9 @@ round-ish tumours (label 2) placed inside the final liver mask (after the
 other organs have carved it), so they never leave the liver.
 
 Intensities (HU, jittered per phantom) are chosen so that intensity alone
-cannot separate the targets: spleen and muscle overlap the liver (about 60
-HU) and fluid in the stomach, bowel, gallbladder and spinal canal overlaps
-the tumours (10-30 HU). Images get a slight blur (partial volume) and
+cannot separate the targets: the spleen and the inferior vena cava overlap
+the enhanced liver (95-115 HU, portal venous phase) and fluid in the stomach,
+bowel, gallbladder and spinal canal overlaps the tumours (25-38 HU). Images get a slight blur (partial volume) and
 correlated Gaussian noise (10-20 HU), and are stored as int16 HU.
 
 Geometry and orientation (LiTS-like): array axis 0 runs from the patient's
@@ -100,20 +100,20 @@ _HU_RANGES: dict[Tissue, tuple[float, float]] = {
     Tissue.DISC: (70, 100),
     Tissue.CSF: (5, 15),
     Tissue.BOWEL_WALL: (45, 70),
-    Tissue.BOWEL_CONTENT: (10, 30),
+    Tissue.BOWEL_CONTENT: (15, 35),
     Tissue.GAS: (-950, -850),
     Tissue.STOMACH_WALL: (45, 65),
     Tissue.STOMACH_CONTENT: (8, 25),
     Tissue.PANCREAS: (70, 95),
-    Tissue.LIVER: (55, 68),
-    Tissue.LIVER_VESSEL: (140, 180),
+    Tissue.LIVER: (95, 115),
+    Tissue.LIVER_VESSEL: (150, 190),
     Tissue.GALLBLADDER: (0, 15),
-    Tissue.SPLEEN: (52, 70),
+    Tissue.SPLEEN: (100, 122),
     Tissue.KIDNEY: (140, 190),
     Tissue.RENAL_SINUS: (-60, -20),
     Tissue.IVC: (100, 130),
     Tissue.AORTA: (140, 190),
-    Tissue.TUMOUR: (12, 28),
+    Tissue.TUMOUR: (25, 38),
     Tissue.VESSEL: (130, 170),
 }
 

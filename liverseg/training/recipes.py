@@ -38,9 +38,9 @@ class Recipe:
     iter_mean_grad: int
     #: "sum": the original summed loss; "mean": divided by the masked pixel count.
     loss_reduction: Literal["sum", "mean"]
-    #: Class weights per stage: "original" (0.931/0.069 liver, 0.8982/0.1018
-    #: tumour) or "uniform" (0.5/0.5).
-    class_weights: Literal["original", "uniform"]
+    #: Class weights: "original" (0.931/0.069 liver, 0.8982/0.1018 tumour) or
+    #: "uniform" (0.5/0.5), for both stages or as a per-stage dict.
+    class_weights: Literal["original", "uniform"] | dict
     weight_decay: float
     #: Multiplier of the weight-decay term per stage.
     weight_decay_factor: dict
@@ -103,11 +103,11 @@ ORIGINAL = Recipe(
 FAST = Recipe(
     name="fast",
     optimizer="adam",
-    learning_rate=1e-4,
+    learning_rate=3e-4,
     lr_boundaries=(35_000, 45_000),
     lr_factors=(1.0, 0.3, 0.1),
     supervision_phases=((15_000, "strong"), (30_000, "weak"), (50_000, "none")),
-    max_steps=600,
+    max_steps=800,
     batch_size=8,
     iter_mean_grad=1,
     loss_reduction="mean",
@@ -130,7 +130,10 @@ def get_recipe(name: str) -> Recipe:
 
 def class_weights(recipe: Recipe, stage: str) -> tuple[float, float]:
     """(pos_weight, neg_weight) of ``stage`` under ``recipe``."""
-    if recipe.class_weights == "uniform":
+    mode = recipe.class_weights
+    if isinstance(mode, dict):
+        mode = mode[stage]
+    if mode == "uniform":
         return 0.5, 0.5
     return STAGE_CLASS_WEIGHTS[stage]
 

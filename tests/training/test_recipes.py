@@ -33,6 +33,7 @@ def test_original_recipe_numbers():
     assert ORIGINAL.weight_decay_factor == {"liver": 0.001, "tumor": 1.0}
     assert recipes.class_weights(ORIGINAL, "liver") == (0.931, 0.069)
     assert recipes.class_weights(ORIGINAL, "tumor") == (0.8982, 0.1018)
+    assert recipes.class_weights(FAST, "liver") == (0.5, 0.5)
     assert recipes.class_weights(FAST, "tumor") == (0.5, 0.5)
     assert recipes.DSN_WEIGHT == {"strong": 1.0, "weak": 0.5, "none": 0.0}
 

@@ -38,7 +38,9 @@ def _hand_loss(labels, logits, mask, pos_w, neg_w):
 
 
 def _hand_grads(model, batch, recipe, stage, dsn_weight):
-    pos_w, neg_w = (0.5, 0.5) if recipe.class_weights == "uniform" else \
+    mode = recipe.class_weights
+    mode = mode[stage] if isinstance(mode, dict) else mode
+    pos_w, neg_w = (0.5, 0.5) if mode == "uniform" else \
         {"liver": (0.931, 0.069), "tumor": (0.8982, 0.1018)}[stage]
     decay = recipe.weight_decay * recipe.weight_decay_factor[stage]
     norm = float(np.sum(batch["mask"])) if recipe.loss_reduction == "mean" else 1.0

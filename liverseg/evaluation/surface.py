@@ -20,7 +20,10 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
+
 from scipy import ndimage
+
+from liverseg.utils.arrays import bounding_box  # noqa: F401 (re-exported)
 
 SURFACE_STRUCTURE = ndimage.generate_binary_structure(3, 2)
 """18-neighbour 3D structuring element used to erode a mask into its surface."""
@@ -46,21 +49,6 @@ class SurfaceDistances:
 
 
 UNDEFINED = SurfaceDistances(UNDEFINED_DISTANCE, UNDEFINED_DISTANCE, UNDEFINED_DISTANCE)
-
-
-def bounding_box(mask: np.ndarray, margin: int = 0) -> tuple[slice, ...] | None:
-    """Slices of the smallest box holding every True voxel, grown by ``margin``
-    and clipped to the array; None when the mask is empty."""
-    box = []
-    for axis in range(mask.ndim):
-        other = tuple(a for a in range(mask.ndim) if a != axis)
-        hits = np.flatnonzero(np.any(mask, axis=other))
-        if hits.size == 0:
-            return None
-        lo = max(int(hits[0]) - margin, 0)
-        hi = min(int(hits[-1]) + 1 + margin, mask.shape[axis])
-        box.append(slice(lo, hi))
-    return tuple(box)
 
 
 def surface(mask: np.ndarray) -> np.ndarray:

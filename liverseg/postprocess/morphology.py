@@ -17,24 +17,13 @@ which gives the same result as opening the whole volume.
 from __future__ import annotations
 
 import numpy as np
+
 from scipy import ndimage
+
+from liverseg.utils.arrays import bounding_box  # noqa: F401 (re-exported)
 
 DEFAULT_STRUCTURE = ndimage.generate_binary_structure(3, 1)
 """6-neighbour 3D cross, the default opening element (see module docstring)."""
-
-
-def bounding_box(mask: np.ndarray, margin: int = 0) -> tuple[slice, ...] | None:
-    """Slices of the smallest box holding every True voxel of ``mask``, grown
-    by ``margin`` and clipped to the array; None when the mask is empty."""
-    box = []
-    for axis in range(mask.ndim):
-        other = tuple(a for a in range(mask.ndim) if a != axis)
-        hits = np.flatnonzero(np.any(mask, axis=other))
-        if hits.size == 0:
-            return None
-        box.append(slice(max(int(hits[0]) - margin, 0),
-                         min(int(hits[-1]) + 1 + margin, mask.shape[axis])))
-    return tuple(box)
 
 
 def opening(mask: np.ndarray, structure: np.ndarray | None = None,

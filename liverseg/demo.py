@@ -32,9 +32,9 @@ class DemoSettings:
 
 
 DEFAULT = DemoSettings(shape=(96, 96, 32), num_train=10, num_test=4, liver_steps=800,
-                       tumor_steps=500, batch_size=8)
+                       tumor_steps=1000, batch_size=8)
 QUICK = DemoSettings(shape=(64, 64, 24), num_train=6, num_test=2, liver_steps=160,
-                     tumor_steps=120, batch_size=8)
+                     tumor_steps=200, batch_size=8)
 #: The original tumour net's head ReLUs (an arg_scope slip of the original code)
 #: settle at zero when the net learns from scratch (no ImageNet weights) with the
 #: fast recipe, so the demo trains the README ("paper") tumour network; the liver

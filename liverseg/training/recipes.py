@@ -111,7 +111,9 @@ FAST = Recipe(
     batch_size=8,
     iter_mean_grad=1,
     loss_reduction="mean",
-    class_weights="uniform",
+    # Tumour pixels are a few per cent of a liver crop: the original class
+    # weights get the tumour net past "all background" early.
+    class_weights={"liver": "uniform", "tumor": "original"},
     weight_decay=0.0,
     weight_decay_factor={"liver": 0.0, "tumor": 0.0},
     gradient_factors=False,

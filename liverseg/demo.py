@@ -31,9 +31,9 @@ class DemoSettings:
     seed: int = 2017
 
 
-DEFAULT = DemoSettings(shape=(96, 96, 32), num_train=10, num_test=4, liver_steps=800,
+DEFAULT = DemoSettings(shape=(96, 96, 32), num_train=30, num_test=4, liver_steps=800,
                        tumor_steps=1000, batch_size=8)
-QUICK = DemoSettings(shape=(64, 64, 24), num_train=6, num_test=2, liver_steps=160,
+QUICK = DemoSettings(shape=(64, 64, 24), num_train=12, num_test=2, liver_steps=160,
                      tumor_steps=200, batch_size=8)
 #: The original tumour net's head ReLUs (an arg_scope slip of the original code)
 #: settle at zero when the net learns from scratch (no ImageNet weights) with the

@@ -43,7 +43,7 @@ import os
 import warnings
 import zlib
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Iterator
 
 import nibabel as nib
 import numpy as np
@@ -302,22 +302,31 @@ def _parse_header(f: BinaryIO, path: Path, max_voxels: int) -> tuple:
     return hdr, shape, dtype, vox_offset, slope, inter, affine, tuple(pixdim)
 
 
+@contextlib.contextmanager
+def _read_errors(p: Path, corrupt: str) -> Iterator[None]:
+    """Turns the errors of reading ``p`` into one NiftiError naming it."""
+    try:
+        yield
+    except NiftiError:
+        raise
+    except EOFError as e:
+        raise NiftiError(p, f"file is truncated (compressed stream ended early): {e}") from e
+    except (FileNotFoundError, PermissionError, IsADirectoryError) as e:
+        raise NiftiError(p, f"cannot read file: {e.strerror or e}") from e
+    except (OSError, zlib.error) as e:
+        raise NiftiError(p, f"{corrupt}: {e}") from e
+
+
 def _inspect(path: str | os.PathLike, max_voxels: int) -> _Parsed:
     """Checks the file and its header without reading any data."""
     p = Path(path)
     is_gzip = _check_path(p)
-    try:
+    with _read_errors(p, "corrupt file"):
         f = _open(p, is_gzip)
         try:
             hdr, shape, dtype, offset, slope, inter, affine, spacing = _parse_header(f, p, max_voxels)
         finally:
             _close(f)
-    except NiftiError:
-        raise
-    except EOFError as e:
-        raise NiftiError(p, f"file is truncated (compressed stream ended early): {e}") from e
-    except (OSError, zlib.error) as e:
-        raise NiftiError(p, f"corrupt file: {e}") from e
     return _Parsed(p, is_gzip, hdr, shape, dtype, offset, slope, inter, affine, spacing)
 
 
@@ -340,7 +349,7 @@ def _read_raw(info: _Parsed) -> np.ndarray:
         raise NiftiError(p, f"file is truncated: {size} compressed bytes cannot hold the "
                             f"{nbytes} data bytes the header declares")
     buf = np.empty(nbytes, dtype=np.uint8)
-    try:
+    with _read_errors(p, "corrupt file (gzip data or checksum error)"):
         f = _open(p, info.is_gzip)
         try:
             f.seek(info.data_offset)
@@ -358,14 +367,6 @@ def _read_raw(info: _Parsed) -> np.ndarray:
                                         "declares; not a valid NIfTI file")
         finally:
             _close(f)
-    except NiftiError:
-        raise
-    except EOFError as e:
-        raise NiftiError(p, f"file is truncated (compressed stream ended early): {e}") from e
-    except (FileNotFoundError, PermissionError, IsADirectoryError) as e:
-        raise NiftiError(p, f"cannot read file: {e.strerror or e}") from e
-    except (OSError, zlib.error) as e:
-        raise NiftiError(p, f"corrupt file (gzip data or checksum error): {e}") from e
     arr = buf.view(info.dtype)
     if not arr.dtype.isnative:
         arr.byteswap(inplace=True)

@@ -88,15 +88,6 @@ def _finish(ds: tf.data.Dataset, num_examples: int, max_hw: tuple[int, int],
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-@dataclasses.dataclass(frozen=True)
-class ExampleIndex:
-    """What a source holds: number of examples and the largest in-plane size."""
-
-    num_examples: int
-    max_height: int
-    max_width: int
-
-
 def examples_from_records(records: Sequence[VolumeRecord], stage: str,
                           number_slices: int = pp.NUMBER_SLICES,
                           crop_variant: pp.CropVariant = "original",

@@ -9,6 +9,7 @@ with a summary is complete.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from pathlib import Path
@@ -96,38 +97,21 @@ def write_shards(examples: Iterable[Example], output_dir: str | os.PathLike, *, 
     counts: list[int] = []
     max_h = max_w = 0
     cases: set[str] = set()
-    writer = None
-    pending = None
-    tmp_ctx = None
-
-    def close_shard():
-        nonlocal writer, tmp_ctx
-        if writer is not None:
-            writer.close()
-            tmp_ctx.__exit__(None, None, None)
-            writer = tmp_ctx = None
-
-    try:
-        for example in examples:
-            if writer is None or counts[-1] >= examples_per_shard:
-                close_shard()
-                name = f"{stage}-{len(shards):05d}.tfrecord"
-                tmp_ctx = atomic_path(out / name, overwrite=True)
-                pending = tmp_ctx.__enter__()
-                writer = tf.io.TFRecordWriter(str(pending))
-                shards.append(name)
-                counts.append(0)
-            writer.write(serialize(example))
-            counts[-1] += 1
-            max_h = max(max_h, example.hu.shape[0])
-            max_w = max(max_w, example.hu.shape[1])
-            cases.add(example.case_id)
-        close_shard()
-    except BaseException as exc:
-        if writer is not None:
-            writer.close()
-            tmp_ctx.__exit__(type(exc), exc, exc.__traceback__)
-        raise
+    remaining = iter(examples)
+    while (first := next(remaining, None)) is not None:
+        name = f"{stage}-{len(shards):05d}.tfrecord"
+        count = 0
+        with atomic_path(out / name, overwrite=True) as tmp, \
+                tf.io.TFRecordWriter(str(tmp)) as writer:
+            for example in itertools.chain([first],
+                                           itertools.islice(remaining, examples_per_shard - 1)):
+                writer.write(serialize(example))
+                count += 1
+                max_h = max(max_h, example.hu.shape[0])
+                max_w = max(max_w, example.hu.shape[1])
+                cases.add(example.case_id)
+        shards.append(name)
+        counts.append(count)
     summary = {
         "format_version": FORMAT_VERSION,
         "stage": stage,

@@ -59,12 +59,16 @@ class Recipe:
         """An update number of the 50,000-update schedule scaled to ``total``."""
         return int(round(step * total / ORIGINAL_TOTAL_UPDATES))
 
-    def learning_rate_at(self, update: int, total: int) -> float:
+    def lr_factor_at(self, update: int, total: int) -> float:
+        """The piecewise-constant factor of the base learning rate at ``update``."""
         factor = self.lr_factors[0]
         for boundary, f in zip(self.lr_boundaries, self.lr_factors[1:]):
             if update >= self.scaled(boundary, total):
                 factor = f
-        return self.learning_rate * factor
+        return factor
+
+    def learning_rate_at(self, update: int, total: int) -> float:
+        return self.learning_rate * self.lr_factor_at(update, total)
 
     def supervision_at(self, update: int, total: int) -> Supervision:
         for last, mode in self.supervision_phases:

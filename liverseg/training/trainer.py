@@ -304,7 +304,7 @@ def train(config: TrainConfig) -> dict:
         step = start
         try:
             while step < total:
-                lr = config.learning_rate * recipe.learning_rate_at(step, total) / recipe.learning_rate
+                lr = config.learning_rate * recipe.lr_factor_at(step, total)
                 supervision = recipe.supervision_at(step, total)
                 metrics = step_fn(iterator, DSN_WEIGHT[supervision], lr)
                 step += 1

@@ -35,6 +35,22 @@ logger = logging.getLogger(__name__)
 _NAME = re.compile(r"^(?P<test>test-)?(?P<role>volume|segmentation)-(?P<index>\d+)\.nii(\.gz)?$",
                    re.IGNORECASE)
 
+
+
+def parse_name(name: str) -> tuple[bool, str, int] | None:
+    """``(is_test, role, index)`` of a LiTS file name (role "volume" or
+    "segmentation"), or None for any other name."""
+    m = _NAME.match(name)
+    if m is None:
+        return None
+    return m["test"] is not None, m["role"].lower(), int(m["index"])
+
+
+def case_id(is_test: bool, index: int) -> str:
+    """``"7"`` for case 7, ``"test-7"`` for test case 7."""
+    return f"test-{index}" if is_test else str(index)
+
+
 TRAIN_INDICES = range(0, 105)
 TEST_INDICES = range(105, 131)
 """The parent's (Bellver et al. 2017) split of the 131 LiTS training cases."""
@@ -87,11 +103,10 @@ def discover_layout(data_dir: str | os.PathLike, *, require_labels: bool = True)
     for entry in entries:
         if entry.name.startswith("."):
             continue
-        m = _NAME.match(entry.name)
-        if m is None or entry.is_dir():
+        key = parse_name(entry.name)
+        if key is None or entry.is_dir():
             ignored.append(entry)
             continue
-        key = (m["test"] is not None, m["role"].lower(), int(m["index"]))
         if key in found:
             raise LayoutError(entry, f"duplicate case: {found[key].name} has the same role "
                                      f"and index {key[2]}")
@@ -111,8 +126,8 @@ def discover_layout(data_dir: str | os.PathLike, *, require_labels: bool = True)
                                         f"(segmentation-{index}.nii[.gz])")
             ignored.append(path)
             continue
-        case_id = f"test-{index}" if is_test else str(index)
-        cases.append(Case(case_id=case_id, index=index, volume=path, segmentation=partner))
+        cases.append(Case(case_id=case_id(is_test, index), index=index, volume=path,
+                          segmentation=partner))
 
     if not cases:
         raise LayoutError(root, "no cases found (expected volume-N.nii[.gz] with "

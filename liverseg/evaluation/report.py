@@ -34,12 +34,12 @@ import io
 import json
 import logging
 import os
-import re
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 
+from liverseg.data import lits
 from liverseg.data.nifti import load_labels, read_header
 from liverseg.errors import ConfigError, LayoutError, LiverSegError, NiftiError, OutputError
 from liverseg.evaluation.metrics import Overlap, RvdConvention, case_metrics
@@ -47,7 +47,6 @@ from liverseg.utils.atomic import atomic_write_text, check_can_write
 
 logger = logging.getLogger(__name__)
 
-SEGMENTATION_NAME = re.compile(r"^(test-)?segmentation-(\d+)\.nii(\.gz)?$", re.IGNORECASE)
 
 LIVER_CASE_KEYS = ("dice", "voe", "rvd", "assd", "msd", "rmsd")
 TUMOR_CASE_KEYS = ("dice", "num_reference_lesions", "num_predicted_lesions", "num_detected")
@@ -67,11 +66,10 @@ class MissingPolicy(str, enum.Enum):
 def case_id_from_name(name: str) -> str | None:
     """``"N"`` for segmentation-N.nii[.gz], ``"test-N"`` for test-segmentation-N,
     None for any other name."""
-    match = SEGMENTATION_NAME.match(name)
-    if match is None:
+    parsed = lits.parse_name(name)
+    if parsed is None or parsed[1] != "segmentation":
         return None
-    index = str(int(match.group(2)))
-    return f"test-{index}" if match.group(1) else index
+    return lits.case_id(parsed[0], parsed[2])
 
 
 def _case_sort_key(case_id: str) -> tuple[int, int]:

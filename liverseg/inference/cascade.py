@@ -16,7 +16,8 @@ Steps, as in the original test pipeline:
    elsewhere) and set to 0 where the liver mask is 0 (the original's
    ``mask_with_liver`` with the liver net's thresholded output);
 5. 3D dense CRF (original parameters, ``liverseg.postprocess.crf``) on the
-   liver probability and on the masked tumour probability;
+   liver probability and on the masked tumour probability (``crf_targets``
+   picks which; a structure left out is thresholded at ``threshold``);
 6. binary opening of both masks (``liverseg.postprocess.morphology``);
 7. label map: 1 where the final liver is, 2 where the final tumour is and
    the final liver too (label 2 overrides 1).
@@ -78,6 +79,8 @@ from liverseg.postprocess import morphology
 logger = logging.getLogger(__name__)
 
 CRF_SPATIAL_SCALES = ("reference", "voxels")
+CRF_TARGETS = ("liver", "tumor")
+"""Structures the CRF can refine (``SegmentOptions.crf_targets``)."""
 STAGES = ("load", "liver_net", "roi", "tumor_net", "crf", "opening", "labels", "write")
 """Timing keys of one volume, in pipeline order (``load``/``write`` are the runner's)."""
 
@@ -109,6 +112,9 @@ class SegmentOptions:
     threshold: float = 0.5
     liver_mask: bool = True
     crf: bool = True
+    #: structures refined by the CRF (with ``crf`` on); the others are
+    #: thresholded. The bilateral term can erase small low-contrast tumours.
+    crf_targets: tuple[str, ...] = CRF_TARGETS
     crf_on: str = CrfScope.ROI.value
     crf_margin: int = 10
     crf_image: str = CrfImage.WINDOW.value
@@ -140,9 +146,23 @@ class SegmentOptions:
         if self.crf_spatial_scale not in CRF_SPATIAL_SCALES:
             raise ConfigError(f"crf_spatial_scale must be one of {CRF_SPATIAL_SCALES}, "
                               f"got {self.crf_spatial_scale!r}")
+        targets = self.crf_targets
+        if isinstance(targets, str) or not all(isinstance(t, str) for t in targets):
+            raise ConfigError(f"crf_targets must be a tuple of names from {CRF_TARGETS}, "
+                              f"got {targets!r}")
+        targets = tuple(dict.fromkeys(targets))
+        unknown = [t for t in targets if t not in CRF_TARGETS]
+        if unknown:
+            raise ConfigError(f"crf_targets: unknown structure(s) {', '.join(map(repr, unknown))}; "
+                              f"choose from {CRF_TARGETS}")
+        object.__setattr__(self, "crf_targets", targets)
         if isinstance(self.crf_margin, bool) or not isinstance(self.crf_margin, int) \
                 or self.crf_margin < 0:
             raise ConfigError(f"crf_margin must be a non-negative integer, got {self.crf_margin!r}")
+
+    def crf_for(self, structure: str) -> bool:
+        """Whether the CRF refines ``structure`` ("liver" or "tumor")."""
+        return self.crf and structure in self.crf_targets
 
     def predictor_options(self) -> PredictorOptions:
         return PredictorOptions(batch_size=self.batch_size, jit_compile=self.jit_compile,
@@ -313,12 +333,13 @@ class Segmenter:
         t = time.perf_counter()
         crf_image = self._crf_image_fn(hu, intensity)
         whole = tuple(slice(0, n) for n in hu.shape)
-        liver_final = self._binarise(liver_prob, whole, hu, crf_image)
+        liver_final = self._binarise(liver_prob, whole, hu, crf_image, opts.crf_for("liver"))
         if not opts.keep_probabilities:
             liver_prob = None
         tumor_final = None
         if self.tumor is not None:
-            tumor_final = (self._binarise(tumor_prob, tumor_region, hu, crf_image)
+            tumor_final = (self._binarise(tumor_prob, tumor_region, hu, crf_image,
+                                          opts.crf_for("tumor"))
                            if tumor_prob is not None else np.zeros(hu.shape, bool))
         timings["crf"] = time.perf_counter() - t
 
@@ -376,7 +397,7 @@ class Segmenter:
         return lambda box: (hu[box], hu_range)
 
     def _binarise(self, prob: np.ndarray, region: tuple[slice, slice, slice],
-                  hu: np.ndarray, crf_image: Callable) -> np.ndarray:
+                  hu: np.ndarray, crf_image: Callable, use_crf: bool) -> np.ndarray:
         """Full-size bool mask of a probability given over ``region`` of the volume
         (zero elsewhere): the CRF's MAP labels or, without CRF, prob > threshold.
 
@@ -385,7 +406,7 @@ class Segmenter:
         """
         opts = self.options
         out = np.zeros(hu.shape, bool)
-        if not opts.crf:
+        if not use_crf:
             out[region] = prob > opts.threshold
             return out
         if opts.crf_on == CrfScope.VOLUME.value:

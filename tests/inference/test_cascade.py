@@ -100,6 +100,35 @@ def test_crf_on_raw_hu_keeps_the_speck(fake_nets):
                                   expected)
 
 
+def test_crf_targets_choose_which_structures_the_crf_refines(fake_nets):
+    # A soft tumour voxel (probability 0.6) inside the liver: the tumour CRF removes it,
+    # thresholding keeps it. The soft liver speck: the liver CRF removes it.
+    soft = (8, 9, 3)
+    hu = helpers.synthetic_volume(speck=True)
+    hu[soft] = 129.6 / 0.6375 - 150.0
+    expected = {("liver", "tumor"): {}, ("liver",): {soft: 2}, ("tumor",): {SPECK: 1},
+                (): {soft: 2, SPECK: 1}}
+    for targets, changes in expected.items():
+        result = segment(fake_nets, volume=hu, opening=False, crf_targets=targets)
+        assert result.tumor_probability[soft] == pytest.approx(0.6, abs=0.01)
+        labels = helpers.expected_labels()
+        for voxel, label in changes.items():
+            labels[voxel] = label
+        np.testing.assert_array_equal(result.labels, labels, err_msg=str(targets))
+    np.testing.assert_array_equal(segment(fake_nets, volume=hu, opening=False, crf=False).labels,
+                                  segment(fake_nets, volume=hu, opening=False, crf_targets=()).labels)
+
+
+def test_crf_targets_are_checked():
+    assert SegmentOptions(crf_targets=["tumor", "liver", "tumor"]).crf_targets == ("tumor", "liver")
+    assert SegmentOptions().crf_targets == ("liver", "tumor")
+    assert not SegmentOptions(crf=False).crf_for("liver")
+    with pytest.raises(ConfigError, match="unknown structure.*'lesion'"):
+        SegmentOptions(crf_targets=("liver", "lesion"))
+    with pytest.raises(ConfigError, match="tuple of names"):
+        SegmentOptions(crf_targets="liver")
+
+
 def test_without_liver_mask_dark_background_in_the_roi_is_tumour(fake_nets):
     result = segment(fake_nets, liver_mask=False, crf=False, opening=False)
     rows, cols, zs = result.tumor_region

@@ -38,7 +38,8 @@ def test_infer_tool_segments_a_directory_and_reports_bad_files(tmp_path, models)
     (src / "notes.txt").write_text("x")
     result = run_tool(f"--input_dir={src}", f"--output_dir={out}", f"--liver_model={liver}",
                       f"--tumor_model={tumor}", "--batch_size=2", "--no_opening",
-                      "--crf_on=roi", "--crop_variant=paper", "--write_probabilities")
+                      "--crf_on=roi", "--crop_variant=paper", "--write_probabilities",
+                      "--crf_targets=liver")
     assert result.returncode == 1, result.stderr
     output = result.stdout + result.stderr
     assert "Traceback" not in output
@@ -72,3 +73,8 @@ def test_infer_tool_one_line_error_for_a_missing_model(tmp_path):
     assert conflicting.returncode == 1
     assert conflicting.stderr.strip().splitlines()[-1] == \
         "error: overwrite and skip_existing exclude each other"
+    bad_target = run_tool(f"--input_dir={tmp_path}", f"--output_dir={tmp_path / 'out'}",
+                          f"--liver_model={tmp_path / 'nope'}", "--crf_targets=liver,lesion")
+    assert bad_target.returncode == 1
+    assert bad_target.stderr.strip().splitlines()[-1] == \
+        "error: crf_targets: unknown structure(s) 'lesion'; choose from ('liver', 'tumor')"

@@ -20,9 +20,16 @@ pydensecrf needs about 200 bytes per voxel, 10 GB for a whole
 to the volume; ``-1`` runs it on the whole volume. ``--precision`` compares float32,
 XLA and bfloat16 on a few 256x256 stacks (speed and probability change).
 
+``--batch_sweep 1,2,4,8`` instead measures the liver net's forward
+throughput (slices/s) and the process's peak resident memory per inference
+batch size, each in a fresh process, ``--sweep_rounds`` times in alternating
+order (best throughput kept): what ``batch_size="auto"`` is chosen from.
+
 Usage:
-  python benchmarks/bench_infer.py [--shape 512,512,200] [--batch_size 8] \
+  python benchmarks/bench_infer.py [--shape 512,512,200] [--batch_size 0] \
       [--whole_crf_slices 64] [--precision] [--json out.json]
+  python benchmarks/bench_infer.py --batch_sweep 1,2,4,8 [--sweep_size 512] \
+      [--sweep_stacks 8] [--sweep_rounds 2]
 """
 
 from __future__ import annotations
@@ -130,17 +137,90 @@ def precision_comparison(liver_model, stacks: int = 8, size: int = 256) -> dict:
     return out
 
 
+def _sweep_child(batch: int, size: int, stacks: int) -> dict:
+    """In a fresh process: liver net forward throughput and peak resident memory of a
+    ``StackPredictor`` at one batch size (float32, ``size`` x ``size`` stacks)."""
+    from liverseg.inference.predictor import PredictorOptions, StackPredictor
+    from liverseg.models import build_ds_sffnet
+
+    predictor = StackPredictor(build_ds_sffnet("liver", seed=1), PredictorOptions(batch))
+    rss_model = _status_mb("VmRSS")
+    rng = np.random.default_rng(0)
+    x = ndimage.gaussian_filter(rng.uniform(0, 255, (batch, size, size, 3)).astype(np.float32),
+                                (0, 2, 2, 0))
+    predictor.predict_batch(x)  # trace and oneDNN primitives
+    calls = max(stacks // batch, 1)
+    times = []
+    for _ in range(calls):
+        t = time.perf_counter()
+        predictor.predict_batch(x)
+        times.append(time.perf_counter() - t)
+    return {"batch": batch, "size": size, "stacks": calls * batch,
+            "slices_per_s": calls * batch / sum(times),
+            "best_slices_per_s": batch / min(times), "rss_model_mb": rss_model,
+            "peak_mb": _status_mb("VmHWM"), "load_average": os.getloadavg()[0]}
+
+
+def batch_sweep(batches, size: int, stacks: int, rounds: int) -> list[dict]:
+    """``_sweep_child`` per batch size in fresh processes, in ``rounds`` alternating orders;
+    throughput is the best round's (the machine is shared), memory the largest peak."""
+    import subprocess
+
+    results: dict[int, list[dict]] = {b: [] for b in batches}
+    for r in range(rounds):
+        for b in (batches if r % 2 == 0 else batches[::-1]):
+            out = subprocess.run([sys.executable, __file__, "--_sweep_child", str(b),
+                                  "--sweep_size", str(size), "--sweep_stacks", str(stacks)],
+                                 capture_output=True, text=True, check=True)
+            row = json.loads(out.stdout.strip().splitlines()[-1])
+            results[b].append(row)
+            print(f"  batch {b}: {row['slices_per_s']:.3f} slices/s, peak {row['peak_mb']:.0f} MB "
+                  f"(model {row['rss_model_mb']:.0f} MB), load {row['load_average']:.1f}",
+                  flush=True)
+    rows = []
+    for b, runs in results.items():
+        best = max(runs, key=lambda row: row["slices_per_s"])
+        rows.append({**best, "rounds": [round(row["slices_per_s"], 4) for row in runs],
+                     "peak_mb": max(row["peak_mb"] for row in runs)})
+    top = max(row["slices_per_s"] for row in rows)
+    print(f"\n| batch | slices/s (best of {rounds}) | of best | peak RSS | activations "
+          f"(peak - model) |\n|---|---|---|---|---|")
+    for row in rows:
+        print(f"| {row['batch']} | {row['slices_per_s']:.3f} | "
+              f"{100 * row['slices_per_s'] / top:.0f} % | {row['peak_mb']:.0f} MB | "
+              f"{row['peak_mb'] - row['rss_model_mb']:.0f} MB |")
+    return rows
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch_sweep", default=None,
+                        help="comma list of batch sizes: liver net throughput and peak memory "
+                             "per batch size (fresh process each), then exit")
+    parser.add_argument("--sweep_size", type=int, default=512)
+    parser.add_argument("--sweep_stacks", type=int, default=8)
+    parser.add_argument("--sweep_rounds", type=int, default=2)
+    parser.add_argument("--_sweep_child", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--shape", default="512,512,200")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch_size", type=int, default=8)
+    parser.add_argument("--batch_size", type=int, default=0, help="0: automatic (as infer.py)")
     parser.add_argument("--whole_crf_slices", type=int, default=64,
                         help="whole-volume CRF on a central slab of N slices, scaled to the "
                              "volume (cost is linear in voxels); -1: the whole volume; 0: skip")
     parser.add_argument("--precision", action="store_true")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
+    if args._sweep_child is not None:
+        print(json.dumps(_sweep_child(args._sweep_child, args.sweep_size, args.sweep_stacks)))
+        return
+    if args.batch_sweep:
+        print(f"# {platform.node()}, {os.cpu_count()} logical CPUs, "
+              f"{time.strftime('%Y-%m-%d %H:%M')}, load average {os.getloadavg()[0]:.1f}")
+        rows = batch_sweep([int(b) for b in args.batch_sweep.split(",")], args.sweep_size,
+                           args.sweep_stacks, args.sweep_rounds)
+        if args.json:
+            Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
+        return
     shape = tuple(int(v) for v in args.shape.split(","))
 
     from liverseg.data import nifti
@@ -166,7 +246,8 @@ def main(argv=None):
         liver_model = build_ds_sffnet("liver", seed=1)
         tumor_model = build_ds_sffnet("tumor", seed=2)
         segmenter = Segmenter(liver_model, tumor_model,
-                              SegmentOptions(batch_size=args.batch_size, keep_probabilities=False))
+                              SegmentOptions(batch_size=args.batch_size or "auto",
+                                             keep_probabilities=False))
         report["rss_after_models_mb"] = _status_mb("VmRSS")
         oracle = oracle_liver_probability(true_labels)
 

@@ -45,7 +45,10 @@ flags.DEFINE_bool("write_probabilities", False,
 flags.DEFINE_bool("overlays", False, "Also write <output>_overlay.png per volume.")
 flags.DEFINE_bool("overwrite", False, "Replace existing outputs.")
 flags.DEFINE_bool("skip_existing", False, "Skip volumes whose label map already exists.")
-flags.DEFINE_integer("batch_size", 8, "Slice stacks per network call.")
+flags.DEFINE_integer("batch_size", 0,
+                     "Slice stacks per network call; 0 = automatic: 2 x 512x512 pixels per call "
+                     "(2 stacks at 512x512, 8 at 256x256), which bounds TensorFlow's memory.",
+                     lower_bound=0)
 flags.DEFINE_bool("mixed_precision", False, "Compute the networks in bfloat16 (float32 weights).")
 flags.DEFINE_bool("xla", False, "Compile the networks with XLA (jit_compile).")
 flags.DEFINE_bool("no_crf", False, "Skip the 3D dense CRF (threshold at 0.5 instead).")
@@ -75,7 +78,7 @@ def main(argv):
         FLAGS.input_dir, FLAGS.output_dir,
         liver_model=FLAGS.liver_model, tumor_model=FLAGS.tumor_model,
         segment_options=SegmentOptions(
-            batch_size=FLAGS.batch_size, mixed_precision=FLAGS.mixed_precision,
+            batch_size=FLAGS.batch_size or "auto", mixed_precision=FLAGS.mixed_precision,
             jit_compile=FLAGS.xla, crf=not FLAGS.no_crf, crf_targets=tuple(FLAGS.crf_targets), opening=not FLAGS.no_opening,
             liver_mask=not FLAGS.no_liver_mask, crf_on=FLAGS.crf_on, crf_spatial_scale=FLAGS.crf_spatial_scale,
             crop_variant=FLAGS.crop_variant),

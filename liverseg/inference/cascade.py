@@ -71,8 +71,8 @@ import numpy as np
 from liverseg.data import preprocess as pp
 from liverseg.data.nifti import NiftiVolume
 from liverseg.errors import ConfigError, NiftiError
-from liverseg.inference.predictor import (MIN_NET_SIZE, PredictorOptions, StackPredictor,
-                                          predict_slices)
+from liverseg.inference.predictor import (AUTO_BATCH, BATCH_PIXELS, MIN_NET_SIZE,
+                                          PredictorOptions, StackPredictor, predict_slices)
 from liverseg.postprocess import crf as crf_lib
 from liverseg.postprocess import morphology
 
@@ -105,7 +105,10 @@ class CrfImage(str, enum.Enum):
 class SegmentOptions:
     """Options of the cascade; defaults follow the original (module docstring)."""
 
-    batch_size: int = 8
+    #: stacks per network call, or "auto": ``batch_pixels`` pixels per call (2 at
+    #: 512x512, 8 at 256x256; TensorFlow's activations grow with the batch).
+    batch_size: int | str = AUTO_BATCH
+    batch_pixels: int = BATCH_PIXELS
     mixed_precision: bool = False
     jit_compile: bool = False
     crop_variant: str = "original"
@@ -138,9 +141,7 @@ class SegmentOptions:
                 object.__setattr__(self, name, value)
             if value not in allowed:
                 raise ConfigError(f"{name} must be one of {allowed}, got {value!r}")
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) \
-                or self.batch_size < 1:
-            raise ConfigError(f"batch_size must be a positive integer, got {self.batch_size!r}")
+        self.predictor_options()  # checks batch_size and batch_pixels
         if not 0.0 < float(self.threshold) < 1.0:
             raise ConfigError(f"threshold must be in (0, 1), got {self.threshold!r}")
         if self.crf_spatial_scale not in CRF_SPATIAL_SCALES:
@@ -166,7 +167,8 @@ class SegmentOptions:
 
     def predictor_options(self) -> PredictorOptions:
         return PredictorOptions(batch_size=self.batch_size, jit_compile=self.jit_compile,
-                                mixed_precision=self.mixed_precision)
+                                mixed_precision=self.mixed_precision,
+                                batch_pixels=self.batch_pixels)
 
 
 @dataclasses.dataclass(eq=False)

@@ -1,10 +1,18 @@
 """Runs a network over slice stacks of a volume, batch by batch.
 
 The compiled function has one input signature ([batch, None, None, C]) and
-every batch is padded to ``batch_size``, so it is traced once per predictor,
+every batch is padded to the batch size, so it is traced once per predictor,
 whatever the volumes' sizes (``trace_count`` counts the traces); with
 ``jit_compile`` XLA compiles once per distinct in-plane size. Scaling to
 0..255 happens per batch of stacks (never a float copy of the whole volume).
+
+Batch size: a fixed number, or ``"auto"`` (the default): as many stacks as
+fit ``batch_pixels`` pixels (2 x 512 x 512), between 1 and 8, so a batch is
+2 stacks at 512x512 and 8 at 256x256 or for a LiTS tumour crop. TensorFlow's
+activations grow with the batch's pixels (~0.23 GB per 512x512 stack on
+CPU) while throughput hardly does beyond that (docs/BENCHMARKS.md). The
+batch size depends only on the in-plane size, so the signature's batch
+dimension is left open and the function is still traced once.
 
 ``mixed_precision`` runs a bfloat16-compute copy of the network (Keras
 ``mixed_bfloat16`` policy, float32 weights copied from the model); the
@@ -29,18 +37,47 @@ MIN_NET_SIZE = 16
 
 MIXED_POLICY = "mixed_bfloat16"
 
+AUTO_BATCH = "auto"
+MAX_AUTO_BATCH = 8
+BATCH_PIXELS = 2 * 512 * 512
+"""Pixel budget of an automatic batch: 2 stacks at 512x512 (docs/BENCHMARKS.md)."""
+
+
+def check_batch_size(batch_size) -> None:
+    """ConfigError unless ``batch_size`` is a positive integer or ``"auto"``."""
+    if batch_size == AUTO_BATCH:
+        return
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch_size must be a positive integer or {AUTO_BATCH!r}, "
+                          f"got {batch_size!r}")
+
+
+def auto_batch_size(height: int, width: int, batch_pixels: int = BATCH_PIXELS) -> int:
+    """Stacks of ``height`` x ``width`` that fit ``batch_pixels``, clamped to 1..8."""
+    return int(min(max(batch_pixels // max(height * width, 1), 1), MAX_AUTO_BATCH))
+
 
 @dataclasses.dataclass(frozen=True)
 class PredictorOptions:
-    batch_size: int = 8
+    """``batch_size``: stacks per network call, or ``"auto"`` (``batch_pixels`` per call)."""
+
+    batch_size: int | str = AUTO_BATCH
     jit_compile: bool = False
     output: str = "fuse"
     mixed_precision: bool = False
+    batch_pixels: int = BATCH_PIXELS
 
     def __post_init__(self):
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) \
-                or self.batch_size < 1:
-            raise ConfigError(f"batch_size must be a positive integer, got {self.batch_size!r}")
+        check_batch_size(self.batch_size)
+        if isinstance(self.batch_pixels, bool) or not isinstance(self.batch_pixels, int) \
+                or self.batch_pixels < 1:
+            raise ConfigError(f"batch_pixels must be a positive integer, got {self.batch_pixels!r}")
+
+    def batch_size_for(self, height: int, width: int) -> int:
+        """The batch size used for stacks of ``height`` x ``width`` pixels."""
+        if self.batch_size == AUTO_BATCH:
+            return auto_batch_size(height, width, self.batch_pixels)
+        return self.batch_size
 
 
 @contextlib.contextmanager
@@ -79,7 +116,8 @@ class StackPredictor:
         self.options = options
         self.number_slices = int(model.inputs[0].shape[-1])
         self.trace_count = 0
-        spec = tf.TensorSpec([options.batch_size, None, None, self.number_slices], tf.float32)
+        fixed = None if options.batch_size == AUTO_BATCH else options.batch_size
+        spec = tf.TensorSpec([fixed, None, None, self.number_slices], tf.float32)
         net = self.model
 
         def run(x):
@@ -91,14 +129,18 @@ class StackPredictor:
         self._fn = tf.function(run, input_signature=[spec], jit_compile=options.jit_compile,
                                reduce_retracing=True)
 
+    def batch_size_for(self, height: int, width: int) -> int:
+        """Stacks per call for ``height`` x ``width`` stacks (``PredictorOptions``)."""
+        return self.options.batch_size_for(height, width)
+
     def predict_batch(self, batch: np.ndarray) -> np.ndarray:
-        """``batch`` exactly [batch_size, h, w, c] float32 0..255 -> probabilities."""
+        """``batch`` exactly [batch_size_for(h, w), h, w, c] float32 0..255 -> probabilities."""
         return self._fn(tf.constant(batch, tf.float32)).numpy()
 
     def predict(self, stacks: np.ndarray) -> np.ndarray:
         """``stacks`` [n, h, w, c] float32 0..255 -> probabilities [n, h, w, c]."""
         n = stacks.shape[0]
-        b = self.options.batch_size
+        b = self.batch_size_for(stacks.shape[1], stacks.shape[2])
         out = np.empty(stacks.shape, np.float32)
         for i in range(0, n, b):
             chunk = stacks[i:i + b]
@@ -150,7 +192,7 @@ def predict_slices(predictor: StackPredictor, hu: np.ndarray, intensity: tuple[f
     for j, k in enumerate(slice_ids):
         s, ch = choice[k]
         wanted.setdefault(s, []).append((j, ch))
-    b = predictor.options.batch_size
+    b = predictor.batch_size_for(h, w)
     batch = np.zeros((b, h, w, c), np.float32)
     for i in range(0, len(starts), b):
         t0 = time.perf_counter()

@@ -218,6 +218,11 @@ def test_options_are_checked():
     with pytest.raises(ConfigError):
         SegmentOptions(crf_margin=-1)
     assert SegmentOptions(crf_on=CrfScope.VOLUME).crf_on == "volume"
+    assert SegmentOptions().batch_size == "auto"
+    assert SegmentOptions(batch_pixels=1000).predictor_options().batch_size_for(20, 24) == 2
+    for bad in ({"batch_size": 0}, {"batch_size": "max"}, {"batch_pixels": 0}):
+        with pytest.raises(ConfigError, match="batch_"):
+            SegmentOptions(**bad)
 
 
 def test_swapped_models_are_refused():

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from liverseg.errors import ConfigError
-from liverseg.inference.predictor import (PredictorOptions, StackPredictor, bfloat16_copy,
-                                          predict_slices, predict_volume)
+from liverseg.inference.predictor import (PredictorOptions, StackPredictor, auto_batch_size,
+                                          bfloat16_copy, predict_slices, predict_volume)
 from tests.inference import helpers
 
 OFFSETS = (-1.0, 0.0, 1.0)
@@ -82,6 +82,8 @@ def test_too_few_slices_and_bad_batch_size():
         predict_slices(predictor, slice_coded_volume(2), INTENSITY)
     with pytest.raises(ConfigError):
         PredictorOptions(batch_size=0)
+    with pytest.raises(ConfigError):
+        PredictorOptions(batch_size="8")
 
 
 def test_one_trace_for_volumes_of_different_sizes_real_net():
@@ -106,6 +108,40 @@ def test_xla_matches_and_does_not_retrace():
         np.testing.assert_allclose(predict_slices(xla, hu, INTENSITY),
                                    predict_slices(plain, hu, INTENSITY), atol=1e-6)
     assert xla.trace_count == 1
+
+
+def test_auto_batch_size_is_a_pixel_budget_between_1_and_8():
+    assert PredictorOptions().batch_size == "auto"
+    assert auto_batch_size(512, 512) == 2
+    assert auto_batch_size(256, 256) == 8 and auto_batch_size(228, 190) == 8
+    assert auto_batch_size(300, 300) == 5 and auto_batch_size(16, 16) == 8
+    assert auto_batch_size(1024, 1024) == 1 and auto_batch_size(600, 500) == 1
+    assert PredictorOptions(batch_pixels=1000).batch_size_for(20, 24) == 2
+    assert PredictorOptions(batch_size=3).batch_size_for(512, 512) == 3
+    for bad in ("big", 0, True, 2.0):
+        with pytest.raises(ConfigError, match="batch_size"):
+            PredictorOptions(batch_size=bad)
+    with pytest.raises(ConfigError, match="batch_pixels"):
+        PredictorOptions(batch_pixels=0)
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_auto_batches_are_padded_to_the_size_budget_and_traced_once(jit_compile):
+    # budget 2000 pixels: 2 stacks of 32x30, 1 of 48x40
+    predictor = StackPredictor(helpers.linear_model(SCALE, OFFSETS),
+                               PredictorOptions(batch_pixels=2000, jit_compile=jit_compile))
+    fixed = StackPredictor(helpers.linear_model(SCALE, OFFSETS), PredictorOptions(batch_size=1))
+    seen = []
+    real = predictor.predict_batch
+    predictor.predict_batch = lambda batch: (seen.append(batch.shape), real(batch))[1]
+    for shape, batch in (((32, 30), 2), ((48, 40), 1)):
+        seen.clear()
+        hu = slice_coded_volume(7, shape)
+        np.testing.assert_allclose(predict_slices(predictor, hu, INTENSITY),
+                                   predict_slices(fixed, hu, INTENSITY), atol=1e-6)
+        # 5 stacks for 7 slices: every call gets a full batch (the last one padded)
+        assert seen == [(batch,) + shape + (3,)] * (-(-5 // batch))
+    assert predictor.trace_count == 1
 
 
 def test_bfloat16_copy_computes_in_bfloat16_and_stays_close():

@@ -76,6 +76,36 @@ def class_balanced_sigmoid_ce(labels, logits, pos_weight, neg_weight, loss_mask=
     return loss
 
 
+def soft_dice_terms(labels, logits, loss_mask=None, replica_context=None,
+                    smooth: float = 1.0) -> tuple[tf.Tensor, tf.Tensor]:
+    """Soft Dice loss ``1 - (2*I + s) / (P + Y + s)`` over the whole batch, with
+    ``I = sum(p*y*m)``, ``P = sum(p*m)``, ``Y = sum(y*m)``, ``p = sigmoid(logits)``.
+
+    Returns ``(value, surrogate)``. Under ``tf.distribute`` the sums are taken
+    over the global batch (all-reduced across replicas without gradient);
+    ``surrogate`` is the local linearisation ``-2/(S+s)*I_local +
+    (2I+s)/(S+s)^2 * P_local`` whose gradients, summed over replicas, are
+    those of the global loss (on one device they equal the loss's own).
+    """
+    p = tf.sigmoid(tf.cast(logits, tf.float32))
+    y = tf.cast(tf.cast(labels, tf.float32) > 0.5, tf.float32)
+    if loss_mask is not None:
+        m = tf.cast(loss_mask, tf.float32)
+        p_m, y = p * m, y * m
+    else:
+        p_m = p
+    inter = tf.reduce_sum(p_m * y)
+    pred = tf.reduce_sum(p_m)
+    local = tf.stack([inter, pred, tf.reduce_sum(y)])
+    total = tf.stop_gradient(local)
+    if replica_context is not None:
+        total = replica_context.all_reduce(tf.distribute.ReduceOp.SUM, total)
+    i_g, s_g = total[0], total[1] + total[2] + smooth
+    value = 1.0 - (2.0 * i_g + smooth) / s_g
+    surrogate = -2.0 / s_g * inter + (2.0 * i_g + smooth) / (s_g * s_g) * pred
+    return value, surrogate
+
+
 def deep_supervision_loss(labels, outputs: Mapping[str, tf.Tensor], supervision,
                           pos_weight, neg_weight, loss_mask=None, *,
                           normalize: bool = False) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:

@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from liverseg.errors import ConfigError
 from liverseg.losses import (STAGE_CLASS_WEIGHTS, Supervision, class_balanced_sigmoid_ce,
-                             deep_supervision_loss)
+                             deep_supervision_loss, soft_dice_terms)
 
 
 def _self_check_inputs():
@@ -121,3 +121,26 @@ def test_works_inside_tf_function_with_gradients():
     sigmoid = 1 / (1 + np.exp(-logits.astype(np.float64)))
     expected = mask * (0.8982 * y * (sigmoid - 1) + 0.1018 * (1 - y) * sigmoid)
     np.testing.assert_allclose(grad.numpy(), expected, rtol=1e-4, atol=1e-6)
+
+
+def test_soft_dice_value_and_surrogate_gradient_on_one_device():
+    rng = np.random.default_rng(4)
+    labels = (rng.uniform(size=(2, 6, 5, 3)) > 0.6).astype(np.float32)
+    mask = (rng.uniform(size=(2, 6, 5, 3)) > 0.3).astype(np.float32)
+    logits = tf.Variable(rng.normal(0, 2, (2, 6, 5, 3)).astype(np.float32))
+    p = 1.0 / (1.0 + np.exp(-logits.numpy().astype(np.float64)))
+    y = labels * mask
+    inter, total = np.sum(p * mask * y), np.sum(p * mask) + np.sum(y)
+    expected = 1.0 - (2.0 * inter + 1.0) / (total + 1.0)
+    with tf.GradientTape(persistent=True) as tape:
+        value, surrogate = soft_dice_terms(labels, logits, mask)
+        pm = tf.sigmoid(logits) * mask
+        direct = 1.0 - (2.0 * tf.reduce_sum(pm * y) + 1.0) / (
+            tf.reduce_sum(pm) + tf.reduce_sum(y) + 1.0)
+    assert float(value) == pytest.approx(expected, rel=1e-5)
+    np.testing.assert_allclose(tape.gradient(surrogate, logits).numpy(),
+                               tape.gradient(direct, logits).numpy(), rtol=1e-4, atol=1e-8)
+    # Masked-out pixels get no gradient; a perfect prediction scores ~0.
+    assert np.all(tape.gradient(surrogate, logits).numpy()[mask == 0] == 0)
+    perfect, _ = soft_dice_terms(labels, np.where(labels > 0, 30.0, -30.0), None)
+    assert float(perfect) == pytest.approx(0.0, abs=1e-6)

@@ -50,6 +50,10 @@ class Recipe:
     #: (as built: the model's defaults) or "he" (He normal, first layer scaled
     #: for 0..255 inputs).
     init: Literal["original", "he"]
+    #: Weight of a soft Dice term (1 - 2*sum(p*y)/(sum(p)+sum(y)) over the
+    #: masked global batch) added to each output's cross-entropy; 0 in the
+    #: original. Per stage, like ``class_weights``, or one number.
+    dice_weight: float | dict = 0.0
     momentum: float = 0.9
     adam_beta1: float = 0.9
     adam_beta2: float = 0.999
@@ -142,6 +146,12 @@ def class_weights(recipe: Recipe, stage: str) -> tuple[float, float]:
     if mode == "uniform":
         return 0.5, 0.5
     return STAGE_CLASS_WEIGHTS[stage]
+
+
+def dice_weight(recipe: Recipe, stage: str) -> float:
+    """Weight of the soft Dice term of ``stage`` under ``recipe``."""
+    value = recipe.dice_weight
+    return float(value[stage] if isinstance(value, dict) else value)
 
 
 def gradient_factor(variable_path: str) -> float:

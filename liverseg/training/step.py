@@ -6,8 +6,9 @@ every micro-batch (so one update on N replicas equals the single-device
 update on the same global batch), accumulated, averaged over the
 micro-batches, multiplied by the per-variable factors and applied.
 
-Total loss = sum over outputs of the class-balanced loss (``main`` +
-``dsn_weight`` x sum of the four side outputs) + weight decay
+Total loss = sum over outputs of the class-balanced loss, plus the recipe's
+soft Dice term where it has one (``main`` + ``dsn_weight`` x sum of the four
+side outputs) + weight decay
 (``factor * decay * sum(w^2) / 2`` over every conv and transposed-conv kernel).
 """
 
@@ -17,7 +18,7 @@ import tensorflow as tf
 
 from liverseg import losses
 from liverseg.training.optimizers import Optimizer
-from liverseg.training.recipes import Recipe, class_weights, gradient_factor
+from liverseg.training.recipes import Recipe, class_weights, dice_weight, gradient_factor
 
 SIDE_OUTPUTS = ("dsn_2", "dsn_3", "dsn_4", "dsn_5")
 METRIC_NAMES = ("loss_total", "loss_fuse", "loss_dsn_2", "loss_dsn_3", "loss_dsn_4",
@@ -41,6 +42,7 @@ class TrainStep:
         self.strategy = strategy
         self.pos_weight, self.neg_weight = class_weights(recipe, stage)
         self.decay = recipe.weight_decay * recipe.weight_decay_factor[stage]
+        self.dice_weight = dice_weight(recipe, stage)
         self.variables = optimizer.variables
         self.factors = [gradient_factor(v.path) if recipe.gradient_factors else 1.0
                         for v in self.variables]
@@ -55,14 +57,29 @@ class TrainStep:
 
     # ---- replica functions -------------------------------------------------
     def _loss(self, batch, dsn_weight, normaliser):
+        """(differentiable data loss, decay, per-output loss values, outputs).
+
+        The soft Dice term is over the global batch: its local sums are
+        all-reduced (without gradient), and each replica differentiates the
+        linearisation whose gradients sum to the global Dice gradient, so an
+        update on N replicas equals the single-device one.
+        """
+        ctx = tf.distribute.get_replica_context()
         outputs = self.model(batch["image"], training=True)
         labels, mask = batch["label"], batch["mask"]
-        per_output = {}
+        per_output, for_grad = {}, {}
         for name in ("fuse",) + SIDE_OUTPUTS:
             logits = tf.cast(outputs[name], tf.float32)
-            per_output[name] = losses.class_balanced_sigmoid_ce(
+            ce = losses.class_balanced_sigmoid_ce(
                 labels, logits, self.pos_weight, self.neg_weight, loss_mask=mask) / normaliser
-        data_loss = per_output["fuse"] + dsn_weight * tf.add_n([per_output[n] for n in SIDE_OUTPUTS])
+            per_output[name] = for_grad[name] = ce
+            if self.dice_weight:
+                value, surrogate = losses.soft_dice_terms(labels, logits, mask, ctx)
+                # The value is already global: each replica reports its share.
+                per_output[name] = ce + self.dice_weight * value / tf.cast(
+                    ctx.num_replicas_in_sync, tf.float32)
+                for_grad[name] = ce + self.dice_weight * surrogate
+        data_loss = for_grad["fuse"] + dsn_weight * tf.add_n([for_grad[n] for n in SIDE_OUTPUTS])
         decay = tf.constant(0.0)
         if self.decay:
             decay = self.decay * 0.5 * tf.add_n([tf.reduce_sum(tf.square(k)) for k in self.kernels])
@@ -90,7 +107,9 @@ class TrainStep:
         pred = tf.cast(prob > 0.5, tf.float32) * tf.cast(batch["mask"] > 0, tf.float32)
         label = batch["label"] * tf.cast(batch["mask"] > 0, tf.float32)
         values = {
-            "loss_total": data_loss, "loss_fuse": per_output["fuse"],
+            "loss_total": per_output["fuse"] + dsn_weight * tf.add_n(
+                [per_output[n] for n in SIDE_OUTPUTS]),
+            "loss_fuse": per_output["fuse"],
             **{f"loss_{n}": per_output[n] for n in SIDE_OUTPUTS},
             "dice_intersection": tf.reduce_sum(pred * label),
             "dice_sum": tf.reduce_sum(pred) + tf.reduce_sum(label),

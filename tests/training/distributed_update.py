@@ -3,6 +3,7 @@
 Run as a script (each mode needs a fresh process, since logical devices and
 TF_CONFIG must be set before TensorFlow starts):
   python -m tests.training.distributed_update MODE RECIPE OUT.npz
+RECIPE is a recipe name, optionally with "+dice" (soft Dice term on).
 MODE is "single", "mirrored" (2 logical CPUs) or "worker" (TF_CONFIG set).
 """
 
@@ -29,7 +30,10 @@ def main(mode: str, recipe_name: str, out: str) -> None:
     from liverseg.training.step import TrainStep
     from tests.training.tiny import tiny_model
 
-    recipe = get_recipe(recipe_name)
+    base, _, extra = recipe_name.partition("+")
+    recipe = get_recipe(base)
+    if extra == "dice":  # the soft Dice term needs global-batch sums across replicas
+        recipe = dataclasses.replace(recipe, dice_weight=1.0)
     if recipe.iter_mean_grad > 1:
         recipe = dataclasses.replace(recipe, iter_mean_grad=2)
     global_batch = 4

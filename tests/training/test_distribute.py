@@ -45,7 +45,7 @@ def _assert_same(a, b):
     assert float(a["loss"]) == pytest.approx(float(b["loss"]), rel=1e-5)
 
 
-@pytest.mark.parametrize("recipe", ["original", "fast"])
+@pytest.mark.parametrize("recipe", ["original", "fast", "fast+dice"])
 def test_mirrored_two_cpu_replicas_equal_single_device(tmp_path, recipe):
     single, mirrored = tmp_path / "single.npz", tmp_path / "mirrored.npz"
     p1, p2 = _run("single", recipe, single), _run("mirrored", recipe, mirrored)

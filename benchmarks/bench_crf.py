@@ -7,8 +7,20 @@ pipeline does, and makes a network-like liver probability (a sigmoid of the
 signed distance to a slightly perturbed liver, with smooth noise). Each mode
 runs in its own subprocess so its peak resident memory can be read.
 
+``--slabs`` instead compares the ROI CRF done in one piece with the same CRF
+cut into overlapping z slabs (``max_voxels``; ``liverseg.postprocess.crf.
+z_slabs``) on a LiTS-like phantom from ``liverseg.data.phantom`` (512x512xZ,
+int16 HU, windowed and scaled as the cascade does) with a network-like liver
+probability: a sigmoid of 2 x the signed distance to the true liver with
+its boundary moved by smooth noise (sd 2 voxels), plus smooth logit noise,
+plus an uncertain spleen (p 0.05-0.45). Each run is a fresh process (time,
+peak memory); reported: Dice of the slabbed labels to the unslabbed ones and
+to the truth, and pydensecrf's bytes per voxel.
+
 Usage:
   python benchmarks/bench_crf.py [--slices 32] [--margins 0 10 20]
+  python benchmarks/bench_crf.py --slabs [--slices 200] [--max_voxels 3500000 ...] \
+      [--overlaps 0 5 9 15]
 """
 
 from __future__ import annotations
@@ -26,7 +38,9 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage, special
 
-from liverseg.postprocess.crf import crf_roi, dense_crf_3d, dense_crf_3d_roi
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from liverseg.postprocess.crf import crf_roi, dense_crf_3d, dense_crf_3d_roi  # noqa: E402
 
 
 def lobed_ellipsoid(shape, centre, radii, phase):
@@ -76,6 +90,89 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def lits_phantom(slices: int, seed: int = 0):
+    """(CRF box image 0..255 float32, box probability float32, box truth, box) of a
+    512x512 ``liverseg.data.phantom`` volume, on the liver ROI the cascade would use."""
+    from liverseg.data import preprocess as pp
+    from liverseg.data.phantom import Tissue, make_phantom
+
+    ph = make_phantom((512, 512, slices), seed=seed, index=0, with_tissue=True)
+    rng = np.random.default_rng(seed + 1)
+    truth = ph.labels >= 1
+    big = tuple(slice(max(b.start - 40, 0), min(b.stop + 40, n))
+                for b, n in zip(crf_roi(truth.astype(np.float32), margin=0), truth.shape))
+    t = truth[big]
+
+    def smooth(sigma, sd):
+        """Gaussian-filtered white noise rescaled to standard deviation ``sd``."""
+        f = ndimage.gaussian_filter(rng.normal(0, 1, t.shape).astype(np.float32), sigma)
+        return (f * (sd / f.std())).astype(np.float32)
+
+    def inside_distance(mask):
+        return ndimage.distance_transform_edt(mask) - ndimage.distance_transform_edt(~mask)
+
+    guess = inside_distance(t) + smooth(6.0, 2.0) > 0  # boundary moved by ~2 voxels (sd)
+    prob = special.expit(2.0 * inside_distance(guess) + smooth(3.0, 1.0)).astype(np.float32)
+    spleen = ph.tissue[big] == Tissue.SPLEEN
+    prob[spleen] = np.maximum(prob[spleen], 0.05 + 0.4 * special.expit(smooth(4.0, 1.5))[spleen])
+    box = crf_roi(prob, margin=10)
+    lo, hi = pp.intensity_range(ph.hu)
+    full_box = tuple(slice(a.start + b.start, a.start + b.stop) for a, b in zip(big, box))
+    image = pp.window_and_scale(ph.hu[full_box], lo, hi)
+    return image, np.ascontiguousarray(prob[box]), t[box], full_box
+
+
+def run_slab_mode(args):
+    image = np.load(os.path.join(args.workdir, "image.npy"), allow_pickle=False)
+    prob = np.load(os.path.join(args.workdir, "prob.npy"), allow_pickle=False)
+    base = peak_rss_mb()
+    t = time.perf_counter()
+    overlap = args.margin  # spawn()'s number: the slab overlap, -1 for one piece
+    out = dense_crf_3d(prob, image, intensity_range=(0.0, 255.0),
+                       max_voxels=args.max_voxels[0] if overlap >= 0 else None,
+                       overlap=max(overlap, 0))
+    seconds = time.perf_counter() - t
+    peak = peak_rss_mb()
+    np.save(os.path.join(args.workdir, f"slab{overlap}.npy"), out, allow_pickle=False)
+    print(json.dumps({"seconds": seconds, "voxels": prob.size, "crf_mb": peak - base,
+                      "load": os.getloadavg()[0]}))
+
+
+def slab_experiment(args):
+    from liverseg.postprocess.crf import z_slabs
+
+    t = time.perf_counter()
+    image, prob, truth, box = lits_phantom(args.slices)
+    print(f"phantom 512x512x{args.slices} ({time.perf_counter() - t:.0f} s); CRF box "
+          f"{[(b.start, b.stop) for b in box]} = {prob.size} voxels; liver {truth.sum()} voxels; "
+          f"threshold Dice {dice(prob > 0.5, truth):.4f}; load {os.getloadavg()[0]:.1f}",
+          flush=True)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        np.save(os.path.join(tmp, "image.npy"), image, allow_pickle=False)
+        np.save(os.path.join(tmp, "prob.npy"), prob, allow_pickle=False)
+        ref_stats, ref = spawn(tmp, "slab", -1, ["--max_voxels", "0"])
+        print(f"one piece: {ref_stats['seconds']:.1f} s, +{ref_stats['crf_mb']:.0f} MB "
+              f"({ref_stats['crf_mb'] * 2**20 / prob.size:.0f} B/voxel), Dice to truth "
+              f"{dice(ref, truth):.4f}, load {ref_stats['load']:.1f}", flush=True)
+        rows.append(("one piece", 1, ref_stats, 1.0, dice(ref, truth)))
+        for max_voxels in args.max_voxels:
+            for overlap in args.overlaps:
+                stats, out = spawn(tmp, "slab", overlap, ["--max_voxels", str(max_voxels)])
+                n = len(z_slabs(prob.shape, max_voxels, overlap))
+                name = f"{max_voxels / 1e6:g} M voxels, overlap {overlap}"
+                print(f"{name}: {n} slabs, {stats['seconds']:.1f} s, "
+                      f"+{stats['crf_mb']:.0f} MB, Dice to one piece {dice(out, ref):.5f} "
+                      f"({np.count_nonzero(out != ref)} voxels differ), Dice to truth "
+                      f"{dice(out, truth):.4f}, load {stats['load']:.1f}", flush=True)
+                rows.append((name, n, stats, dice(out, ref), dice(out, truth)))
+    print("\n| CRF | slabs | time | CRF memory | Dice to one piece | Dice to truth |\n"
+          "|---|---|---|---|---|---|")
+    for name, n, stats, d_ref, d_truth in rows:
+        print(f"| {name} | {n} | {stats['seconds']:.1f} s | +{stats['crf_mb']:.0f} MB | "
+              f"{d_ref:.5f} | {d_truth:.4f} |")
+
+
 def run_mode(args):
     image = np.load(os.path.join(args.workdir, "image.npy"), allow_pickle=False)
     prob = np.load(os.path.join(args.workdir, "prob.npy"), allow_pickle=False)
@@ -94,14 +191,16 @@ def run_mode(args):
     print(json.dumps({"seconds": seconds, "voxels": voxels, "crf_mb": peak - base}))
 
 
-def spawn(workdir, mode, margin=0):
+def spawn(workdir, mode, margin=0, extra=()):
     env = dict(os.environ)
     root = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     out = subprocess.run([sys.executable, __file__, "--mode", mode, "--margin", str(margin),
-                          "--workdir", workdir], capture_output=True, text=True, env=env, check=True)
+                          "--workdir", workdir, *extra], capture_output=True, text=True, env=env,
+                         check=True)
     stats = json.loads(out.stdout.strip().splitlines()[-1])
-    result = np.load(os.path.join(workdir, f"{mode}{margin}.npy"), allow_pickle=False).astype(bool)
+    name = f"{mode}{margin}.npy"
+    result = np.load(os.path.join(workdir, name), allow_pickle=False).astype(bool)
     return stats, result
 
 
@@ -109,12 +208,22 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--slices", type=int, default=32)
     parser.add_argument("--margins", type=int, nargs="+", default=[0, 10, 20])
-    parser.add_argument("--mode", choices=["whole", "roi"], help=argparse.SUPPRESS)
+    parser.add_argument("--slabs", action="store_true",
+                        help="slabbed against one-piece ROI CRF on a LiTS-like phantom")
+    parser.add_argument("--max_voxels", type=int, nargs="+", default=[3_500_000])
+    parser.add_argument("--overlaps", type=int, nargs="+", default=[0, 5, 9, 15])
+    parser.add_argument("--mode", choices=["whole", "roi", "slab"], help=argparse.SUPPRESS)
     parser.add_argument("--margin", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.mode == "slab":
+        run_slab_mode(args)
+        return
     if args.mode:
         run_mode(args)
+        return
+    if args.slabs:
+        slab_experiment(args)
         return
 
     image, prob, liver = phantom(args.slices)

@@ -34,6 +34,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from absl import app, flags
 
 from liverseg.cli import run_tool
+from liverseg.postprocess.crf import DEFAULT_MAX_VOXELS
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("input_dir", None, "Directory of CT volumes (.nii / .nii.gz) or one volume.")
@@ -55,6 +56,10 @@ flags.DEFINE_bool("no_crf", False, "Skip the 3D dense CRF (threshold at 0.5 inst
 flags.DEFINE_list("crf_targets", ["liver", "tumor"],
                   "Comma list of the structures the CRF refines (liver, tumor); the others are "
                   "thresholded at 0.5. Empty = none, like --no_crf.")
+flags.DEFINE_integer("crf_max_voxels", DEFAULT_MAX_VOXELS,
+                     "Voxels of one CRF (~200 bytes each) before it runs in overlapping z slabs "
+                     "(bounds its memory, slightly changes its result); 0 = no limit.",
+                     lower_bound=0)
 flags.DEFINE_bool("no_opening", False, "Skip the morphological opening.")
 flags.DEFINE_bool("no_liver_mask", False, "Do not remove tumour outside the liver.")
 flags.DEFINE_enum("crf_spatial_scale", "reference", ["reference", "voxels"],
@@ -79,9 +84,10 @@ def main(argv):
         liver_model=FLAGS.liver_model, tumor_model=FLAGS.tumor_model,
         segment_options=SegmentOptions(
             batch_size=FLAGS.batch_size or "auto", mixed_precision=FLAGS.mixed_precision,
-            jit_compile=FLAGS.xla, crf=not FLAGS.no_crf, crf_targets=tuple(FLAGS.crf_targets), opening=not FLAGS.no_opening,
-            liver_mask=not FLAGS.no_liver_mask, crf_on=FLAGS.crf_on, crf_spatial_scale=FLAGS.crf_spatial_scale,
-            crop_variant=FLAGS.crop_variant),
+            jit_compile=FLAGS.xla, crf=not FLAGS.no_crf, crf_targets=tuple(FLAGS.crf_targets),
+            crf_max_voxels=FLAGS.crf_max_voxels, opening=not FLAGS.no_opening,
+            liver_mask=not FLAGS.no_liver_mask, crf_on=FLAGS.crf_on,
+            crf_spatial_scale=FLAGS.crf_spatial_scale, crop_variant=FLAGS.crop_variant),
         options=RunOptions(overwrite=FLAGS.overwrite, skip_existing=FLAGS.skip_existing,
                            write_probabilities=FLAGS.write_probabilities,
                            overlays=FLAGS.overlays))

@@ -33,7 +33,10 @@ Choices the original leaves open, and what is done here:
 * CRF extent: on the bounding box of probability > 0.5 plus
   ``crf_margin`` voxels (10) per axis instead of the whole volume
   (``crf_on="volume"`` runs it on everything; docs/BENCHMARKS.md gives the
-  time and memory saved). Voxels outside the box are background.
+  time and memory saved). Voxels outside the box are background. A box of
+  more than ``crf_max_voxels`` (3.5 M, ~0.7 GB) runs in overlapping z slabs,
+  an approximation (Dice 0.993 to the one-piece liver CRF on a 512x512x200
+  phantom); ``crf_max_voxels=0`` never cuts.
 * CRF kernel widths: the original's are in voxels of 512x512 LiTS slices.
   For other in-plane sizes they are scaled by sqrt(rows*cols)/512 (all three
   axes) so the kernels cover the same anatomy; at 512x512 this is exactly
@@ -52,9 +55,13 @@ Choices the original leaves open, and what is done here:
 * Opening: the 6-neighbour 3D cross (the kernel is not published).
 
 Memory: the volume stays in its loaded dtype (int16 for integer CT); the
-float32 liver probability is the one full-size float array; tumour
-probabilities are kept only over the ROI slices and box; the masks are
-one byte per voxel; the CRF works on its box only.
+float32 liver probability is the one full-size float array, freed before the
+liver CRF unless ``keep_probabilities``; tumour probabilities are kept only
+over the ROI slices and box; the masks are one byte per voxel; the CRF works
+on its box only, in z slabs of at most ``crf_max_voxels`` voxels (about 200
+bytes each in pydensecrf; ``liverseg.postprocess.crf.z_slabs``), and its
+image is made for that box only. TensorFlow's activations are bounded by
+the automatic batch size (``liverseg.inference.predictor``).
 """
 
 from __future__ import annotations
@@ -122,6 +129,9 @@ class SegmentOptions:
     crf_margin: int = 10
     crf_image: str = CrfImage.WINDOW.value
     crf_params: crf_lib.CrfParams = crf_lib.CrfParams()
+    #: voxels of one CRF (~200 bytes each) before it runs in overlapping z slabs
+    #: (``liverseg.postprocess.crf.z_slabs``; an approximation); 0: no limit.
+    crf_max_voxels: int = crf_lib.DEFAULT_MAX_VOXELS
     #: "reference": kernel widths scaled to the in-plane size (identity at
     #: 512x512); "voxels": the widths as given at every size.
     crf_spatial_scale: str = "reference"
@@ -157,6 +167,10 @@ class SegmentOptions:
             raise ConfigError(f"crf_targets: unknown structure(s) {', '.join(map(repr, unknown))}; "
                               f"choose from {CRF_TARGETS}")
         object.__setattr__(self, "crf_targets", targets)
+        if isinstance(self.crf_max_voxels, bool) or not isinstance(self.crf_max_voxels, int) \
+                or self.crf_max_voxels < 0:
+            raise ConfigError(f"crf_max_voxels must be a non-negative integer (0: no limit), "
+                              f"got {self.crf_max_voxels!r}")
         if isinstance(self.crf_margin, bool) or not isinstance(self.crf_margin, int) \
                 or self.crf_margin < 0:
             raise ConfigError(f"crf_margin must be a non-negative integer, got {self.crf_margin!r}")
@@ -313,6 +327,7 @@ class Segmenter:
             details.update({f"liver_{k}": v for k, v in stats.items()})
         else:
             liver_prob = np.asarray(liver_probability, dtype=np.float32)
+            liver_probability = None  # one reference, so the caller can hand it over
             if liver_prob.shape != hu.shape:
                 raise ValueError(f"liver_probability shape {liver_prob.shape} does not match "
                                  f"the volume's {hu.shape}")
@@ -335,13 +350,14 @@ class Segmenter:
         t = time.perf_counter()
         crf_image = self._crf_image_fn(hu, intensity)
         whole = tuple(slice(0, n) for n in hu.shape)
-        liver_final = self._binarise(liver_prob, whole, hu, crf_image, opts.crf_for("liver"))
+        job = self._crf_job(liver_prob, whole, hu.shape, opts.crf_for("liver"))
         if not opts.keep_probabilities:
-            liver_prob = None
+            liver_prob = None  # the CRF holds its box only: free the full-size float array
+        liver_final = self._run_crf(job, hu, crf_image)
         tumor_final = None
         if self.tumor is not None:
-            tumor_final = (self._binarise(tumor_prob, tumor_region, hu, crf_image,
-                                          opts.crf_for("tumor"))
+            tumor_final = (self._run_crf(self._crf_job(tumor_prob, tumor_region, hu.shape,
+                                                       opts.crf_for("tumor")), hu, crf_image)
                            if tumor_prob is not None else np.zeros(hu.shape, bool))
         timings["crf"] = time.perf_counter() - t
 
@@ -389,45 +405,84 @@ class Segmenter:
         return prob, region
 
     def _crf_image_fn(self, hu: np.ndarray, intensity) -> Callable:
-        """``f(box) -> (image, (lo, hi))``: the CRF's image over a box of the volume
-        and the range that scales it to 0..255 as the whole volume would be."""
+        """``f(box) -> (image_of, (lo, hi))``: ``image_of(zs)`` is the CRF's image over
+        the box's z range ``zs`` (relative to the box; made per CRF slab), ``(lo, hi)``
+        the range that scales it to 0..255 as the whole volume would be."""
         if not self.options.crf:
             return lambda box: None
         if self.options.crf_image == CrfImage.WINDOW.value:
-            return lambda box: (pp.window_and_scale(hu[box], *intensity), (0.0, 255.0))
+            return lambda box: (lambda zs: _windowed(hu, box, zs, intensity), (0.0, 255.0))
         hu_range = (float(np.min(hu)), float(np.max(hu)))
-        return lambda box: (hu[box], hu_range)
+        return lambda box: (lambda zs: _sub_box(hu, box, zs), hu_range)
 
-    def _binarise(self, prob: np.ndarray, region: tuple[slice, slice, slice],
-                  hu: np.ndarray, crf_image: Callable, use_crf: bool) -> np.ndarray:
-        """Full-size bool mask of a probability given over ``region`` of the volume
-        (zero elsewhere): the CRF's MAP labels or, without CRF, prob > threshold.
+    def _crf_job(self, prob: np.ndarray, region: tuple[slice, slice, slice],
+                 shape: tuple[int, ...], use_crf: bool) -> _CrfJob:
+        """What the CRF of a probability given over ``region`` of the volume (zero
+        elsewhere) needs: the box and its probability (a copy unless the box is the
+        whole region, so ``prob`` can be freed), or, without CRF, the final mask
+        ``prob > threshold``.
 
         The ROI CRF runs on the bounding box of prob > threshold grown by
         ``crf_margin`` voxels (clipped to the volume, not to ``region``).
         """
         opts = self.options
-        out = np.zeros(hu.shape, bool)
+        out = np.zeros(shape, bool)
         if not use_crf:
             out[region] = prob > opts.threshold
-            return out
+            return _CrfJob(out)
         if opts.crf_on == CrfScope.VOLUME.value:
-            box = (slice(0, hu.shape[0]), slice(0, hu.shape[1]), slice(0, hu.shape[2]))
+            box = tuple(slice(0, n) for n in shape)
         else:
             inner = morphology.bounding_box(prob > opts.threshold)
             if inner is None:
-                return out
+                return _CrfJob(out)
             m = opts.crf_margin
             box = tuple(slice(max(r.start + b.start - m, 0), min(r.start + b.stop + m, n))
-                        for r, b, n in zip(region, inner, hu.shape))
+                        for r, b, n in zip(region, inner, shape))
+        if box == region:
+            return _CrfJob(out, box, prob)
         box_prob = np.zeros(tuple(b.stop - b.start for b in box), np.float32)
         overlap = tuple(slice(max(r.start, b.start), min(r.stop, b.stop))
                         for r, b in zip(region, box))
         box_prob[tuple(slice(o.start - b.start, o.stop - b.start) for o, b in zip(overlap, box))] = \
             prob[tuple(slice(o.start - r.start, o.stop - r.start) for o, r in zip(overlap, region))]
-        image, rng = crf_image(box)
+        return _CrfJob(out, box, box_prob)
+
+    def _run_crf(self, job: _CrfJob, hu: np.ndarray, crf_image: Callable) -> np.ndarray:
+        """Full-size bool mask: the CRF's MAP labels in the job's box (or the job's mask)."""
+        if job.box is None:
+            return job.out
+        opts = self.options
+        image, rng = crf_image(job.box)
         params = opts.crf_params
         if opts.crf_spatial_scale == "reference":
             params = params.spatially_scaled(float(np.sqrt(hu.shape[0] * hu.shape[1])) / 512.0)
-        out[box] = crf_lib.dense_crf_3d(box_prob, image, params, intensity_range=rng)
-        return out
+        job.out[job.box] = crf_lib.dense_crf_3d(job.prob, image, params, intensity_range=rng,
+                                                max_voxels=opts.crf_max_voxels or None)
+        return job.out
+
+
+@dataclasses.dataclass
+class _CrfJob:
+    """A structure's full-size output mask and, if a CRF is to run, its box and probability."""
+
+    out: np.ndarray
+    box: tuple[slice, ...] | None = None
+    prob: np.ndarray | None = None
+
+
+def _sub_box(hu: np.ndarray, box: tuple[slice, ...], zs: slice) -> np.ndarray:
+    """``hu[box][:, :, zs]`` as a view."""
+    z = box[2]
+    return hu[box[0], box[1], z.start + zs.start:z.start + zs.stop]
+
+
+def _windowed(hu: np.ndarray, box: tuple[slice, ...], zs: slice, intensity,
+              chunk: int = 16) -> np.ndarray:
+    """``window_and_scale`` of ``_sub_box(hu, box, zs)`` (float32 0..255), a few slices at
+    a time so no float64 copy is made (the same values as one call)."""
+    view = _sub_box(hu, box, zs)
+    out = np.empty(view.shape, np.float32)
+    for k in range(0, view.shape[2], chunk):
+        out[:, :, k:k + chunk] = pp.window_and_scale(view[:, :, k:k + chunk], *intensity)
+    return out

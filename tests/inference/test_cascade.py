@@ -243,6 +243,29 @@ def test_real_networks_trace_once_over_volumes_of_different_sizes():
     assert segmenter.tumor.trace_count == 1
 
 
+def test_crf_max_voxels_runs_the_crf_in_slabs(fake_nets, monkeypatch):
+    from liverseg.postprocess import crf as crf_lib
+
+    sizes = []
+    real = crf_lib._dense_crf
+    monkeypatch.setattr(crf_lib, "_dense_crf",
+                        lambda p, *a: (sizes.append(p.size), real(p, *a))[1])
+    default = segment(fake_nets, crf_max_voxels=0)
+    assert SegmentOptions().crf_max_voxels == crf_lib.DEFAULT_MAX_VOXELS
+    one_piece = list(sizes)
+    assert len(one_piece) == 2  # liver box, tumour box
+    sizes.clear()
+    assert one_piece == [32 * 32 * 8, 26 * 26 * 8]  # boxes with the 10-voxel margin
+    budget = 32 * 32 * 4  # liver: 4-slice slabs with overlap 1; tumour: 6-slice slabs
+    slabbed = segment(fake_nets, crf_max_voxels=budget)
+    assert len(sizes) > 2 and max(sizes) <= budget
+    # saturated probabilities: slabs change nothing here
+    np.testing.assert_array_equal(slabbed.labels, default.labels)
+    np.testing.assert_array_equal(segment(fake_nets).labels, default.labels)
+    with pytest.raises(ConfigError, match="crf_max_voxels"):
+        SegmentOptions(crf_max_voxels=-1)
+
+
 def test_crf_kernel_widths_scale_with_in_plane_size(fake_nets, monkeypatch):
     from liverseg.postprocess import crf as crf_lib
 

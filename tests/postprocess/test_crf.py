@@ -7,8 +7,10 @@ import pytest
 from scipy import ndimage
 
 from liverseg.errors import ConfigError
-from liverseg.postprocess.crf import (CrfParams, crf_roi, dense_crf_3d, dense_crf_3d_roi,
-                                      pairwise_features, scale_intensity, unary_energy)
+from liverseg.postprocess import crf as crf_lib
+from liverseg.postprocess.crf import (CrfParams, crf_roi, default_overlap, dense_crf_3d,
+                                      dense_crf_3d_roi, pairwise_features, scale_intensity,
+                                      unary_energy, z_slabs)
 
 SHAPE = (32, 30, 24)
 
@@ -153,3 +155,134 @@ def test_roi_crf_keeps_more_foreground_when_contrast_is_low():
         assert not (whole & ~roi).any()
         gaps.append(np.count_nonzero(roi & ~whole))
     assert gaps[0] > gaps[1] > gaps[2] and gaps[0] > 1000
+
+
+# ---------------------------------------------------------------------------
+# Memory bound: z slabs
+
+
+def noisy_sphere(seed=0):
+    rng = np.random.default_rng(seed)
+    truth = sphere()
+    prob = np.clip(np.where(truth, 0.7, 0.3) + rng.normal(0, 0.25, SHAPE), 0, 1)
+    return truth, prob, ct_like(truth, rng)
+
+
+def test_unslabbed_crf_is_the_plain_pydensecrf_recipe():
+    # the recipe as written before the slab option: both feature arrays, then inference
+    import pydensecrf.densecrf as dcrf
+
+    _, prob, image = noisy_sphere()
+    crf = dcrf.DenseCRF(prob.size, 2)
+    crf.setUnaryEnergy(unary_energy(prob, 1e-8))
+    gaussian, bilateral = pairwise_features(image)
+    crf.addPairwiseEnergy(gaussian, compat=3.0, kernel=dcrf.CONST_KERNEL,
+                          normalization=dcrf.NORMALIZE_AFTER)
+    crf.addPairwiseEnergy(bilateral, compat=10.0, kernel=dcrf.CONST_KERNEL,
+                          normalization=dcrf.NORMALIZE_AFTER)
+    q = np.asarray(crf.inference(10))
+    expected = (q[1] > q[0]).reshape(SHAPE).astype(np.uint8)
+    np.testing.assert_array_equal(dense_crf_3d(prob, image), expected)
+    # at or below the budget the slab option changes nothing
+    np.testing.assert_array_equal(dense_crf_3d(prob, image, max_voxels=prob.size), expected)
+    np.testing.assert_array_equal(dense_crf_3d(prob, image, max_voxels=None, overlap=0), expected)
+
+
+@pytest.mark.parametrize("shape,max_voxels,overlap", [
+    ((10, 10, 50), 1000, 2), ((10, 10, 50), 1000, 9), ((7, 9, 31), 700, 3),
+    ((10, 10, 50), 5000, 9), ((8, 8, 100), 64 * 33, 9)])
+def test_slabs_tile_the_axis_within_the_budget(shape, max_voxels, overlap):
+    slabs = z_slabs(shape, max_voxels, overlap)
+    plane = shape[0] * shape[1]
+    covered = []
+    for slab, core in slabs:
+        assert (slab.stop - slab.start) * plane <= max_voxels
+        covered.extend(range(slab.start + core.start, slab.start + core.stop))
+        # overlap on both sides of the core unless at the array's ends (capped at depth / 4)
+        used = min(overlap, (max_voxels // plane) // 4)
+        assert core.start == min(used, slab.start + core.start)
+        assert slab.stop - slab.start - core.stop == min(used, shape[2] - slab.start - core.stop)
+    assert covered == list(range(shape[2]))
+    lengths = [core.stop - core.start for _, core in slabs]
+    assert max(lengths) - min(lengths) <= 1
+
+
+def test_slab_plan_edge_cases():
+    assert z_slabs((10, 10, 50), 5000, 9) == [(slice(0, 50), slice(0, 50))]
+    # a slice over the budget: one slice per slab, no overlap
+    assert z_slabs((10, 10, 3), 50, 4) == [(slice(k, k + 1), slice(0, 1)) for k in range(3)]
+    assert default_overlap() == 9
+    assert default_overlap(CrfParams().spatially_scaled(0.25)) == 3
+    assert default_overlap(CrfParams().spatially_scaled(0.05)) == 2
+    with pytest.raises(ValueError):
+        z_slabs((4, 4, 4), 0, 1)
+
+
+def test_slabs_without_iterations_are_exact_and_scaled_like_the_whole(monkeypatch):
+    # With 0 iterations the CRF is the unary argmax: slabbing must not change a voxel.
+    # Every slab CRF gets at most max_voxels voxels and the whole image's range.
+    _, prob, image = noisy_sphere()
+    params = CrfParams(iterations=0)
+    calls = []
+    real = crf_lib._dense_crf
+
+    def spy(p, im, prm, rng):
+        calls.append((p.size, rng))
+        return real(p, im, prm, rng)
+
+    monkeypatch.setattr(crf_lib, "_dense_crf", spy)
+    budget = SHAPE[0] * SHAPE[1] * 8
+    out = dense_crf_3d(prob, image, params, max_voxels=budget)
+    np.testing.assert_array_equal(out, (prob > 0.5).astype(np.uint8))
+    whole = (float(np.float32(image.min())), float(np.float32(image.max())))
+    assert len(calls) == len(z_slabs(SHAPE, budget, default_overlap())) > 1
+    assert all(size <= budget and rng == whole for size, rng in calls)
+
+
+def test_slabbed_crf_agrees_with_the_unslabbed_one_here():
+    # High contrast, small structure: slabs of 8 and 12 slices give the same labels
+    # (on a LiTS-size ROI they differ slightly: docs/BENCHMARKS.md).
+    truth, prob, image = noisy_sphere()
+    expected = dense_crf_3d(prob, image)
+    for slices in (8, 12):
+        np.testing.assert_array_equal(
+            dense_crf_3d(prob, image, max_voxels=SHAPE[0] * SHAPE[1] * slices), expected)
+    truth, prob, image = blob_scene(150.0, 50.0)
+    roi = dense_crf_3d_roi(prob, image, margin=10)
+    slabbed = dense_crf_3d_roi(prob, image, margin=10, max_voxels=64 * 64 * 8)
+    assert np.count_nonzero(slabbed != roi) <= 2 and np.count_nonzero(slabbed != truth) <= 2
+
+
+def test_slabs_keep_the_third_axis_neighbours():
+    # the wrong slice of test_uses_neighbours_along_the_third_axis, inside 8-slice slabs
+    # whose cuts fall beside it (slab cores 2..6, 6..10, 10..14, ...: slice 12 is near one)
+    rng = np.random.default_rng(1)
+    truth = sphere()
+    prob = np.where(truth, 0.95, 0.05)
+    prob[:, :, 12] = np.where(truth[:, :, 12], 0.45, 0.55)
+    out = dense_crf_3d(prob, ct_like(truth, rng), max_voxels=SHAPE[0] * SHAPE[1] * 8)
+    np.testing.assert_array_equal(out.astype(bool), truth)
+
+
+def test_image_can_be_given_slab_by_slab():
+    _, prob, image = noisy_sphere()
+    rng = (float(image.min()), float(image.max()))
+    asked = []
+
+    def image_of(zs):
+        asked.append((zs.start, zs.stop))
+        return image[:, :, zs]
+
+    np.testing.assert_array_equal(dense_crf_3d(prob, image_of, intensity_range=rng),
+                                  dense_crf_3d(prob, image))
+    assert asked == [(0, SHAPE[2])]
+    budget = SHAPE[0] * SHAPE[1] * 8
+    asked.clear()
+    np.testing.assert_array_equal(
+        dense_crf_3d(prob, image_of, intensity_range=rng, max_voxels=budget),
+        dense_crf_3d(prob, image, max_voxels=budget))
+    assert asked == [(s.start, s.stop) for s, _ in z_slabs(SHAPE, budget, default_overlap())]
+    with pytest.raises(ValueError, match="intensity_range"):
+        dense_crf_3d(prob, image_of)
+    with pytest.raises(ValueError, match="same shape"):
+        dense_crf_3d(prob, lambda zs: image[:, :, zs][:-1], intensity_range=rng)

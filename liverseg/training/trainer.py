@@ -136,8 +136,30 @@ def _initialise(model, config: TrainConfig, recipe: Recipe) -> str:
         layer = model.get_layer("conv1_1")
         # He init assumes unit-scale inputs; the network reads 0..255.
         layer.kernel.assign(layer.kernel * (2.0 / 255.0))
-        return "He normal (conv1_1 scaled for 0..255 inputs)"
+        count = _he_init_trainable_heads(model, config.seed)
+        return f"He normal (conv1_1 scaled for 0..255 inputs; {count} side/decoder/head convs too)"
     return "model defaults (no ImageNet checkpoint given)"
+
+
+def _he_init_trainable_heads(model, seed: int) -> int:
+    """He-normal kernels for the trainable convs outside the backbone (side
+    convs, attention branches, score heads, fuse), which the model builds with
+    the original's N(0, 0.001): from scratch, with Adam's fixed step size,
+    such small weights keep those paths near zero for hundreds of updates.
+    Frozen layers (the transposed convs) keep their weights."""
+    import keras
+
+    from liverseg.models.ds_sffnet import backbone_layer_names
+
+    backbone = set(backbone_layer_names())
+    count = 0
+    for layer in model.layers:
+        if type(layer) is not keras.layers.Conv2D or not layer.trainable or layer.name in backbone:
+            continue
+        init = keras.initializers.HeNormal(seed=seed * 1000 + count)
+        layer.kernel.assign(init(layer.kernel.shape, dtype=layer.kernel.dtype))
+        count += 1
+    return count
 
 
 def _drop_rows_after(csv_path: Path, step: int) -> None:

@@ -111,3 +111,29 @@ def test_tumor_stage_needs_a_mask_source(phantom_dir, tmp_path):
 
     with pytest.raises(ConfigError, match="liver_model"):
         train(_config(phantom_dir, tmp_path / "t", stage="tumor", loss_mask="liver_model"))
+
+
+def test_fast_init_scales_first_layer_and_gives_heads_he_weights():
+    import keras
+
+    from liverseg.models.ds_sffnet import backbone_layer_names, build_ds_sffnet
+    from liverseg.training.recipes import FAST
+    from liverseg.training.trainer import _initialise
+
+    model = build_ds_sffnet("liver", seed=4)
+    before = {l.name: l.get_weights() for l in model.layers if l.weights}
+    config = TrainConfig(stage="liver", data_dir="unused", model_dir="unused", seed=3)
+    message = _initialise(model, config, FAST)
+    assert "21 side/decoder/head convs" in message
+    np.testing.assert_allclose(model.get_layer("conv1_1").kernel.numpy(),
+                               before["conv1_1"][0] * (2.0 / 255.0), rtol=1e-6)
+    for layer in model.layers:
+        if not layer.weights or layer.name == "conv1_1":
+            continue
+        kernel = layer.kernel.numpy()
+        if type(layer) is keras.layers.Conv2D and layer.name not in backbone_layer_names():
+            fan_in = np.prod(kernel.shape[:-1])
+            # He normal: truncated normal with std sqrt(2 / fan_in) (within sampling error).
+            assert np.std(kernel) == pytest.approx(np.sqrt(2.0 / fan_in), rel=0.35), layer.name
+        else:  # backbone and frozen transposed convs untouched
+            np.testing.assert_array_equal(kernel, before[layer.name][0], err_msg=layer.name)

@@ -19,8 +19,8 @@ to the truth, and pydensecrf's bytes per voxel.
 
 Usage:
   python benchmarks/bench_crf.py [--slices 32] [--margins 0 10 20]
-  python benchmarks/bench_crf.py --slabs [--slices 200] [--max_voxels 3500000 ...] \
-      [--overlaps 0 5 9 15]
+  python benchmarks/bench_crf.py --slabs [--slices 200] [--max_voxels 1500000 ...] \
+      [--overlaps 0 3 7]
 """
 
 from __future__ import annotations
@@ -210,8 +210,8 @@ def main():
     parser.add_argument("--margins", type=int, nargs="+", default=[0, 10, 20])
     parser.add_argument("--slabs", action="store_true",
                         help="slabbed against one-piece ROI CRF on a LiTS-like phantom")
-    parser.add_argument("--max_voxels", type=int, nargs="+", default=[3_500_000])
-    parser.add_argument("--overlaps", type=int, nargs="+", default=[0, 5, 9, 15])
+    parser.add_argument("--max_voxels", type=int, nargs="+", default=[1_500_000])
+    parser.add_argument("--overlaps", type=int, nargs="+", default=[0, 3, 7])
     parser.add_argument("--mode", choices=["whole", "roi", "slab"], help=argparse.SUPPRESS)
     parser.add_argument("--margin", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)

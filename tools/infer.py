@@ -47,8 +47,9 @@ flags.DEFINE_bool("overlays", False, "Also write <output>_overlay.png per volume
 flags.DEFINE_bool("overwrite", False, "Replace existing outputs.")
 flags.DEFINE_bool("skip_existing", False, "Skip volumes whose label map already exists.")
 flags.DEFINE_integer("batch_size", 0,
-                     "Slice stacks per network call; 0 = automatic: 2 x 512x512 pixels per call "
-                     "(2 stacks at 512x512, 8 at 256x256), which bounds TensorFlow's memory.",
+                     "Slice stacks per network call; 0 = automatic: 512x512 pixels per call "
+                     "(1 stack at 512x512, 4 at 256x256), which bounds TensorFlow's memory on "
+                     "CPU; on a GPU a larger batch (8-32) is faster.",
                      lower_bound=0)
 flags.DEFINE_bool("mixed_precision", False, "Compute the networks in bfloat16 (float32 weights).")
 flags.DEFINE_bool("xla", False, "Compile the networks with XLA (jit_compile).")

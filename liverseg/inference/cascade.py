@@ -34,9 +34,10 @@ Choices the original leaves open, and what is done here:
   ``crf_margin`` voxels (10) per axis instead of the whole volume
   (``crf_on="volume"`` runs it on everything; docs/BENCHMARKS.md gives the
   time and memory saved). Voxels outside the box are background. A box of
-  more than ``crf_max_voxels`` (3.5 M, ~0.7 GB) runs in overlapping z slabs,
-  an approximation (Dice 0.993 to the one-piece liver CRF on a 512x512x200
-  phantom); ``crf_max_voxels=0`` never cuts.
+  more than ``crf_max_voxels`` (1.5 M, ~0.3 GB) runs in overlapping z slabs,
+  an approximation (Dice 0.991 to the one-piece liver CRF on a 512x512x200
+  phantom) that keeps a 512x512x300 volume under issue 8's memory bound;
+  ``crf_max_voxels=0`` never cuts.
 * CRF kernel widths: the original's are in voxels of 512x512 LiTS slices.
   For other in-plane sizes they are scaled by sqrt(rows*cols)/512 (all three
   axes) so the kernels cover the same anatomy; at 512x512 this is exactly
@@ -112,8 +113,8 @@ class CrfImage(str, enum.Enum):
 class SegmentOptions:
     """Options of the cascade; defaults follow the original (module docstring)."""
 
-    #: stacks per network call, or "auto": ``batch_pixels`` pixels per call (2 at
-    #: 512x512, 8 at 256x256; TensorFlow's activations grow with the batch).
+    #: stacks per network call, or "auto": ``batch_pixels`` pixels per call (1 at
+    #: 512x512, 4 at 256x256; TensorFlow's activations grow with the batch).
     batch_size: int | str = AUTO_BATCH
     batch_pixels: int = BATCH_PIXELS
     mixed_precision: bool = False
@@ -348,23 +349,29 @@ class Segmenter:
         del liver_mask
 
         t = time.perf_counter()
+        kept = opts.keep_probabilities
         crf_image = self._crf_image_fn(hu, intensity)
         whole = tuple(slice(0, n) for n in hu.shape)
         job = self._crf_job(liver_prob, whole, hu.shape, opts.crf_for("liver"))
-        if not opts.keep_probabilities:
+        if not kept:
             liver_prob = None  # the CRF holds its box only: free the full-size float array
-        liver_final = self._run_crf(job, hu, crf_image)
-        tumor_final = None
-        if self.tumor is not None:
-            tumor_final = (self._run_crf(self._crf_job(tumor_prob, tumor_region, hu.shape,
-                                                       opts.crf_for("tumor")), hu, crf_image)
-                           if tumor_prob is not None else np.zeros(hu.shape, bool))
+        liver_final = _full_size(self._run_crf(job, hu, crf_image), hu.shape)
+        del job
+        # the tumour result stays box-sized: (mask, box) or (None, None)
+        tumor_final = tumor_box = None
+        if tumor_prob is not None:
+            job = self._crf_job(tumor_prob, tumor_region, hu.shape, opts.crf_for("tumor"))
+            if not kept:
+                tumor_prob = None
+            tumor_final, tumor_box = self._run_crf(job, hu, crf_image)
+            del job
         timings["crf"] = time.perf_counter() - t
 
         t = time.perf_counter()
         if opts.opening:
             liver_final = morphology.opening(liver_final)
             if tumor_final is not None:
+                # zero outside its box, so opening the box alone is the same
                 tumor_final = morphology.opening(tumor_final)
         timings["opening"] = time.perf_counter() - t
 
@@ -372,12 +379,11 @@ class Segmenter:
         labels = liver_final.view(np.uint8)  # bool -> 0/1 without a copy
         if tumor_final is not None:
             if opts.liver_mask and opts.tumor_in_final_liver:
-                np.logical_and(tumor_final, liver_final, out=tumor_final)
-            labels[tumor_final] = 2
+                np.logical_and(tumor_final, liver_final[tumor_box], out=tumor_final)
+            labels[tumor_box][tumor_final] = 2
         timings["labels"] = time.perf_counter() - t
         timings["total"] = time.perf_counter() - start
 
-        kept = opts.keep_probabilities
         return SegmentationResult(
             labels=labels, liver_probability=liver_prob,
             tumor_probability_region=tumor_prob if kept else None,
@@ -418,57 +424,68 @@ class Segmenter:
     def _crf_job(self, prob: np.ndarray, region: tuple[slice, slice, slice],
                  shape: tuple[int, ...], use_crf: bool) -> _CrfJob:
         """What the CRF of a probability given over ``region`` of the volume (zero
-        elsewhere) needs: the box and its probability (a copy unless the box is the
-        whole region, so ``prob`` can be freed), or, without CRF, the final mask
-        ``prob > threshold``.
+        elsewhere) needs: its box and the box's probability (a copy unless the box
+        is the whole region, so ``prob`` can be freed), or, without CRF, the mask
+        ``prob > threshold`` over ``region``.
 
         The ROI CRF runs on the bounding box of prob > threshold grown by
         ``crf_margin`` voxels (clipped to the volume, not to ``region``).
         """
         opts = self.options
-        out = np.zeros(shape, bool)
         if not use_crf:
-            out[region] = prob > opts.threshold
-            return _CrfJob(out)
+            return _CrfJob(region, mask=prob > opts.threshold)
         if opts.crf_on == CrfScope.VOLUME.value:
             box = tuple(slice(0, n) for n in shape)
         else:
             inner = morphology.bounding_box(prob > opts.threshold)
             if inner is None:
-                return _CrfJob(out)
+                return _CrfJob(None)
             m = opts.crf_margin
             box = tuple(slice(max(r.start + b.start - m, 0), min(r.start + b.stop + m, n))
                         for r, b, n in zip(region, inner, shape))
         if box == region:
-            return _CrfJob(out, box, prob)
+            return _CrfJob(box, prob=prob)
         box_prob = np.zeros(tuple(b.stop - b.start for b in box), np.float32)
         overlap = tuple(slice(max(r.start, b.start), min(r.stop, b.stop))
                         for r, b in zip(region, box))
         box_prob[tuple(slice(o.start - b.start, o.stop - b.start) for o, b in zip(overlap, box))] = \
             prob[tuple(slice(o.start - r.start, o.stop - r.start) for o, r in zip(overlap, region))]
-        return _CrfJob(out, box, box_prob)
+        return _CrfJob(box, prob=box_prob)
 
-    def _run_crf(self, job: _CrfJob, hu: np.ndarray, crf_image: Callable) -> np.ndarray:
-        """Full-size bool mask: the CRF's MAP labels in the job's box (or the job's mask)."""
-        if job.box is None:
-            return job.out
+    def _run_crf(self, job: _CrfJob, hu: np.ndarray, crf_image: Callable
+                 ) -> tuple[np.ndarray | None, tuple[slice, ...] | None]:
+        """``(mask, box)``: the bool mask over ``box`` (the CRF's MAP labels, or the
+        job's thresholded mask); ``(None, None)`` when nothing is above threshold."""
+        if job.mask is not None or job.box is None:
+            return job.mask, job.box
         opts = self.options
         image, rng = crf_image(job.box)
         params = opts.crf_params
         if opts.crf_spatial_scale == "reference":
             params = params.spatially_scaled(float(np.sqrt(hu.shape[0] * hu.shape[1])) / 512.0)
-        job.out[job.box] = crf_lib.dense_crf_3d(job.prob, image, params, intensity_range=rng,
-                                                max_voxels=opts.crf_max_voxels or None)
-        return job.out
+        labels = crf_lib.dense_crf_3d(job.prob, image, params, intensity_range=rng,
+                                      max_voxels=opts.crf_max_voxels or None)
+        return labels.view(bool), job.box
 
 
 @dataclasses.dataclass
 class _CrfJob:
-    """A structure's full-size output mask and, if a CRF is to run, its box and probability."""
+    """One structure's binarisation: a box of the volume (None: nothing above
+    threshold) with either the finished ``mask`` or the ``prob`` the CRF refines."""
 
-    out: np.ndarray
-    box: tuple[slice, ...] | None = None
+    box: tuple[slice, ...] | None
     prob: np.ndarray | None = None
+    mask: np.ndarray | None = None
+
+
+def _full_size(result: tuple[np.ndarray | None, tuple[slice, ...] | None],
+               shape: tuple[int, ...]) -> np.ndarray:
+    """A ``(mask, box)`` pasted into a full-size bool array (background elsewhere)."""
+    mask, box = result
+    out = np.zeros(shape, bool)
+    if box is not None:
+        out[box] = mask
+    return out
 
 
 def _sub_box(hu: np.ndarray, box: tuple[slice, ...], zs: slice) -> np.ndarray:

@@ -7,12 +7,14 @@ whatever the volumes' sizes (``trace_count`` counts the traces); with
 0..255 happens per batch of stacks (never a float copy of the whole volume).
 
 Batch size: a fixed number, or ``"auto"`` (the default): as many stacks as
-fit ``batch_pixels`` pixels (2 x 512 x 512), between 1 and 8, so a batch is
-2 stacks at 512x512 and 8 at 256x256 or for a LiTS tumour crop. TensorFlow's
-activations grow with the batch's pixels (~0.23 GB per 512x512 stack on
-CPU) while throughput hardly does beyond that (docs/BENCHMARKS.md). The
-batch size depends only on the in-plane size, so the signature's batch
-dimension is left open and the function is still traced once.
+fit ``batch_pixels`` pixels (512 x 512), between 1 and 8, so a batch is one
+stack at 512x512, 4 at 256x256 and 6 for a LiTS tumour crop of ~230x190.
+On CPU TensorFlow's activations grow with the batch's pixels (~0.22 GB per
+512x512 stack) and oneDNN's allocator keeps that memory for the rest of the
+process, while throughput does not grow beyond one 512x512 stack
+(docs/BENCHMARKS.md); on a GPU pass a larger fixed batch. The batch size
+depends only on the in-plane size, so the signature's batch dimension is
+left open and the function is still traced once.
 
 ``mixed_precision`` runs a bfloat16-compute copy of the network (Keras
 ``mixed_bfloat16`` policy, float32 weights copied from the model); the
@@ -39,8 +41,8 @@ MIXED_POLICY = "mixed_bfloat16"
 
 AUTO_BATCH = "auto"
 MAX_AUTO_BATCH = 8
-BATCH_PIXELS = 2 * 512 * 512
-"""Pixel budget of an automatic batch: 2 stacks at 512x512 (docs/BENCHMARKS.md)."""
+BATCH_PIXELS = 512 * 512
+"""Pixel budget of an automatic batch: one stack at 512x512 (docs/BENCHMARKS.md)."""
 
 
 def check_batch_size(batch_size) -> None:

@@ -45,10 +45,10 @@ overlap (``default_overlap``: three Gaussian-kernel widths along z, at
 least 2 voxels) gives every core voxel the smoothing kernel's whole reach.
 The bilateral kernel (std 60 voxels) reaches across the whole ROI, further
 than a slab, so slabbing is an approximation everywhere in the slab, not only
-at the cuts, and a wider overlap does not buy agreement (measured: Dice
-0.993 to the unslabbed liver CRF at 3.5 M voxels per slab on a 512x512x200
-phantom, for overlaps 0 to 30; docs/BENCHMARKS.md). At or below
-``max_voxels`` the result is exactly the unslabbed CRF.
+at the cuts (measured on a 512x512x200 phantom, docs/BENCHMARKS.md: Dice to
+the unslabbed liver CRF 0.993 with 3.5 M-voxel slabs whatever the overlap,
+0.987 / 0.989 / 0.991 with 1.5 M-voxel slabs and overlaps 0 / 3 / 7). At or
+below ``max_voxels`` the result is exactly the unslabbed CRF.
 """
 
 from __future__ import annotations
@@ -69,8 +69,9 @@ logger = logging.getLogger(__name__)
 BYTES_PER_VOXEL = 200
 """pydensecrf's resident memory per CRF voxel with two labels and both kernels (measured)."""
 
-DEFAULT_MAX_VOXELS = 3_500_000
-"""Voxels of one CRF before it is cut into slabs: ~0.7 GB (``BYTES_PER_VOXEL``)."""
+DEFAULT_MAX_VOXELS = 1_500_000
+"""Voxels of one CRF before it is cut into slabs: ~0.3 GB (``BYTES_PER_VOXEL``), what
+is left of issue 8's memory bound at 512x512x300 beside TensorFlow and the volume."""
 
 
 @dataclass(frozen=True)
@@ -198,7 +199,7 @@ def z_slabs(shape: Sequence[int], max_voxels: int, overlap: int) -> list[tuple[s
     max_depth = max(max_voxels // plane, 1)
     fitted = min(overlap, max_depth // 4)
     if fitted < overlap or plane > max_voxels:
-        logger.warning("CRF slabs of %dx%d voxels: overlap %d instead of %d, %d slice(s) per "
+        logger.info("CRF slabs of %dx%d voxels: overlap %d instead of %d, %d slice(s) per "
                        "slab (max_voxels %d)", x, y, fitted, overlap, max_depth, max_voxels)
     count = -(-depth // (max_depth - 2 * fitted))
     edges = [round(i * depth / count) for i in range(count + 1)]

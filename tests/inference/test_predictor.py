@@ -112,10 +112,10 @@ def test_xla_matches_and_does_not_retrace():
 
 def test_auto_batch_size_is_a_pixel_budget_between_1_and_8():
     assert PredictorOptions().batch_size == "auto"
-    assert auto_batch_size(512, 512) == 2
-    assert auto_batch_size(256, 256) == 8 and auto_batch_size(228, 190) == 8
-    assert auto_batch_size(300, 300) == 5 and auto_batch_size(16, 16) == 8
-    assert auto_batch_size(1024, 1024) == 1 and auto_batch_size(600, 500) == 1
+    assert auto_batch_size(512, 512) == 1 and auto_batch_size(600, 500) == 1
+    assert auto_batch_size(256, 256) == 4 and auto_batch_size(228, 190) == 6
+    assert auto_batch_size(181, 181) == 8 and auto_batch_size(16, 16) == 8
+    assert auto_batch_size(512, 512, batch_pixels=2 * 512 * 512) == 2
     assert PredictorOptions(batch_pixels=1000).batch_size_for(20, 24) == 2
     assert PredictorOptions(batch_size=3).batch_size_for(512, 512) == 3
     for bad in ("big", 0, True, 2.0):

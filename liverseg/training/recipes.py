@@ -106,8 +106,8 @@ ORIGINAL = Recipe(
 )
 
 #: A documented modern deviation that learns from scratch on a CPU in
-#: minutes: He init, Adam, mean-normalised loss, larger batches, no weight
-#: decay, same strong -> weak -> none supervision phases.
+#: minutes: He init, Adam, mean-normalised loss plus soft Dice, larger
+#: batches, no weight decay, same strong -> weak -> none supervision phases.
 FAST = Recipe(
     name="fast",
     optimizer="adam",
@@ -126,6 +126,10 @@ FAST = Recipe(
     weight_decay_factor={"liver": 0.0, "tumor": 0.0},
     gradient_factors=False,
     init="he",
+    # Cross-entropy + soft Dice, as nnU-Net trains: on 96x96 phantoms at 800 /
+    # 1000 updates it raised the liver Dice per case 0.919 -> 0.932 and the
+    # tumour validation Dice 0.69 -> 0.75 (docs/BENCHMARKS.md, README).
+    dice_weight=1.0,
 )
 
 RECIPES = {r.name: r for r in (ORIGINAL, FAST)}

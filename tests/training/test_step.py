@@ -44,12 +44,23 @@ def _hand_grads(model, batch, recipe, stage, dsn_weight):
         {"liver": (0.931, 0.069), "tumor": (0.8982, 0.1018)}[stage]
     decay = recipe.weight_decay * recipe.weight_decay_factor[stage]
     norm = float(np.sum(batch["mask"])) if recipe.loss_reduction == "mean" else 1.0
+    dice_w = recipe.dice_weight[stage] if isinstance(recipe.dice_weight, dict) \
+        else recipe.dice_weight
+
+    def output_loss(logits):
+        loss = _hand_loss(batch["label"], logits, batch["mask"], pos_w, neg_w) / norm
+        if dice_w:  # 1 - (2 sum(p y m) + 1) / (sum(p m) + sum(y m) + 1) over the batch
+            p = tf.sigmoid(logits) * batch["mask"]
+            y = batch["label"] * batch["mask"]
+            loss += dice_w * (1.0 - (2.0 * tf.reduce_sum(p * y) + 1.0)
+                              / (tf.reduce_sum(p) + tf.reduce_sum(y) + 1.0))
+        return loss
+
     with tf.GradientTape() as tape:
         out = model(batch["image"], training=True)
-        total = _hand_loss(batch["label"], out["fuse"], batch["mask"], pos_w, neg_w) / norm
+        total = output_loss(out["fuse"])
         for k in (2, 3, 4, 5):
-            total += dsn_weight * _hand_loss(batch["label"], out[f"dsn_{k}"], batch["mask"],
-                                             pos_w, neg_w) / norm
+            total += dsn_weight * output_loss(out[f"dsn_{k}"])
         kernels = [v for v in model.weights if v.path.endswith("kernel")]
         total += decay * 0.5 * tf.add_n([tf.reduce_sum(k * k) for k in kernels])
     return [g.numpy() for g in tape.gradient(total, model.trainable_variables)]

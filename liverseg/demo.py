@@ -29,12 +29,18 @@ class DemoSettings:
     tumor_steps: int
     batch_size: int
     seed: int = 2017
+    #: Structures the 3D dense CRF runs on. The original's bilateral term
+    #: (std 20 intensity units, weight 10) erases the phantoms' small hypodense
+    #: tumours, whose fluid-filled neighbours (bowel, stomach, gallbladder)
+    #: share their intensity: tumour Dice per case 0.82 without it, 0.30 with
+    #: it (measured, README); the liver keeps the CRF.
+    crf_targets: tuple[str, ...] = ("liver",)
 
 
-DEFAULT = DemoSettings(shape=(96, 96, 32), num_train=30, num_test=4, liver_steps=800,
-                       tumor_steps=1000, batch_size=8)
-QUICK = DemoSettings(shape=(64, 64, 24), num_train=12, num_test=2, liver_steps=160,
-                     tumor_steps=200, batch_size=8)
+DEFAULT = DemoSettings(shape=(96, 96, 32), num_train=30, num_test=6, liver_steps=1100,
+                       tumor_steps=600, batch_size=8)
+QUICK = DemoSettings(shape=(64, 64, 24), num_train=12, num_test=2, liver_steps=320,
+                     tumor_steps=240, batch_size=8)
 #: The original tumour net's head ReLUs (an arg_scope slip of the original code)
 #: settle at zero when the net learns from scratch (no ImageNet weights) with the
 #: fast recipe, so the demo trains the README ("paper") tumour network; the liver
@@ -118,7 +124,7 @@ def run_demo(work_dir: str, quick: bool = False) -> dict:
     pred_dir = work / "predictions"
     result = run(test_dir, pred_dir, options=RunOptions(skip_existing=True),
                  liver_model=str(liver_dir), tumor_model=str(tumor_dir),
-                 segment_options=SegmentOptions())
+                 segment_options=SegmentOptions(crf_targets=s.crf_targets))
     if not result.ok:
         from liverseg.errors import LiverSegError
         raise LiverSegError(f"inference failed for {len(result.failed)} case(s)")

@@ -1,5 +1,6 @@
 """NIfTI reading, validation and writing (liverseg.data.nifti)."""
 
+import functools
 import gzip
 import logging
 import os
@@ -11,6 +12,7 @@ import pytest
 
 from liverseg.data import nifti
 from liverseg.errors import NiftiError, OutputError
+from tests import nifti_files
 
 AFFINE = np.array([[-0.75, 0.0, 0.0, 180.0],
                    [0.0, -0.75, 0.0, 170.0],
@@ -18,38 +20,9 @@ AFFINE = np.array([[-0.75, 0.0, 0.0, 180.0],
                    [0.0, 0.0, 0.0, 1.0]])
 
 
-def make_header(shape, dtype, affine=AFFINE, codes=(1, 1), endian="<", **fields):
-    hdr = nib.Nifti1Header(endianness=endian)
-    hdr.set_data_dtype(dtype)
-    hdr.set_data_shape(shape)
-    hdr.set_qform(affine, code=codes[0])
-    hdr.set_sform(affine, code=codes[1])
-    hdr.set_xyzt_units("mm", "sec")
-    hdr["vox_offset"] = 352
-    for key, value in fields.items():
-        if key == "dim":
-            hdr["dim"][: len(value)] = value
-        elif key == "pixdim":
-            hdr["pixdim"][1:1 + len(value)] = value
-        else:
-            hdr[key] = value
-    return hdr
-
-
-def nifti_bytes(data, hdr=None, **fields):
-    """Raw single-file NIfTI-1 bytes written by hand, so any field can be set."""
-    data = np.asarray(data)
-    if hdr is None:
-        hdr = make_header(data.shape, data.dtype, **fields)
-    stored = hdr.get_data_dtype()
-    return hdr.binaryblock + b"\x00" * 4 + data.astype(stored).tobytes(order="F")
-
-
-def write(path, payload: bytes, compress=None):
-    if compress is None:
-        compress = str(path).endswith(".gz")
-    path.write_bytes(gzip.compress(payload, mtime=0) if compress else payload)
-    return path
+make_header = functools.partial(nifti_files.make_header, affine=AFFINE)
+nifti_bytes = functools.partial(nifti_files.nifti_bytes, affine=AFFINE)
+write = nifti_files.store
 
 
 def expect_error(path, match, fn=nifti.load_ct, **kw):
@@ -179,7 +152,7 @@ def test_oblique_affine_is_accepted_unchanged(tmp_path, ct):
     rot = np.array([[c, -s, 0, 0], [s, c, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
     oblique = rot @ np.diag([0.8, 0.8, 3.0, 1.0])
     oblique[:3, 3] = [10.0, -20.0, 30.0]
-    path = write(tmp_path / "obl.nii", nifti_bytes(ct, hdr=make_header(ct.shape, np.int16, oblique)))
+    path = write(tmp_path / "obl.nii", nifti_bytes(ct, hdr=make_header(ct.shape, np.int16, affine=oblique)))
     vol = nifti.load_ct(path)
     np.testing.assert_allclose(vol.affine, oblique, atol=1e-5)
     np.testing.assert_allclose(vol.spacing, (0.8, 0.8, 3.0), rtol=1e-6)
@@ -284,7 +257,7 @@ def test_load_case_affine_mismatch_names_both_files(tmp_path, ct, labels):
     shifted[0, 3] += 1.0
     v = write(tmp_path / "volume-0.nii", nifti_bytes(ct))
     s = write(tmp_path / "segmentation-0.nii",
-              nifti_bytes(labels, hdr=make_header(labels.shape, np.uint8, shifted)))
+              nifti_bytes(labels, hdr=make_header(labels.shape, np.uint8, affine=shifted)))
     err = expect_error(s, "affine differs", lambda p: nifti.load_case(v, p))
     assert str(v) in str(err)
 

@@ -9,13 +9,15 @@ fragment (a regular expression) the user-facing error must contain.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gzip
 import os
 from pathlib import Path
 from typing import Callable
 
-import nibabel as nib
 import numpy as np
+
+from tests import nifti_files
 
 SHAPE = (32, 32, 6)
 SPACING = (0.8, 0.8, 2.5)
@@ -23,33 +25,9 @@ AFFINE = np.diag(list(SPACING) + [1.0])
 CAP_BOMB_SHAPE = (2048, 2048, 1024)  # 2**32 voxels, over DEFAULT_MAX_VOXELS (2**30)
 
 
-def make_header(shape, dtype, affine=AFFINE, codes=(1, 1), **fields) -> nib.Nifti1Header:
-    hdr = nib.Nifti1Header()
-    hdr.set_data_dtype(dtype)
-    hdr.set_data_shape(shape)
-    hdr.set_qform(affine, code=codes[0])
-    hdr.set_sform(affine, code=codes[1])
-    hdr.set_xyzt_units("mm", "sec")
-    hdr["vox_offset"] = 352
-    for key, value in fields.items():
-        hdr[key] = value
-    return hdr
-
-
-def nifti_bytes(data, hdr: nib.Nifti1Header | None = None, **fields) -> bytes:
-    """Single-file NIfTI-1 bytes: header, 4 empty extension bytes, data (Fortran order)."""
-    data = np.asarray(data)
-    if hdr is None:
-        hdr = make_header(data.shape, data.dtype, **fields)
-    return hdr.binaryblock + b"\x00" * 4 + data.astype(hdr.get_data_dtype()).tobytes(order="F")
-
-
-def store(path: Path, payload: bytes, compress: bool | None = None) -> Path:
-    """Writes ``payload``, gzip-compressed when the name ends in .gz (or ``compress``)."""
-    if compress is None:
-        compress = path.name.endswith(".gz")
-    path.write_bytes(gzip.compress(payload, compresslevel=6, mtime=0) if compress else payload)
-    return path
+make_header = functools.partial(nifti_files.make_header, affine=AFFINE)
+nifti_bytes = functools.partial(nifti_files.nifti_bytes, affine=AFFINE)
+store = nifti_files.store
 
 
 def ct_values(shape=SHAPE, seed: int = 0, dtype=np.int16) -> np.ndarray:

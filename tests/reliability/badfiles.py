@@ -137,9 +137,10 @@ def _with_dim(dim):
     return write
 
 
-def _data(values, **fields):
+def _data(values, compress=None, **fields):
+    """Writes ``values`` with a header made from ``fields`` (good or bad, CT or labels)."""
     def write(path):
-        store(path, nifti_bytes(values, **fields))
+        store(path, nifti_bytes(values, **fields), compress=compress)
     return write
 
 
@@ -314,12 +315,6 @@ CT_BATTERY: tuple[BadFile, ...] = (
 """Bad CT volumes; every one must fail on its own with a line naming it."""
 
 
-def _good(values, compress=None, **fields):
-    def write(path):
-        store(path, nifti_bytes(values, **fields), compress=compress)
-    return write
-
-
 def _codes_zero(path):
     store(path, nifti_bytes(ct_values(), make_header(SHAPE, np.int16, codes=(0, 0))))
 
@@ -341,35 +336,29 @@ def _scaled_uint16(path):
 
 
 GOOD_ODDITIES: tuple[BadFile, ...] = (
-    BadFile("odd-plain-named-gz.nii.gz", _good(ct_values(), compress=False), "",
+    BadFile("odd-plain-named-gz.nii.gz", _data(ct_values(), compress=False), "",
             "uncompressed data named .nii.gz (read, warning logged)"),
-    BadFile("odd-gzip-named-nii.nii", _good(ct_values(), compress=True), "",
+    BadFile("odd-gzip-named-nii.nii", _data(ct_values(), compress=True), "",
             "gzip data named .nii (read, warning logged)"),
-    BadFile("odd-uint8.nii.gz", _good(np.clip(ct_values() + 1000, 0, 255).astype(np.uint8)), "",
+    BadFile("odd-uint8.nii.gz", _data(np.clip(ct_values() + 1000, 0, 255).astype(np.uint8)), "",
             "uint8 voxels"),
     BadFile("odd-uint16-scaled.nii.gz", _scaled_uint16, "", "uint16 with scl_inter -1024"),
-    BadFile("odd-float64.nii.gz", _good(ct_values(dtype=np.float64)), "", "float64 voxels"),
-    BadFile("odd-int64.nii.gz", _good(ct_values(dtype=np.int64)), "", "int64 voxels"),
-    BadFile("odd-slope0.nii.gz", _good(ct_values(), scl_slope=0.0, scl_inter=500.0), "",
+    BadFile("odd-float64.nii.gz", _data(ct_values(dtype=np.float64)), "", "float64 voxels"),
+    BadFile("odd-int64.nii.gz", _data(ct_values(dtype=np.int64)), "", "int64 voxels"),
+    BadFile("odd-slope0.nii.gz", _data(ct_values(), scl_slope=0.0, scl_inter=500.0), "",
             "scl_slope 0 (= no scaling; scl_inter ignored)"),
     BadFile("odd-singleton4d.nii.gz", _singleton_4d, "", "shape (32, 32, 6, 1)"),
     BadFile("odd-nocodes.nii.gz", _codes_zero, "", "qform_code = sform_code = 0"),
     BadFile("odd-oblique.nii.gz", _oblique, "", "affine rotated 17 degrees in-plane"),
-    BadFile("odd-3slices.nii", _good(ct_values((16, 16, 3))), "",
+    BadFile("odd-3slices.nii", _data(ct_values((16, 16, 3))), "",
             "16x16x3: the smallest volume the cascade takes"),
-    BadFile("odd-constant.nii.gz", _good(np.full(SHAPE, -1024, np.int16)), "",
+    BadFile("odd-constant.nii.gz", _data(np.full(SHAPE, -1024, np.int16)), "",
             "every voxel -1024 HU (empty scan: no liver found)"),
     BadFile("odd-gzip-zero-padded.nii.gz", _gzip_then(b"\x00" * 512), "",
             "gzip stream followed by zero padding (tape/transfer padding; ignored)"),
-    BadFile("odd name ü.nii.gz", _good(ct_values()), "", "a name with spaces and non-ASCII"),
+    BadFile("odd name ü.nii.gz", _data(ct_values()), "", "a name with spaces and non-ASCII"),
 )
 """Unusual but valid CT volumes: each must be segmented."""
-
-
-def _labels(values, **fields):
-    def write(path):
-        store(path, nifti_bytes(values, **fields))
-    return write
 
 
 def _labels_affine(affine):
@@ -391,21 +380,21 @@ LABEL_BATTERY: tuple[BadFile, ...] = (
             "CRC trailer flipped"),
     BadFile("segmentation-3.nii", _empty, "file is empty", "0 bytes"),
     BadFile("segmentation-4.nii", _text, "not a NIfTI file", "text"),
-    BadFile("segmentation-5.nii.gz", _labels(_label_with(3, np.uint8)), r"outside \{0, 1, 2\}: 3",
+    BadFile("segmentation-5.nii.gz", _data(_label_with(3, np.uint8)), r"outside \{0, 1, 2\}: 3",
             "label value 3"),
-    BadFile("segmentation-6.nii.gz", _labels(_label_with(-1, np.int16)),
+    BadFile("segmentation-6.nii.gz", _data(_label_with(-1, np.int16)),
             r"outside \{0, 1, 2\}: -1", "label value -1"),
-    BadFile("segmentation-7.nii.gz", _labels(_label_with(0.5, np.float32)),
+    BadFile("segmentation-7.nii.gz", _data(_label_with(0.5, np.float32)),
             "not integers: 0.5", "label value 0.5"),
-    BadFile("segmentation-8.nii.gz", _labels(_label_with(np.nan, np.float32)), "non-finite",
+    BadFile("segmentation-8.nii.gz", _data(_label_with(np.nan, np.float32)), "non-finite",
             "NaN label"),
-    BadFile("segmentation-9.nii.gz", _labels(label_values()[:, :, :5]), r"shape \(32, 32, 5\)",
+    BadFile("segmentation-9.nii.gz", _data(label_values()[:, :, :5]), r"shape \(32, 32, 5\)",
             "one slice short of the reference"),
     BadFile("segmentation-10.nii.gz", _labels_affine(np.diag([0.8, 0.8, 5.0, 1.0])),
             "spacing", "slice thickness 5 mm, reference 2.5 mm"),
     BadFile("segmentation-11.nii.gz", _dangling, "dangling symbolic link", "dangling symlink"),
     BadFile("segmentation-12.nii.gz", _bomb, "over the limit", "gzip bomb header"),
-    BadFile("segmentation-13.nii.gz", _labels(_label_with(255, np.uint8)),
+    BadFile("segmentation-13.nii.gz", _data(_label_with(255, np.uint8)),
             r"outside \{0, 1, 2\}: 255", "label value 255"),
     BadFile("segmentation-14.nii.gz", _data(np.zeros(SHAPE + (2,), np.uint8)), "4D", "4D labels"),
 )

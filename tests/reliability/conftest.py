@@ -30,6 +30,12 @@ class ToolResult:
         return [line for line in self.stderr.splitlines()
                 if line.startswith(("ERROR ", "error: "))]
 
+    def error_line_for(self, path: str, note: str = "") -> str:
+        """The one liverseg error line naming ``path`` (asserts there is exactly one)."""
+        lines = [line for line in self.liverseg_errors() if f"{path}:" in line]
+        assert len(lines) == 1, (note, self.stderr[-3000:])
+        return lines[0]
+
     def last_error(self) -> str:
         errors = [line for line in self.stderr.splitlines() if line.startswith("error: ")]
         assert errors, self.stderr[-3000:]

@@ -66,10 +66,9 @@ def test_exit_status_and_no_traceback(battery_run):
 def test_each_bad_volume_has_one_error_line_naming_it(battery_run, bad):
     src, out, _, result = battery_run
     path = str(src / bad.name)
-    lines = [line for line in result.liverseg_errors() if f"{path}:" in line]
-    assert len(lines) == 1, (bad.note, result.stderr[-3000:])
-    assert lines[0].startswith(f"ERROR {path}: ")
-    assert re.search(bad.expect, lines[0]), (bad.note, lines[0])
+    line = result.error_line_for(path, bad.note)
+    assert line.startswith(f"ERROR {path}: ")
+    assert re.search(bad.expect, line), (bad.note, line)
     assert not (out / expected_output(bad.name)).exists()
 
 

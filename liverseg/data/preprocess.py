@@ -43,7 +43,11 @@ def window_and_scale(hu: np.ndarray, lo: float | None = None, hi: float | None =
     """
     if lo is None or hi is None:
         lo, hi = intensity_range(hu, window)
-    out = np.clip(hu, window[0], window[1]).astype(np.float32, copy=True)
+    # Cast, then clip in place: the same values as clipping first (the window's
+    # bounds are exact in float32 and rounding is monotonic), without the float64
+    # temporary that clipping an integer array with float bounds makes.
+    out = np.asarray(hu).astype(np.float32)
+    np.clip(out, window[0], window[1], out=out)
     if hi <= lo:
         out[...] = 0.0
         return out

@@ -494,12 +494,6 @@ def _sub_box(hu: np.ndarray, box: tuple[slice, ...], zs: slice) -> np.ndarray:
     return hu[box[0], box[1], z.start + zs.start:z.start + zs.stop]
 
 
-def _windowed(hu: np.ndarray, box: tuple[slice, ...], zs: slice, intensity,
-              chunk: int = 16) -> np.ndarray:
-    """``window_and_scale`` of ``_sub_box(hu, box, zs)`` (float32 0..255), a few slices at
-    a time so no float64 copy is made (the same values as one call)."""
-    view = _sub_box(hu, box, zs)
-    out = np.empty(view.shape, np.float32)
-    for k in range(0, view.shape[2], chunk):
-        out[:, :, k:k + chunk] = pp.window_and_scale(view[:, :, k:k + chunk], *intensity)
-    return out
+def _windowed(hu: np.ndarray, box: tuple[slice, ...], zs: slice, intensity) -> np.ndarray:
+    """``window_and_scale`` of ``_sub_box(hu, box, zs)`` (float32 0..255)."""
+    return pp.window_and_scale(_sub_box(hu, box, zs), *intensity)

@@ -89,3 +89,18 @@ def test_crop_variants_and_paste_back_round_trip():
 
 def test_binarise():
     np.testing.assert_array_equal(pp.binarise(np.array([0, 0.5, 0.51, 2])), [0, 0, 1, 1])
+
+
+def test_window_and_scale_allocates_only_its_float32_output():
+    import tracemalloc
+
+    hu = np.random.default_rng(2).integers(-1024, 2000, (64, 64, 64)).astype(np.int16)
+    tracemalloc.start()
+    try:
+        out = pp.window_and_scale(hu, -150.0, 250.0)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert out.dtype == np.float32
+    # no float64 temporary (2x the output) on the way
+    assert peak < 1.25 * out.nbytes

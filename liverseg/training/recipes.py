@@ -142,20 +142,21 @@ def get_recipe(name: str) -> Recipe:
         raise ValueError(f"unknown recipe {name!r}; expected one of {sorted(RECIPES)}") from None
 
 
+def _for_stage(setting, stage: str):
+    """A recipe setting given for both stages, or per stage as a dict."""
+    return setting[stage] if isinstance(setting, dict) else setting
+
+
 def class_weights(recipe: Recipe, stage: str) -> tuple[float, float]:
     """(pos_weight, neg_weight) of ``stage`` under ``recipe``."""
-    mode = recipe.class_weights
-    if isinstance(mode, dict):
-        mode = mode[stage]
-    if mode == "uniform":
+    if _for_stage(recipe.class_weights, stage) == "uniform":
         return 0.5, 0.5
     return STAGE_CLASS_WEIGHTS[stage]
 
 
 def dice_weight(recipe: Recipe, stage: str) -> float:
     """Weight of the soft Dice term of ``stage`` under ``recipe``."""
-    value = recipe.dice_weight
-    return float(value[stage] if isinstance(value, dict) else value)
+    return float(_for_stage(recipe.dice_weight, stage))
 
 
 def gradient_factor(variable_path: str) -> float:

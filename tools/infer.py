@@ -62,6 +62,9 @@ flags.DEFINE_integer("crf_max_voxels", DEFAULT_MAX_VOXELS,
                      "(bounds its memory, slightly changes its result); 0 = no limit.",
                      lower_bound=0)
 flags.DEFINE_bool("no_opening", False, "Skip the morphological opening.")
+flags.DEFINE_list("opening_targets", ["liver", "tumor"],
+                  "Comma list of the structures the opening applies to (liver, tumor). "
+                  "Empty = none, like --no_opening.")
 flags.DEFINE_bool("no_liver_mask", False, "Do not remove tumour outside the liver.")
 flags.DEFINE_enum("crf_spatial_scale", "reference", ["reference", "voxels"],
                   "CRF kernel widths: scaled to the in-plane size (identity at 512x512) or "
@@ -70,6 +73,9 @@ flags.DEFINE_enum("crf_on", "roi", ["roi", "volume"],
                   "Run the CRF on the structure's bounding box plus a margin, or on the whole volume.")
 flags.DEFINE_enum("crop_variant", "original", ["original", "paper"],
                   "Tumour ROI crop: 'original' drops the box's last row/column as the original code.")
+flags.DEFINE_enum("slice_fusion", "middle", ["middle", "mean"],
+                  "Each slice's probability: 'middle' channel of the stack centred on it (the "
+                  "original) or the 'mean' over every stack holding it (free for the liver net).")
 flags.mark_flags_as_required(["input_dir", "output_dir", "liver_model"])
 
 
@@ -87,8 +93,10 @@ def main(argv):
             batch_size=FLAGS.batch_size or "auto", mixed_precision=FLAGS.mixed_precision,
             jit_compile=FLAGS.xla, crf=not FLAGS.no_crf, crf_targets=tuple(FLAGS.crf_targets),
             crf_max_voxels=FLAGS.crf_max_voxels, opening=not FLAGS.no_opening,
+            opening_targets=tuple(FLAGS.opening_targets),
             liver_mask=not FLAGS.no_liver_mask, crf_on=FLAGS.crf_on,
-            crf_spatial_scale=FLAGS.crf_spatial_scale, crop_variant=FLAGS.crop_variant),
+            crf_spatial_scale=FLAGS.crf_spatial_scale, crop_variant=FLAGS.crop_variant,
+            slice_fusion=FLAGS.slice_fusion),
         options=RunOptions(overwrite=FLAGS.overwrite, skip_existing=FLAGS.skip_existing,
                            write_probabilities=FLAGS.write_probabilities,
                            overlays=FLAGS.overlays))

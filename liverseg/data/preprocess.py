@@ -83,6 +83,26 @@ def slice_channel(k: int, num_slices: int, number_slices: int = NUMBER_SLICES) -
     return start, k - start
 
 
+SLICE_FUSIONS = ("middle", "mean")
+"""How a slice's test-time probability comes from the stacks holding it:
+``middle`` (the original): the one stack and channel of :func:`slice_channel`;
+``mean``: the average over every stack that contains the slice (up to
+``number_slices`` predictions from different neighbourhoods, all of which the
+liver stage computes anyway)."""
+
+
+def slice_stacks(k: int, num_slices: int, number_slices: int = NUMBER_SLICES
+                 ) -> list[tuple[int, int]]:
+    """(stack start, channel) of every stack of consecutive slices that holds slice ``k``."""
+    if num_slices < number_slices:
+        raise ValueError(f"need at least {number_slices} slices, got {num_slices}")
+    if not 0 <= k < num_slices:
+        raise IndexError(f"slice {k} outside 0..{num_slices - 1}")
+    first = max(k - number_slices + 1, 0)
+    last = min(k, num_slices - number_slices)
+    return [(s, k - s) for s in range(first, last + 1)]
+
+
 def binarise(labels: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     """Labels > threshold as float32 0/1."""
     return (labels > threshold).astype(np.float32)

@@ -45,6 +45,12 @@ Choices the original leaves open, and what is done here:
   every size: on small images the 60-voxel bilateral kernel spans the whole
   body and erases a low-contrast liver).
 * Liver net output for ROI, mask and CRF: the fused output's sigmoid.
+* ``slice_fusion="mean"`` (not the original) averages, for each slice, the
+  probabilities of every stack holding it instead of taking the middle
+  channel: for the liver net the same stacks are computed either way, so it
+  is free, and it acts as a three-view test-time ensemble (docs/BENCHMARKS.md
+  gives the Dice it adds on phantoms); the tumour net needs at most two more
+  stacks per volume.
 * Tumour stacks near the ROI's ends use the neighbouring slices of the
   volume even when those are not ROI slices themselves.
 * A box narrower than the networks' minimum input (16 px) is grown around
@@ -80,7 +86,8 @@ from liverseg.data import preprocess as pp
 from liverseg.data.nifti import NiftiVolume
 from liverseg.errors import ConfigError, NiftiError
 from liverseg.inference.predictor import (AUTO_BATCH, BATCH_PIXELS, MIN_NET_SIZE,
-                                          PredictorOptions, StackPredictor, predict_slices)
+                                          PredictorOptions, StackPredictor, check_slice_fusion,
+                                          predict_slices)
 from liverseg.postprocess import crf as crf_lib
 from liverseg.postprocess import morphology
 
@@ -88,7 +95,8 @@ logger = logging.getLogger(__name__)
 
 CRF_SPATIAL_SCALES = ("reference", "voxels")
 CRF_TARGETS = ("liver", "tumor")
-"""Structures the CRF can refine (``SegmentOptions.crf_targets``)."""
+"""Structures the CRF can refine and the opening can open
+(``SegmentOptions.crf_targets``, ``SegmentOptions.opening_targets``)."""
 STAGES = ("load", "liver_net", "roi", "tumor_net", "crf", "opening", "labels", "write")
 """Timing keys of one volume, in pipeline order (``load``/``write`` are the runner's)."""
 
@@ -120,6 +128,9 @@ class SegmentOptions:
     mixed_precision: bool = False
     jit_compile: bool = False
     crop_variant: str = "original"
+    #: how each slice's probability comes from the stacks holding it
+    #: (``preprocess.SLICE_FUSIONS``): "middle" as the original, or "mean".
+    slice_fusion: str = "middle"
     threshold: float = 0.5
     liver_mask: bool = True
     crf: bool = True
@@ -137,6 +148,9 @@ class SegmentOptions:
     #: 512x512); "voxels": the widths as given at every size.
     crf_spatial_scale: str = "reference"
     opening: bool = True
+    #: structures opened (with ``opening`` on); an opening erodes one voxel of
+    #: boundary wherever the 6-neighbour cross does not fit (thin slices' tips).
+    opening_targets: tuple[str, ...] = CRF_TARGETS
     tumor_in_final_liver: bool = True
     keep_probabilities: bool = True
 
@@ -153,21 +167,14 @@ class SegmentOptions:
             if value not in allowed:
                 raise ConfigError(f"{name} must be one of {allowed}, got {value!r}")
         self.predictor_options()  # checks batch_size and batch_pixels
+        check_slice_fusion(self.slice_fusion)
         if not 0.0 < float(self.threshold) < 1.0:
             raise ConfigError(f"threshold must be in (0, 1), got {self.threshold!r}")
         if self.crf_spatial_scale not in CRF_SPATIAL_SCALES:
             raise ConfigError(f"crf_spatial_scale must be one of {CRF_SPATIAL_SCALES}, "
                               f"got {self.crf_spatial_scale!r}")
-        targets = self.crf_targets
-        if isinstance(targets, str) or not all(isinstance(t, str) for t in targets):
-            raise ConfigError(f"crf_targets must be a tuple of names from {CRF_TARGETS}, "
-                              f"got {targets!r}")
-        targets = tuple(dict.fromkeys(targets))
-        unknown = [t for t in targets if t not in CRF_TARGETS]
-        if unknown:
-            raise ConfigError(f"crf_targets: unknown structure(s) {', '.join(map(repr, unknown))}; "
-                              f"choose from {CRF_TARGETS}")
-        object.__setattr__(self, "crf_targets", targets)
+        for name in ("crf_targets", "opening_targets"):
+            object.__setattr__(self, name, _checked_targets(name, getattr(self, name)))
         if isinstance(self.crf_max_voxels, bool) or not isinstance(self.crf_max_voxels, int) \
                 or self.crf_max_voxels < 0:
             raise ConfigError(f"crf_max_voxels must be a non-negative integer (0: no limit), "
@@ -179,6 +186,10 @@ class SegmentOptions:
     def crf_for(self, structure: str) -> bool:
         """Whether the CRF refines ``structure`` ("liver" or "tumor")."""
         return self.crf and structure in self.crf_targets
+
+    def opening_for(self, structure: str) -> bool:
+        """Whether the opening applies to ``structure`` ("liver" or "tumor")."""
+        return self.opening and structure in self.opening_targets
 
     def predictor_options(self) -> PredictorOptions:
         return PredictorOptions(batch_size=self.batch_size, jit_compile=self.jit_compile,
@@ -223,6 +234,18 @@ class SegmentationResult:
         """Voxels labelled liver (1 or 2) and tumour (2)."""
         tumour = int(np.count_nonzero(self.labels == 2))
         return {"liver": int(np.count_nonzero(self.labels)), "tumor": tumour}
+
+
+def _checked_targets(name: str, targets) -> tuple[str, ...]:
+    """``targets`` as a duplicate-free tuple of ``CRF_TARGETS`` names (ConfigError otherwise)."""
+    if isinstance(targets, str) or not all(isinstance(t, str) for t in targets):
+        raise ConfigError(f"{name} must be a tuple of names from {CRF_TARGETS}, got {targets!r}")
+    targets = tuple(dict.fromkeys(targets))
+    unknown = [t for t in targets if t not in CRF_TARGETS]
+    if unknown:
+        raise ConfigError(f"{name}: unknown structure(s) {', '.join(map(repr, unknown))}; "
+                          f"choose from {CRF_TARGETS}")
+    return targets
 
 
 def _as_model(model_or_path, what: str, expected_stage: str):
@@ -300,7 +323,8 @@ class Segmenter:
         if intensity is None:
             intensity = pp.intensity_range(hu)
         cb = None if progress is None else (lambda d, t: progress("liver_net", d, t))
-        return predict_slices(self.liver, hu, intensity, stats=stats, progress=cb)
+        return predict_slices(self.liver, hu, intensity, fusion=self.options.slice_fusion,
+                              stats=stats, progress=cb)
 
     def segment(self, volume: NiftiVolume | np.ndarray, *, liver_probability: np.ndarray | None = None,
                 progress: ProgressFn | None = None) -> SegmentationResult:
@@ -368,11 +392,11 @@ class Segmenter:
         timings["crf"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        if opts.opening:
+        if opts.opening_for("liver"):
             liver_final = morphology.opening(liver_final)
-            if tumor_final is not None:
-                # zero outside its box, so opening the box alone is the same
-                tumor_final = morphology.opening(tumor_final)
+        if tumor_final is not None and opts.opening_for("tumor"):
+            # zero outside its box, so opening the box alone is the same
+            tumor_final = morphology.opening(tumor_final)
         timings["opening"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -400,7 +424,7 @@ class Segmenter:
         stats: dict[str, float] = {}
         cb = None if progress is None else (lambda d, t: progress("tumor_net", d, t))
         crop = predict_slices(self.tumor, hu, intensity, roi_slices, region=(rows, cols),
-                              stats=stats, progress=cb)
+                              fusion=self.options.slice_fusion, stats=stats, progress=cb)
         details.update({f"tumor_{k}": v for k, v in stats.items()})
         z0, z1 = int(roi_slices[0]), int(roi_slices[-1]) + 1
         region = (rows, cols, slice(z0, z1))

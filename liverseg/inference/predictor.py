@@ -155,27 +155,47 @@ class StackPredictor:
 
 
 def stacks_for_slices(slice_ids: Sequence[int], num_slices: int,
-                      number_slices: int = pp.NUMBER_SLICES) -> tuple[np.ndarray, dict[int, tuple[int, int]]]:
-    """Distinct stack starts needed for ``slice_ids`` and each slice's (start, channel)."""
-    choice = {int(k): pp.slice_channel(int(k), num_slices, number_slices) for k in slice_ids}
-    starts = np.array(sorted({s for s, _ in choice.values()}), dtype=np.int64)
+                      number_slices: int = pp.NUMBER_SLICES, fusion: str = "middle"
+                      ) -> tuple[np.ndarray, dict[int, list[tuple[int, int]]]]:
+    """Distinct stack starts needed for ``slice_ids`` and each slice's (start, channel) list.
+
+    ``fusion`` (``preprocess.SLICE_FUSIONS``): ``middle`` gives each slice its
+    one original stack and channel; ``mean`` every stack that holds it.
+    """
+    check_slice_fusion(fusion)
+    if fusion == "middle":
+        choice = {int(k): [pp.slice_channel(int(k), num_slices, number_slices)]
+                  for k in slice_ids}
+    else:
+        choice = {int(k): pp.slice_stacks(int(k), num_slices, number_slices) for k in slice_ids}
+    starts = np.array(sorted({s for pairs in choice.values() for s, _ in pairs}), dtype=np.int64)
     return starts, choice
+
+
+def check_slice_fusion(fusion: str) -> None:
+    if fusion not in pp.SLICE_FUSIONS:
+        raise ConfigError(f"slice_fusion must be one of {pp.SLICE_FUSIONS}, got {fusion!r}")
 
 
 def predict_slices(predictor: StackPredictor, hu: np.ndarray, intensity: tuple[float, float],
                    slice_ids: Sequence[int] | None = None,
                    region: tuple[slice, slice] | None = None, *,
+                   fusion: str = "middle",
                    stats: dict[str, float] | None = None,
                    progress: Callable[[int, int], None] | None = None) -> np.ndarray:
-    """Probability of every requested slice with the original channel choice.
+    """Probability of every requested slice, from its stack(s) as ``fusion`` says.
 
     ``hu`` is the [x, y, z] volume in HU (any dtype); ``region`` optionally
     crops rows and columns (the tumour ROI); the stacks are the volume's
     consecutive slices (neighbours of a requested slice are used whether or
-    not they are requested themselves). Returns float32
-    [h, w, len(slice_ids)] in the order of ``slice_ids``. ``stats``, when
-    given, accumulates seconds under ``"preprocess"`` and ``"network"``;
-    ``progress(done, total)`` is called after every batch (stacks done).
+    not they are requested themselves). ``fusion``: ``middle``, the original
+    channel choice (``preprocess.slice_channel``), or ``mean``, the average
+    of the probabilities of every stack holding the slice (the same stacks
+    when every slice is requested; two more at most otherwise). Returns
+    float32 [h, w, len(slice_ids)] in the order of ``slice_ids``. ``stats``,
+    when given, accumulates seconds under ``"preprocess"`` and
+    ``"network"``; ``progress(done, total)`` is called after every batch
+    (stacks done).
     """
     num_slices = hu.shape[2]
     c = predictor.number_slices
@@ -185,15 +205,15 @@ def predict_slices(predictor: StackPredictor, hu: np.ndarray, intensity: tuple[f
         slice_ids = range(num_slices)
     slice_ids = [int(k) for k in slice_ids]
     rows, cols = region if region is not None else (slice(None), slice(None))
-    starts, choice = stacks_for_slices(slice_ids, num_slices, c)
+    starts, choice = stacks_for_slices(slice_ids, num_slices, c, fusion)
     lo, hi = intensity
     view = hu[rows, cols]
     h, w = view.shape[:2]
-    result = np.empty((h, w, len(slice_ids)), np.float32)
+    result = np.zeros((h, w, len(slice_ids)), np.float32)
     wanted: dict[int, list[tuple[int, int]]] = {}
     for j, k in enumerate(slice_ids):
-        s, ch = choice[k]
-        wanted.setdefault(s, []).append((j, ch))
+        for s, ch in choice[k]:
+            wanted.setdefault(s, []).append((j, ch))
     b = predictor.batch_size_for(h, w)
     batch = np.zeros((b, h, w, c), np.float32)
     for i in range(0, len(starts), b):
@@ -206,18 +226,22 @@ def predict_slices(predictor: StackPredictor, hu: np.ndarray, intensity: tuple[f
         probs = predictor.predict_batch(batch)
         for n, s in enumerate(batch_starts):
             for j, ch in wanted[int(s)]:
-                result[:, :, j] = probs[n, :, :, ch]
+                result[:, :, j] += probs[n, :, :, ch]
         if stats is not None:
             stats["preprocess"] = stats.get("preprocess", 0.0) + (t1 - t0)
             stats["network"] = stats.get("network", 0.0) + (time.perf_counter() - t1)
         if progress is not None:
             progress(min(i + b, len(starts)), len(starts))
+    if fusion == "mean":
+        counts = np.array([len(choice[k]) for k in slice_ids], np.float32)
+        result /= counts
     return result
 
 
 def predict_volume(predictor: StackPredictor, hu: np.ndarray,
-                   intensity: tuple[float, float] | None = None) -> np.ndarray:
+                   intensity: tuple[float, float] | None = None, *,
+                   fusion: str = "middle") -> np.ndarray:
     """Probability map [x, y, z] float32 of the whole volume."""
     if intensity is None:
         intensity = pp.intensity_range(hu)
-    return predict_slices(predictor, hu, intensity)
+    return predict_slices(predictor, hu, intensity, fusion=fusion)

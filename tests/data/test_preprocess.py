@@ -53,6 +53,23 @@ def test_triplets_count_and_channel_choice():
         pp.slice_channel(0, 2)
 
 
+def test_slice_stacks_lists_every_stack_holding_the_slice():
+    assert pp.slice_stacks(0, 5) == [(0, 0)]
+    assert pp.slice_stacks(1, 5) == [(0, 1), (1, 0)]
+    assert pp.slice_stacks(2, 5) == [(0, 2), (1, 1), (2, 0)]
+    assert pp.slice_stacks(3, 5) == [(1, 2), (2, 1)]
+    assert pp.slice_stacks(4, 5) == [(2, 2)]
+    assert pp.slice_stacks(1, 3) == [(0, 1)]
+    # the original's choice is always one of them
+    for n in (3, 4, 9):
+        for k in range(n):
+            assert pp.slice_channel(k, n) in pp.slice_stacks(k, n)
+    with pytest.raises(IndexError):
+        pp.slice_stacks(5, 5)
+    with pytest.raises(ValueError):
+        pp.slice_stacks(0, 2)
+
+
 def test_min_liver_pixels_scales_with_area():
     assert pp.min_liver_pixels(512, 512) == 500
     assert pp.min_liver_pixels(256, 256) == 125

@@ -85,6 +85,23 @@ def test_opening_without_crf_removes_speck_and_edges(fake_nets):
     np.testing.assert_array_equal(result.labels, expected)
 
 
+def test_opening_targets_choose_which_structures_are_opened(fake_nets):
+    liver_box = np.zeros(SHAPE, bool)
+    liver_box[LIVER_BOX] = True
+    tumour_box = np.zeros(SHAPE, bool)
+    tumour_box[TUMOUR_BOX] = True
+    expected = {("liver",): (box_minus_edges(LIVER_BOX), tumour_box),
+                ("tumor",): (liver_box, box_minus_edges(TUMOUR_BOX)),
+                (): (liver_box, tumour_box)}
+    for targets, (liver, tumour) in expected.items():
+        result = segment(fake_nets, opening_targets=targets)
+        np.testing.assert_array_equal(result.labels, labels_from(liver, tumour),
+                                      err_msg=str(targets))
+    assert not SegmentOptions(opening=False).opening_for("tumor")
+    with pytest.raises(ConfigError, match="opening_targets: unknown structure"):
+        SegmentOptions(opening_targets=("spleen",))
+
+
 def test_crf_on_whole_volume_agrees_here(fake_nets):
     np.testing.assert_array_equal(segment(fake_nets, crf_on="volume").labels,
                                   segment(fake_nets).labels)
@@ -182,6 +199,31 @@ def test_given_liver_probability_replaces_the_liver_net(fake_nets):
     assert segmenter.liver.trace_count == 0
 
 
+def test_slice_fusion_reaches_both_networks(monkeypatch):
+    """The liver probability is the mean-fused one, and the tumour net sees the option."""
+    from liverseg.inference import cascade, predictor
+
+    liver = helpers.linear_model(0.01, (-1.0, 0.0, 1.0))
+    tumour = helpers.linear_model(0.01, (1.0, 0.0, -1.0), name="linear_tumour_net")
+    seen = []
+    real = predictor.predict_slices
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["fusion"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cascade, "predict_slices", spy)
+    volume = helpers.synthetic_volume()
+    options = SegmentOptions(batch_size=4, slice_fusion="mean", crf=False, opening=False)
+    result = Segmenter(liver, tumour, options).segment(volume)
+    assert seen == ["mean", "mean"]
+    expected = real(predictor.StackPredictor(liver, predictor.PredictorOptions(4)), volume,
+                    cascade.pp.intensity_range(volume), fusion="mean")
+    np.testing.assert_allclose(result.liver_probability, expected, rtol=1e-6)
+    middle = Segmenter(liver, tumour, SegmentOptions(batch_size=4, crf=False, opening=False))
+    assert not np.allclose(middle.segment(volume).liver_probability, expected)
+
+
 def test_probabilities_can_be_dropped(fake_nets):
     result = segment(fake_nets, keep_probabilities=False)
     assert result.liver_probability is None and result.tumor_probability is None
@@ -217,6 +259,8 @@ def test_options_are_checked():
         SegmentOptions(crop_variant="tight")
     with pytest.raises(ConfigError):
         SegmentOptions(crf_margin=-1)
+    with pytest.raises(ConfigError, match="slice_fusion"):
+        SegmentOptions(slice_fusion="median")
     assert SegmentOptions(crf_on=CrfScope.VOLUME).crf_on == "volume"
     assert SegmentOptions().batch_size == "auto"
     assert SegmentOptions(batch_pixels=1000).predictor_options().batch_size_for(20, 24) == 2

@@ -53,6 +53,35 @@ def test_selected_slices_in_a_region_keep_the_choice_and_order():
         np.testing.assert_allclose(logit(prob[:, :, j]), expected, atol=2e-5)
 
 
+def sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+@pytest.mark.parametrize("batch_size", [1, 4])
+def test_mean_fusion_averages_every_stack_holding_the_slice(batch_size):
+    n = 6
+    predictor = StackPredictor(helpers.linear_model(SCALE, OFFSETS), PredictorOptions(batch_size))
+    prob = predict_slices(predictor, slice_coded_volume(n), INTENSITY, fusion="mean")
+    counts = [1, 2, 3, 3, 2, 1]
+    for k in range(n):
+        channels = [k - s for s in range(max(k - 2, 0), min(k, n - 3) + 1)]
+        assert len(channels) == counts[k]
+        expected = np.mean([sigmoid(SCALE * 6.375 * k + OFFSETS[ch]) for ch in channels])
+        np.testing.assert_allclose(prob[:, :, k], expected, rtol=1e-5)
+
+
+def test_mean_fusion_of_selected_slices_uses_neighbouring_stacks():
+    n = 8
+    predictor = StackPredictor(helpers.linear_model(SCALE, OFFSETS), PredictorOptions(2))
+    hu = slice_coded_volume(n)
+    full = predict_slices(predictor, hu, INTENSITY, fusion="mean")
+    some = predict_slices(predictor, hu, INTENSITY, slice_ids=[4, 3], region=(slice(1, 9), slice(0, 5)),
+                          fusion="mean")
+    np.testing.assert_allclose(some, full[1:9, 0:5][:, :, [4, 3]], rtol=1e-6)
+    with pytest.raises(ConfigError, match="slice_fusion"):
+        predict_slices(predictor, hu, INTENSITY, fusion="max")
+
+
 def test_three_slices_use_the_single_stack():
     predictor = StackPredictor(helpers.linear_model(SCALE, OFFSETS), PredictorOptions(4))
     prob = predict_slices(predictor, slice_coded_volume(3), INTENSITY)

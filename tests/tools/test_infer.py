@@ -37,8 +37,8 @@ def test_infer_tool_segments_a_directory_and_reports_bad_files(tmp_path, models)
     (src / "test-volume-4.nii").write_bytes(b"not a nifti file at all" * 20)
     (src / "notes.txt").write_text("x")
     result = run_tool(f"--input_dir={src}", f"--output_dir={out}", f"--liver_model={liver}",
-                      f"--tumor_model={tumor}", "--batch_size=2", "--no_opening",
-                      "--crf_on=roi", "--crop_variant=paper", "--write_probabilities",
+                      f"--tumor_model={tumor}", "--batch_size=2", "--opening_targets=tumor",
+                      "--slice_fusion=mean", "--crf_on=roi", "--crop_variant=paper", "--write_probabilities",
                       "--crf_targets=liver", "--crf_max_voxels=2000")
     assert result.returncode == 1, result.stderr
     output = result.stdout + result.stderr

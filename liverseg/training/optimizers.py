@@ -4,7 +4,11 @@ Written out rather than taken from ``keras.optimizers`` so that the update is
 exactly the original's (TF1 ``MomentumOptimizer``: ``a = m*a + g;
 w -= lr*a``, which differs from Keras' SGD when the learning rate changes)
 and so that the update is identical on one device and on several replicas
-(gradients arrive already summed across replicas).
+(gradients arrive already summed across replicas). Each variable is updated
+by TensorFlow's fused in-place kernel (``ResourceApplyMomentum`` /
+``ResourceApplyAdam``, the kernels of TF1's optimisers): one pass over the
+weights and slots instead of a chain of temporaries (~30 ms of a 0.5 s
+update of the 15 M-parameter network on 2 CPU cores).
 """
 
 from __future__ import annotations
@@ -65,9 +69,9 @@ class TF1Momentum(Optimizer):
     def apply(self, grads, learning_rate) -> None:
         lr = tf.cast(learning_rate, tf.float32)
         for v, a, g in zip(self.variables, self.slots["momentum"], grads):
-            a_new = self.momentum * a + g
-            a.assign(a_new)
-            v.assign(v - lr * a_new)
+            # one fused kernel: a = momentum * a + g; v -= lr * a (in place)
+            tf.raw_ops.ResourceApplyMomentum(var=v.handle, accum=a.handle, lr=lr, grad=g,
+                                             momentum=tf.constant(self.momentum, tf.float32))
         self.iterations.assign_add(1)
 
 
@@ -83,13 +87,14 @@ class Adam(Optimizer):
     def apply(self, grads, learning_rate) -> None:
         t = tf.cast(self.iterations + 1, tf.float32)
         lr = tf.cast(learning_rate, tf.float32)
-        corr = tf.sqrt(1.0 - tf.pow(self.beta2, t)) / (1.0 - tf.pow(self.beta1, t))
+        b1, b2, eps = (tf.constant(x, tf.float32) for x in (self.beta1, self.beta2, self.epsilon))
+        b1_power, b2_power = tf.pow(b1, t), tf.pow(b2, t)
         for var, m, v, g in zip(self.variables, self.slots["m"], self.slots["v"], grads):
-            m_new = self.beta1 * m + (1.0 - self.beta1) * g
-            v_new = self.beta2 * v + (1.0 - self.beta2) * tf.square(g)
-            m.assign(m_new)
-            v.assign(v_new)
-            var.assign(var - lr * corr * m_new / (tf.sqrt(v_new) + self.epsilon))
+            # one fused kernel, in place: m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
+            # var -= lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps)
+            tf.raw_ops.ResourceApplyAdam(var=var.handle, m=m.handle, v=v.handle,
+                                         beta1_power=b1_power, beta2_power=b2_power, lr=lr,
+                                         beta1=b1, beta2=b2, epsilon=eps, grad=g)
         self.iterations.assign_add(1)
 
 

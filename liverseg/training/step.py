@@ -4,7 +4,8 @@ An update consumes ``iter_mean_grad`` batches. Each replica computes the
 gradient of its share of the loss; gradients are summed across replicas at
 every micro-batch (so one update on N replicas equals the single-device
 update on the same global batch), accumulated, averaged over the
-micro-batches, multiplied by the per-variable factors and applied.
+micro-batches, multiplied by the per-variable factors and applied. With one
+micro-batch per update the gradient is applied as it is (no accumulator).
 
 Total loss = sum over outputs of the class-balanced loss, plus the recipe's
 soft Dice term where it has one (``main`` + ``dsn_weight`` x sum of the four
@@ -49,8 +50,10 @@ class TrainStep:
         self.kernels = decay_kernels(model)
         with strategy.scope():
             mean = tf.VariableAggregation.MEAN
+            # One micro-batch per update (the fast recipe) applies its gradient directly.
             self.accumulators = [tf.Variable(tf.zeros(v.shape, tf.float32), trainable=False,
-                                             aggregation=mean) for v in self.variables]
+                                             aggregation=mean) for v in self.variables
+                                 ] if recipe.iter_mean_grad > 1 else []
             self.metrics = {n: tf.Variable(0.0, trainable=False, aggregation=mean)
                             for n in METRIC_NAMES}
         self._update = tf.function(self._update_fn, reduce_retracing=True)
@@ -85,7 +88,8 @@ class TrainStep:
             decay = self.decay * 0.5 * tf.add_n([tf.reduce_sum(tf.square(k)) for k in self.kernels])
         return data_loss, decay, per_output, outputs
 
-    def _accumulate(self, batch, dsn_weight):
+    def _gradients(self, batch, dsn_weight) -> list:
+        """Gradients of one micro-batch summed over replicas; adds its metrics."""
         ctx = tf.distribute.get_replica_context()
         mask_sum = tf.reduce_sum(batch["mask"])
         if self.recipe.loss_reduction == "mean":
@@ -101,8 +105,6 @@ class TrainStep:
         grads = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g) for g, v in
                  zip(grads, self.variables)]
         grads = ctx.all_reduce(tf.distribute.ReduceOp.SUM, grads)
-        for acc, g in zip(self.accumulators, grads):
-            acc.assign_add(g)
         prob = tf.sigmoid(tf.cast(outputs["fuse"], tf.float32))
         pred = tf.cast(prob > 0.5, tf.float32) * tf.cast(batch["mask"] > 0, tf.float32)
         label = batch["label"] * tf.cast(batch["mask"] > 0, tf.float32)
@@ -119,22 +121,35 @@ class TrainStep:
         values["loss_decay"] = decay
         for name, value in values.items():
             self.metrics[name].assign_add(value)
+        return grads
+
+    def _accumulate(self, batch, dsn_weight):
+        for acc, g in zip(self.accumulators, self._gradients(batch, dsn_weight)):
+            acc.assign_add(g)
+
+    def _scaled(self, grads, k: float) -> list:
+        return [g if f == 1.0 and k == 1.0 else g / k * f for g, f in zip(grads, self.factors)]
 
     def _apply(self, learning_rate):
-        k = float(self.recipe.iter_mean_grad)
-        grads = [acc / k * f for acc, f in zip(self.accumulators, self.factors)]
-        self.optimizer.apply(grads, learning_rate)
+        self.optimizer.apply(self._scaled(self.accumulators, float(self.recipe.iter_mean_grad)),
+                             learning_rate)
         for acc in self.accumulators:
             acc.assign(tf.zeros_like(acc))
+
+    def _update_once(self, batch, dsn_weight, learning_rate):
+        self.optimizer.apply(self._scaled(self._gradients(batch, dsn_weight), 1.0), learning_rate)
 
     # ---- compiled update ---------------------------------------------------
     def _update_fn(self, iterator, dsn_weight, learning_rate):
         for m in self.metrics.values():
             m.assign(0.0)
-        for _ in tf.range(self.recipe.iter_mean_grad):
-            batch = next(iterator)
-            self.strategy.run(self._accumulate, args=(batch, dsn_weight))
-        self.strategy.run(self._apply, args=(learning_rate,))
+        if self.recipe.iter_mean_grad == 1:
+            self.strategy.run(self._update_once, args=(next(iterator), dsn_weight, learning_rate))
+        else:
+            for _ in tf.range(self.recipe.iter_mean_grad):
+                batch = next(iterator)
+                self.strategy.run(self._accumulate, args=(batch, dsn_weight))
+            self.strategy.run(self._apply, args=(learning_rate,))
         k = float(self.recipe.iter_mean_grad)
         return {n: m.read_value() / (1.0 if n.startswith("dice") else k)
                 for n, m in self.metrics.items()}

@@ -17,9 +17,10 @@ Usage:
   python tools/infer.py --input_dir=data/test/volume-7.nii.gz --output_dir=runs/pred \
       --liver_model=models/liver --tumor_model=models/tumor \
       --write_probabilities --overlays --overwrite
-  # CRF on the liver only (the tumour is thresholded), as the demo does on small phantoms
+  # as the demo on small phantoms: 3-stack mean per slice, no CRF, opening on the tumour
   python tools/infer.py --input_dir=data/test --output_dir=runs/pred \
-      --liver_model=models/liver --tumor_model=models/tumor --crf_targets=liver
+      --liver_model=models/liver --tumor_model=models/tumor \
+      --slice_fusion=mean --no_crf --opening_targets=tumor
   # resume an interrupted run; no CRF or opening
   python tools/infer.py --input_dir=data/test --output_dir=runs/pred \
       --liver_model=models/liver --tumor_model=models/tumor --skip_existing --no_crf --no_opening

@@ -2,7 +2,7 @@
 
 Usage:
   python tools/demo.py                      # about 14 minutes on 2 CPU cores
-  python tools/demo.py --quick              # about 2-4 minutes, smaller phantoms
+  python tools/demo.py --quick              # about 3 minutes, smaller phantoms
   python tools/demo.py --work_dir=/tmp/demo
 
 Installs missing requirements first. Generates training and held-out
@@ -29,7 +29,7 @@ from liverseg.cli import run_tool  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("work_dir", "demo_work", "Where phantoms, models and results go.")
-flags.DEFINE_bool("quick", False, "Smaller phantoms and fewer updates (about 2-4 minutes).")
+flags.DEFINE_bool("quick", False, "Smaller phantoms and fewer updates (about 3 minutes).")
 
 
 def main(argv):

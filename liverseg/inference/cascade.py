@@ -86,8 +86,8 @@ from liverseg.data import preprocess as pp
 from liverseg.data.nifti import NiftiVolume
 from liverseg.errors import ConfigError, NiftiError
 from liverseg.inference.predictor import (AUTO_BATCH, BATCH_PIXELS, MIN_NET_SIZE,
-                                          PredictorOptions, StackPredictor, check_slice_fusion,
-                                          predict_slices)
+                                          PredictorOptions, StackPredictor, check_shifts,
+                                          check_slice_fusion, predict_slices)
 from liverseg.postprocess import crf as crf_lib
 from liverseg.postprocess import morphology
 
@@ -131,6 +131,11 @@ class SegmentOptions:
     #: how each slice's probability comes from the stacks holding it
     #: (``preprocess.SLICE_FUSIONS``): "middle" as the original, or "mean".
     slice_fusion: str = "middle"
+    #: test-time shifts (rows, cols) of both networks' input: each adds one
+    #: network pass, and the prediction is the mean of the plain one and the
+    #: shifted ones moved back (not the original; flips would need a network
+    #: trained with flips).
+    tta_shifts: tuple[tuple[int, int], ...] = ()
     threshold: float = 0.5
     liver_mask: bool = True
     crf: bool = True
@@ -168,6 +173,7 @@ class SegmentOptions:
                 raise ConfigError(f"{name} must be one of {allowed}, got {value!r}")
         self.predictor_options()  # checks batch_size and batch_pixels
         check_slice_fusion(self.slice_fusion)
+        object.__setattr__(self, "tta_shifts", check_shifts(self.tta_shifts))
         if not 0.0 < float(self.threshold) < 1.0:
             raise ConfigError(f"threshold must be in (0, 1), got {self.threshold!r}")
         if self.crf_spatial_scale not in CRF_SPATIAL_SCALES:
@@ -324,7 +330,7 @@ class Segmenter:
             intensity = pp.intensity_range(hu)
         cb = None if progress is None else (lambda d, t: progress("liver_net", d, t))
         return predict_slices(self.liver, hu, intensity, fusion=self.options.slice_fusion,
-                              stats=stats, progress=cb)
+                              shifts=self.options.tta_shifts, stats=stats, progress=cb)
 
     def segment(self, volume: NiftiVolume | np.ndarray, *, liver_probability: np.ndarray | None = None,
                 progress: ProgressFn | None = None) -> SegmentationResult:
@@ -424,7 +430,8 @@ class Segmenter:
         stats: dict[str, float] = {}
         cb = None if progress is None else (lambda d, t: progress("tumor_net", d, t))
         crop = predict_slices(self.tumor, hu, intensity, roi_slices, region=(rows, cols),
-                              fusion=self.options.slice_fusion, stats=stats, progress=cb)
+                              fusion=self.options.slice_fusion, shifts=self.options.tta_shifts,
+                              stats=stats, progress=cb)
         details.update({f"tumor_{k}": v for k, v in stats.items()})
         z0, z1 = int(roi_slices[0]), int(roi_slices[-1]) + 1
         region = (rows, cols, slice(z0, z1))

@@ -177,10 +177,35 @@ def check_slice_fusion(fusion: str) -> None:
         raise ConfigError(f"slice_fusion must be one of {pp.SLICE_FUSIONS}, got {fusion!r}")
 
 
+def check_shifts(shifts) -> tuple[tuple[int, int], ...]:
+    """``shifts`` as a tuple of distinct non-zero (rows, cols) integer pairs (ConfigError otherwise)."""
+    out = []
+    for shift in shifts:
+        if (not isinstance(shift, (tuple, list)) or len(shift) != 2
+                or not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) for d in shift)):
+            raise ConfigError(f"tta_shifts: each shift is a (rows, cols) pair of integers, got {shift!r}")
+        pair = (int(shift[0]), int(shift[1]))
+        if pair == (0, 0) or max(abs(pair[0]), abs(pair[1])) >= MIN_NET_SIZE:
+            raise ConfigError(f"tta_shifts: {pair} must be non-zero and under {MIN_NET_SIZE} pixels")
+        if pair not in out:
+            out.append(pair)
+    return tuple(out)
+
+
+def shift_image(a: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """``a`` [batch, h, w, c] moved by ``rows`` and ``cols`` pixels (down / right when
+    positive); the uncovered border repeats the edge. ``shift_image(x, -r, -c)`` moves back."""
+    h, w = a.shape[1:3]
+    pad = ((0, 0), (max(rows, 0), max(-rows, 0)), (max(cols, 0), max(-cols, 0)), (0, 0))
+    r0, c0 = max(-rows, 0), max(-cols, 0)
+    return np.pad(a, pad, mode="edge")[:, r0:r0 + h, c0:c0 + w]
+
+
 def predict_slices(predictor: StackPredictor, hu: np.ndarray, intensity: tuple[float, float],
                    slice_ids: Sequence[int] | None = None,
                    region: tuple[slice, slice] | None = None, *,
                    fusion: str = "middle",
+                   shifts: Sequence[tuple[int, int]] = (),
                    stats: dict[str, float] | None = None,
                    progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """Probability of every requested slice, from its stack(s) as ``fusion`` says.
@@ -191,7 +216,10 @@ def predict_slices(predictor: StackPredictor, hu: np.ndarray, intensity: tuple[f
     not they are requested themselves). ``fusion``: ``middle``, the original
     channel choice (``preprocess.slice_channel``), or ``mean``, the average
     of the probabilities of every stack holding the slice (the same stacks
-    when every slice is requested; two more at most otherwise). Returns
+    when every slice is requested; two more at most otherwise). ``shifts``:
+    test-time augmentation, the mean of the plain prediction and of one
+    prediction per (rows, cols) shift of the input, moved back (one more
+    network pass each). Returns
     float32 [h, w, len(slice_ids)] in the order of ``slice_ids``. ``stats``,
     when given, accumulates seconds under ``"preprocess"`` and
     ``"network"``; ``progress(done, total)`` is called after every batch
@@ -206,6 +234,7 @@ def predict_slices(predictor: StackPredictor, hu: np.ndarray, intensity: tuple[f
     slice_ids = [int(k) for k in slice_ids]
     rows, cols = region if region is not None else (slice(None), slice(None))
     starts, choice = stacks_for_slices(slice_ids, num_slices, c, fusion)
+    shifts = check_shifts(shifts)
     lo, hi = intensity
     view = hu[rows, cols]
     h, w = view.shape[:2]
@@ -224,6 +253,10 @@ def predict_slices(predictor: StackPredictor, hu: np.ndarray, intensity: tuple[f
         batch[len(batch_starts):] = 0.0
         t1 = time.perf_counter()
         probs = predictor.predict_batch(batch)
+        for dr, dc in shifts:
+            probs += shift_image(predictor.predict_batch(shift_image(batch, dr, dc)), -dr, -dc)
+        if shifts:
+            probs /= len(shifts) + 1
         for n, s in enumerate(batch_starts):
             for j, ch in wanted[int(s)]:
                 result[:, :, j] += probs[n, :, :, ch]

@@ -7,6 +7,8 @@ probability 0.6) far from the liver. So the expected label maps are known
 exactly for every combination of post-processing switches.
 """
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -199,8 +201,8 @@ def test_given_liver_probability_replaces_the_liver_net(fake_nets):
     assert segmenter.liver.trace_count == 0
 
 
-def test_slice_fusion_reaches_both_networks(monkeypatch):
-    """The liver probability is the mean-fused one, and the tumour net sees the option."""
+def test_slice_fusion_and_shifts_reach_both_networks(monkeypatch):
+    """The liver probability is the mean-fused one; both nets see fusion and shifts."""
     from liverseg.inference import cascade, predictor
 
     liver = helpers.linear_model(0.01, (-1.0, 0.0, 1.0))
@@ -209,14 +211,20 @@ def test_slice_fusion_reaches_both_networks(monkeypatch):
     real = predictor.predict_slices
 
     def spy(*args, **kwargs):
-        seen.append(kwargs["fusion"])
+        seen.append((kwargs["fusion"], kwargs["shifts"]))
         return real(*args, **kwargs)
 
     monkeypatch.setattr(cascade, "predict_slices", spy)
     volume = helpers.synthetic_volume()
-    options = SegmentOptions(batch_size=4, slice_fusion="mean", crf=False, opening=False)
+    options = SegmentOptions(batch_size=4, slice_fusion="mean", crf=False, opening=False,
+                             tta_shifts=[(1, 1), [1, 1]])
+    assert options.tta_shifts == ((1, 1),)
     result = Segmenter(liver, tumour, options).segment(volume)
-    assert seen == ["mean", "mean"]
+    assert seen == [("mean", ((1, 1),))] * 2
+    seen.clear()
+    options = dataclasses.replace(options, tta_shifts=())
+    result = Segmenter(liver, tumour, options).segment(volume)
+    assert seen == [("mean", ())] * 2
     expected = real(predictor.StackPredictor(liver, predictor.PredictorOptions(4)), volume,
                     cascade.pp.intensity_range(volume), fusion="mean")
     np.testing.assert_allclose(result.liver_probability, expected, rtol=1e-6)

@@ -5,7 +5,8 @@ import pytest
 
 from liverseg.errors import ConfigError
 from liverseg.inference.predictor import (PredictorOptions, StackPredictor, auto_batch_size,
-                                          bfloat16_copy, predict_slices, predict_volume)
+                                          bfloat16_copy, predict_slices, predict_volume,
+                                          shift_image)
 from tests.inference import helpers
 
 OFFSETS = (-1.0, 0.0, 1.0)
@@ -80,6 +81,31 @@ def test_mean_fusion_of_selected_slices_uses_neighbouring_stacks():
     np.testing.assert_allclose(some, full[1:9, 0:5][:, :, [4, 3]], rtol=1e-6)
     with pytest.raises(ConfigError, match="slice_fusion"):
         predict_slices(predictor, hu, INTENSITY, fusion="max")
+
+
+def test_shift_image_moves_and_repeats_the_edge():
+    a = np.arange(12, dtype=np.float32).reshape(1, 3, 4, 1)
+    down_right = shift_image(a, 1, 2)[0, :, :, 0]
+    np.testing.assert_array_equal(down_right, [[0, 0, 0, 1], [0, 0, 0, 1], [4, 4, 4, 5]])
+    up_left = shift_image(a, -1, -1)[0, :, :, 0]
+    np.testing.assert_array_equal(up_left, [[5, 6, 7, 7], [9, 10, 11, 11], [9, 10, 11, 11]])
+
+
+def test_shifted_passes_average_the_moved_back_predictions():
+    """A pixel-wise net: each shifted pass gives the plain prediction back, except
+    on the border rows/columns the shift pushed out, which repeat the edge."""
+    n = 5
+    predictor = StackPredictor(helpers.linear_model(SCALE, OFFSETS), PredictorOptions(2))
+    hu = slice_coded_volume(n)
+    hu[:, :, :] += np.arange(20, dtype=np.int16)[:, None, None]  # vary along rows
+    plain = predict_slices(predictor, hu, INTENSITY)
+    shifted = predict_slices(predictor, hu, INTENSITY, shifts=[(2, 0)])
+    np.testing.assert_allclose(shifted[:18], plain[:18], rtol=1e-6)
+    np.testing.assert_allclose(shifted[18:], (plain[18:] + plain[17:18]) / 2, rtol=1e-6)
+    with pytest.raises(ConfigError, match="tta_shifts"):
+        predict_slices(predictor, hu, INTENSITY, shifts=[(0, 0)])
+    with pytest.raises(ConfigError, match="tta_shifts"):
+        predict_slices(predictor, hu, INTENSITY, shifts=[(1,)])
 
 
 def test_three_slices_use_the_single_stack():

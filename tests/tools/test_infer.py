@@ -38,7 +38,7 @@ def test_infer_tool_segments_a_directory_and_reports_bad_files(tmp_path, models)
     (src / "notes.txt").write_text("x")
     result = run_tool(f"--input_dir={src}", f"--output_dir={out}", f"--liver_model={liver}",
                       f"--tumor_model={tumor}", "--batch_size=2", "--opening_targets=tumor",
-                      "--slice_fusion=mean", "--crf_on=roi", "--crop_variant=paper", "--write_probabilities",
+                      "--slice_fusion=mean", "--tta_shifts=1:2,-1:0", "--crf_on=roi", "--crop_variant=paper", "--write_probabilities",
                       "--crf_targets=liver", "--crf_max_voxels=2000")
     assert result.returncode == 1, result.stderr
     output = result.stdout + result.stderr

@@ -32,8 +32,8 @@ def test_demo_writes_every_output_and_resumes(tmp_path, capsys):
 
 
 def test_default_profile_uses_the_measured_post_processing():
-    """No CRF, opening on the tumour only, mean slice fusion (README, Post-processing)."""
+    """No CRF, opening on the tumour only, mean slice fusion, one shifted pass (README)."""
     options = DEFAULT.segment_options()
     assert options.crf_targets == () and options.opening_targets == ("tumor",)
-    assert options.slice_fusion == "mean"
+    assert options.slice_fusion == "mean" and options.tta_shifts == ((2, 2),)
     assert QUICK.shape[0] < DEFAULT.shape[0] and QUICK.liver_steps < DEFAULT.liver_steps

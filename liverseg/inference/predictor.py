@@ -178,15 +178,19 @@ def check_slice_fusion(fusion: str) -> None:
 
 
 def check_shifts(shifts) -> tuple[tuple[int, int], ...]:
-    """``shifts`` as a tuple of distinct non-zero (rows, cols) integer pairs (ConfigError otherwise)."""
+    """``shifts`` as a tuple of distinct non-zero (rows, cols) integer pairs
+    (ConfigError otherwise)."""
     out = []
     for shift in shifts:
         if (not isinstance(shift, (tuple, list)) or len(shift) != 2
-                or not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) for d in shift)):
-            raise ConfigError(f"tta_shifts: each shift is a (rows, cols) pair of integers, got {shift!r}")
+                or not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool)
+                           for d in shift)):
+            raise ConfigError(f"tta_shifts: each shift is a (rows, cols) pair of integers, "
+                              f"got {shift!r}")
         pair = (int(shift[0]), int(shift[1]))
         if pair == (0, 0) or max(abs(pair[0]), abs(pair[1])) >= MIN_NET_SIZE:
-            raise ConfigError(f"tta_shifts: {pair} must be non-zero and under {MIN_NET_SIZE} pixels")
+            raise ConfigError(f"tta_shifts: {pair} must be non-zero and under "
+                              f"{MIN_NET_SIZE} pixels")
         if pair not in out:
             out.append(pair)
     return tuple(out)
@@ -272,9 +276,8 @@ def predict_slices(predictor: StackPredictor, hu: np.ndarray, intensity: tuple[f
 
 
 def predict_volume(predictor: StackPredictor, hu: np.ndarray,
-                   intensity: tuple[float, float] | None = None, *,
-                   fusion: str = "middle") -> np.ndarray:
+                   intensity: tuple[float, float] | None = None) -> np.ndarray:
     """Probability map [x, y, z] float32 of the whole volume."""
     if intensity is None:
         intensity = pp.intensity_range(hu)
-    return predict_slices(predictor, hu, intensity, fusion=fusion)
+    return predict_slices(predictor, hu, intensity)

@@ -76,8 +76,8 @@ def test_mean_fusion_of_selected_slices_uses_neighbouring_stacks():
     predictor = StackPredictor(helpers.linear_model(SCALE, OFFSETS), PredictorOptions(2))
     hu = slice_coded_volume(n)
     full = predict_slices(predictor, hu, INTENSITY, fusion="mean")
-    some = predict_slices(predictor, hu, INTENSITY, slice_ids=[4, 3], region=(slice(1, 9), slice(0, 5)),
-                          fusion="mean")
+    some = predict_slices(predictor, hu, INTENSITY, slice_ids=[4, 3],
+                          region=(slice(1, 9), slice(0, 5)), fusion="mean")
     np.testing.assert_allclose(some, full[1:9, 0:5][:, :, [4, 3]], rtol=1e-6)
     with pytest.raises(ConfigError, match="slice_fusion"):
         predict_slices(predictor, hu, INTENSITY, fusion="max")

@@ -30,7 +30,7 @@ from liverseg.data import pipeline
 from liverseg.data.examples import VolumeRecord
 from liverseg.models import build_ds_sffnet
 from liverseg.training.optimizers import make_optimizer
-from liverseg.training.recipes import DSN_WEIGHT, get_recipe
+from liverseg.training.recipes import get_recipe
 from liverseg.training.step import TrainStep
 
 
@@ -55,18 +55,18 @@ def bench(size: int, recipe_name: str, steps: int) -> dict:
     step = TrainStep(model, make_optimizer(recipe, model.trainable_variables), recipe, "liver",
                      tf.distribute.get_strategy())
     it = iter(ds)
-    step(it, DSN_WEIGHT["strong"], recipe.learning_rate)  # trace + warm-up
+    step(it, "strong", recipe.learning_rate)  # trace + warm-up
     t = time.perf_counter()
     for _ in range(steps):
-        step(it, DSN_WEIGHT["strong"], recipe.learning_rate)
+        step(it, "strong", recipe.learning_rate)
     fed = (time.perf_counter() - t) / steps
 
     one = next(iter(ds))
     fixed = iter(tf.data.Dataset.from_tensors(one).repeat())
-    step(fixed, DSN_WEIGHT["strong"], recipe.learning_rate)
+    step(fixed, "strong", recipe.learning_rate)
     t = time.perf_counter()
     for _ in range(steps):
-        step(fixed, DSN_WEIGHT["strong"], recipe.learning_rate)
+        step(fixed, "strong", recipe.learning_rate)
     model_only = (time.perf_counter() - t) / steps
 
     it2 = iter(ds)

@@ -49,6 +49,11 @@ flags.DEFINE_integer("save_every", 200, "Checkpoint every N updates.")
 flags.DEFINE_integer("log_every", 10, "Print a progress line every N updates.")
 flags.DEFINE_integer("seed", 0, "Random seed.")
 flags.DEFINE_enum("crop_variant", "original", ["original", "paper"], "Tumour ROI crop variant.")
+flags.DEFINE_enum("variable_selection", None, ["original", "all"],
+                  "Variables each update moves: 'original' reproduces the original, whose "
+                  "last (supervision 'none') phase leaves score-dsn_5 and upscore-fuse "
+                  "frozen; 'all' trains every variable. Default: the recipe's "
+                  "(original recipe: original; fast: all).")
 flags.mark_flags_as_required(["stage", "data_dir", "model_dir"])
 
 
@@ -65,7 +70,8 @@ def main(argv):
         distribution=FLAGS.distribution, cpu_devices=FLAGS.cpu_devices,
         mixed_precision=FLAGS.mixed_precision, val_every=FLAGS.val_every,
         val_dir=FLAGS.val_dir, val_fraction=FLAGS.val_fraction, save_every=FLAGS.save_every,
-        log_every=FLAGS.log_every, seed=FLAGS.seed, crop_variant=FLAGS.crop_variant)
+        log_every=FLAGS.log_every, seed=FLAGS.seed, crop_variant=FLAGS.crop_variant,
+        variable_selection=FLAGS.variable_selection)
     result = train(config)
     print(f"trained {result['step']} updates -> {result['model_dir']}")
 

@@ -36,8 +36,16 @@ class Optimizer:
                                       aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
         self.slots = {name: [_slot(v, name) for v in self.variables] for name in self.slot_names}
 
-    def apply(self, grads, learning_rate) -> None:
+    def apply(self, grads, learning_rate, applied=None) -> None:
+        """One update. ``applied`` (one bool per variable, default all) leaves
+        the variables marked False and their slots exactly as they are."""
         raise NotImplementedError
+
+    def _selected(self, applied, *per_variable):
+        rows = zip(self.variables, *per_variable)
+        if applied is None:
+            return list(rows)
+        return [row for row, keep in zip(rows, applied) if keep]
 
     def state(self) -> dict[str, np.ndarray]:
         """Slot values as numpy, keyed ``<slot>/<index>`` (for npz checkpoints)."""
@@ -66,9 +74,9 @@ class TF1Momentum(Optimizer):
         super().__init__(variables)
         self.momentum = momentum
 
-    def apply(self, grads, learning_rate) -> None:
+    def apply(self, grads, learning_rate, applied=None) -> None:
         lr = tf.cast(learning_rate, tf.float32)
-        for v, a, g in zip(self.variables, self.slots["momentum"], grads):
+        for v, a, g in self._selected(applied, self.slots["momentum"], grads):
             # one fused kernel: a = momentum * a + g; v -= lr * a (in place)
             tf.raw_ops.ResourceApplyMomentum(var=v.handle, accum=a.handle, lr=lr, grad=g,
                                              momentum=tf.constant(self.momentum, tf.float32))
@@ -84,12 +92,12 @@ class Adam(Optimizer):
         super().__init__(variables)
         self.beta1, self.beta2, self.epsilon = beta1, beta2, epsilon
 
-    def apply(self, grads, learning_rate) -> None:
+    def apply(self, grads, learning_rate, applied=None) -> None:
         t = tf.cast(self.iterations + 1, tf.float32)
         lr = tf.cast(learning_rate, tf.float32)
         b1, b2, eps = (tf.constant(x, tf.float32) for x in (self.beta1, self.beta2, self.epsilon))
         b1_power, b2_power = tf.pow(b1, t), tf.pow(b2, t)
-        for var, m, v, g in zip(self.variables, self.slots["m"], self.slots["v"], grads):
+        for var, m, v, g in self._selected(applied, self.slots["m"], self.slots["v"], grads):
             # one fused kernel, in place: m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
             # var -= lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps)
             tf.raw_ops.ResourceApplyAdam(var=var.handle, m=m.handle, v=v.handle,

@@ -54,6 +54,11 @@ class Recipe:
     #: masked global batch) added to each output's cross-entropy; 0 in the
     #: original. Per stage, like ``class_weights``, or one number.
     dice_weight: float | dict = 0.0
+    #: Which variables an update moves (``variable_selection.SELECTIONS``):
+    #: "original" reproduces the original's accumulator indexing, which under
+    #: supervision "none" leaves score-dsn_5 and upscore-fuse (and the
+    #: gradient-less score-dsn biases) untouched; "all" trains every variable.
+    variable_selection: str = "all"
     momentum: float = 0.9
     adam_beta1: float = 0.9
     adam_beta2: float = 0.999
@@ -64,10 +69,16 @@ class Recipe:
         return int(round(step * total / ORIGINAL_TOTAL_UPDATES))
 
     def lr_factor_at(self, update: int, total: int) -> float:
-        """The piecewise-constant factor of the base learning rate at ``update``."""
+        """The factor of the base learning rate for the update that starts
+        after ``update`` completed ones (the original's ``global_step``).
+
+        As ``tf.train.piecewise_constant``: the old factor holds while
+        ``update <= boundary``, so the first update at a new rate is the one
+        with ``update == boundary + 1``.
+        """
         factor = self.lr_factors[0]
         for boundary, f in zip(self.lr_boundaries, self.lr_factors[1:]):
-            if update >= self.scaled(boundary, total):
+            if update > self.scaled(boundary, total):
                 factor = f
         return factor
 
@@ -103,6 +114,7 @@ ORIGINAL = Recipe(
     weight_decay_factor={"liver": 0.001, "tumor": 1.0},
     gradient_factors=True,
     init="original",
+    variable_selection="original",
 )
 
 #: A documented modern deviation that learns from scratch on a CPU in

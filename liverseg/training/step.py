@@ -6,6 +6,8 @@ every micro-batch (so one update on N replicas equals the single-device
 update on the same global batch), accumulated, averaged over the
 micro-batches, multiplied by the per-variable factors and applied. With one
 micro-batch per update the gradient is applied as it is (no accumulator).
+Which variables an update applies depends on the supervision mode and the
+recipe's ``variable_selection`` (``variable_selection.py``).
 
 Total loss = sum over outputs of the class-balanced loss, plus the recipe's
 soft Dice term where it has one (``main`` + ``dsn_weight`` x sum of the four
@@ -19,7 +21,9 @@ import tensorflow as tf
 
 from liverseg import losses
 from liverseg.training.optimizers import Optimizer
-from liverseg.training.recipes import Recipe, class_weights, dice_weight, gradient_factor
+from liverseg.training import variable_selection
+from liverseg.training.recipes import (DSN_WEIGHT, Recipe, class_weights, dice_weight,
+                                       gradient_factor)
 
 SIDE_OUTPUTS = ("dsn_2", "dsn_3", "dsn_4", "dsn_5")
 METRIC_NAMES = ("loss_total", "loss_fuse", "loss_dsn_2", "loss_dsn_3", "loss_dsn_4",
@@ -35,7 +39,7 @@ class TrainStep:
     """Builds the compiled update for a model, recipe and stage."""
 
     def __init__(self, model, optimizer: Optimizer, recipe: Recipe, stage: str,
-                 strategy: tf.distribute.Strategy):
+                 strategy: tf.distribute.Strategy, selection: str | None = None):
         self.model = model
         self.optimizer = optimizer
         self.recipe = recipe
@@ -48,6 +52,8 @@ class TrainStep:
         self.factors = [gradient_factor(v.path) if recipe.gradient_factors else 1.0
                         for v in self.variables]
         self.kernels = decay_kernels(model)
+        self.selection = selection or recipe.variable_selection
+        self._creation_order = variable_selection.creation_order(model)
         with strategy.scope():
             mean = tf.VariableAggregation.MEAN
             # One micro-batch per update (the fast recipe) applies its gradient directly.
@@ -130,33 +136,45 @@ class TrainStep:
     def _scaled(self, grads, k: float) -> list:
         return [g if f == 1.0 and k == 1.0 else g / k * f for g, f in zip(grads, self.factors)]
 
-    def _apply(self, learning_rate):
+    def _apply(self, learning_rate, applied):
         self.optimizer.apply(self._scaled(self.accumulators, float(self.recipe.iter_mean_grad)),
-                             learning_rate)
+                             learning_rate, applied)
         for acc in self.accumulators:
             acc.assign(tf.zeros_like(acc))
 
-    def _update_once(self, batch, dsn_weight, learning_rate):
-        self.optimizer.apply(self._scaled(self._gradients(batch, dsn_weight), 1.0), learning_rate)
+    def _update_once(self, batch, dsn_weight, learning_rate, applied):
+        self.optimizer.apply(self._scaled(self._gradients(batch, dsn_weight), 1.0),
+                             learning_rate, applied)
+
+    def applied(self, supervision: str) -> tuple[bool, ...] | None:
+        """One flag per optimiser variable: does an update under ``supervision``
+        move it? ``None`` when every variable moves."""
+        moved = variable_selection.applied_paths(
+            self._creation_order, DSN_WEIGHT[supervision], self.decay, self.selection)
+        flags = tuple(v.path in moved for v in self.variables)
+        return None if all(flags) else flags
 
     # ---- compiled update ---------------------------------------------------
-    def _update_fn(self, iterator, dsn_weight, learning_rate):
+    def _update_fn(self, iterator, dsn_weight, learning_rate, applied):
         for m in self.metrics.values():
             m.assign(0.0)
         if self.recipe.iter_mean_grad == 1:
-            self.strategy.run(self._update_once, args=(next(iterator), dsn_weight, learning_rate))
+            self.strategy.run(self._update_once,
+                              args=(next(iterator), dsn_weight, learning_rate, applied))
         else:
             for _ in tf.range(self.recipe.iter_mean_grad):
                 batch = next(iterator)
                 self.strategy.run(self._accumulate, args=(batch, dsn_weight))
-            self.strategy.run(self._apply, args=(learning_rate,))
+            self.strategy.run(self._apply, args=(learning_rate, applied))
         k = float(self.recipe.iter_mean_grad)
         return {n: m.read_value() / (1.0 if n.startswith("dice") else k)
                 for n, m in self.metrics.items()}
 
-    def __call__(self, iterator, dsn_weight: float, learning_rate: float) -> dict:
-        out = self._update(iterator, tf.constant(dsn_weight, tf.float32),
-                           tf.constant(learning_rate, tf.float32))
+    def __call__(self, iterator, supervision: str, learning_rate: float) -> dict:
+        """One update under ``supervision`` ("strong", "weak" or "none"); one
+        trace per distinct set of moved variables."""
+        out = self._update(iterator, tf.constant(DSN_WEIGHT[supervision], tf.float32),
+                           tf.constant(learning_rate, tf.float32), self.applied(supervision))
         result = {n: float(v) for n, v in out.items()}
         result["dice"] = (2.0 * result["dice_intersection"] / result["dice_sum"]
                           if result["dice_sum"] > 0 else 1.0)

@@ -24,9 +24,9 @@ import tensorflow as tf
 
 from liverseg.data import pipeline
 from liverseg.errors import CheckpointError, ConfigError, OutputError, TrainingError
-from liverseg.training import checkpoints, distribute
+from liverseg.training import checkpoints, distribute, variable_selection
 from liverseg.training.optimizers import make_optimizer
-from liverseg.training.recipes import DSN_WEIGHT, Recipe, get_recipe
+from liverseg.training.recipes import Recipe, get_recipe
 from liverseg.training.step import TrainStep
 from liverseg.utils.atomic import atomic_write_text
 from liverseg.utils.progress import Progress
@@ -65,6 +65,8 @@ class TrainConfig:
     seed: int = 0
     crop_variant: str = "original"
     number_slices: int = 3
+    #: "original" or "all" (``variable_selection.SELECTIONS``); None: the recipe's.
+    variable_selection: str | None = None
 
     def resolved(self) -> "TrainConfig":
         """Fills recipe defaults and checks option combinations."""
@@ -83,8 +85,12 @@ class TrainConfig:
             raise ConfigError(f"stage must be 'liver' or 'tumor', got {self.stage!r}")
         if self.distribution not in distribute.DISTRIBUTIONS:
             raise ConfigError(f"distribution must be one of {distribute.DISTRIBUTIONS}")
+        selection = self.variable_selection or recipe.variable_selection
+        if selection not in variable_selection.SELECTIONS:
+            raise ConfigError(f"variable_selection must be one of "
+                              f"{variable_selection.SELECTIONS}, got {selection!r}")
         out = dataclasses.replace(
-            self, loss_mask=loss_mask,
+            self, loss_mask=loss_mask, variable_selection=selection,
             max_steps=self.max_steps or recipe.max_steps,
             batch_size=self.batch_size or recipe.batch_size,
             learning_rate=self.learning_rate or recipe.learning_rate)
@@ -303,7 +309,8 @@ def train(config: TrainConfig) -> dict:
                                     seed=config.seed)
             init_note = _initialise(model, config, recipe)
             optimizer = make_optimizer(recipe, model.trainable_variables)
-        step_fn = TrainStep(model, optimizer, recipe, config.stage, strategy)
+        step_fn = TrainStep(model, optimizer, recipe, config.stage, strategy,
+                            selection=config.variable_selection)
         state = checkpoints.restore_latest(model_dir, model, optimizer)
         start = int(state["step"]) if state else 0
         if chief:  # written once the data and the init checkpoint have loaded
@@ -328,7 +335,7 @@ def train(config: TrainConfig) -> dict:
             while step < total:
                 lr = config.learning_rate * recipe.lr_factor_at(step, total)
                 supervision = recipe.supervision_at(step, total)
-                metrics = step_fn(iterator, DSN_WEIGHT[supervision], lr)
+                metrics = step_fn(iterator, supervision, lr)
                 step += 1
                 if not np.isfinite(metrics["loss_total"]):
                     raise TrainingError(

@@ -26,7 +26,7 @@ def main(mode: str, recipe_name: str, out: str) -> None:
     import tensorflow as tf
 
     from liverseg.training.optimizers import make_optimizer
-    from liverseg.training.recipes import DSN_WEIGHT, get_recipe
+    from liverseg.training.recipes import get_recipe
     from liverseg.training.step import TrainStep
     from tests.training.tiny import tiny_model
 
@@ -57,7 +57,7 @@ def main(mode: str, recipe_name: str, out: str) -> None:
         optimizer = make_optimizer(recipe, model.trainable_variables)
     step = TrainStep(model, optimizer, recipe, "tumor", strategy)
     iterator = iter(strategy.distribute_datasets_from_function(dataset_fn))
-    metrics = step(iterator, DSN_WEIGHT["strong"], 1e-3)
+    metrics = step(iterator, "strong", 1e-3)
     np.savez(out, replicas=replicas, loss=metrics["loss_total"],
              **{f"w{i}": v.numpy() for i, v in enumerate(model.trainable_variables)})
 

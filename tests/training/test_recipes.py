@@ -5,11 +5,32 @@ from liverseg.training.recipes import FAST, ORIGINAL, gradient_factor
 
 
 def test_original_learning_rate_schedule():
+    # The update that runs with global_step == boundary keeps the old rate.
     total = 50_000
-    expected = {0: 1e-8, 9_999: 1e-8, 10_000: 1e-9, 14_999: 1e-9, 15_000: 1e-8,
-                25_000: 1e-9, 30_000: 1e-8, 40_000: 1e-9, 49_999: 1e-9}
+    expected = {0: 1e-8, 9_999: 1e-8, 10_000: 1e-8, 10_001: 1e-9, 15_000: 1e-9,
+                15_001: 1e-8, 25_000: 1e-8, 25_001: 1e-9, 30_000: 1e-9, 30_001: 1e-8,
+                40_000: 1e-8, 40_001: 1e-9, 49_999: 1e-9}
     for step, lr in expected.items():
-        assert ORIGINAL.learning_rate_at(step, total) == pytest.approx(lr, rel=1e-12)
+        assert ORIGINAL.learning_rate_at(step, total) == pytest.approx(lr, rel=1e-12), step
+
+
+@pytest.mark.parametrize("total", [50_000, 1000, 777, 40, 7])
+def test_learning_rate_equals_tf1_piecewise_constant(total):
+    """Every update around every (scaled) boundary has the rate the original's
+    ``tf.compat.v1.train.piecewise_constant(global_step, ...)`` gives it."""
+    tf = pytest.importorskip("tensorflow")
+    for recipe in (ORIGINAL, FAST):
+        boundaries = [recipe.scaled(b, total) for b in recipe.lr_boundaries]
+        values = [recipe.learning_rate * f for f in recipe.lr_factors]
+        steps = sorted({max(s, 0) for b in boundaries for s in (b - 1, b, b + 1, b + 2)}
+                       | {0, total - 1})
+        global_step = tf.Variable(0, dtype=tf.int64)
+        rate = tf.compat.v1.train.piecewise_constant(global_step, boundaries, values)
+        for step in steps:
+            global_step.assign(step)
+            want = float(rate() if callable(rate) else rate)
+            assert recipe.learning_rate_at(step, total) == pytest.approx(want, rel=1e-6), \
+                (recipe.name, total, step)
 
 
 def test_original_supervision_phases_and_proportional_scaling():
@@ -22,8 +43,8 @@ def test_original_supervision_phases_and_proportional_scaling():
     assert ORIGINAL.supervision_at(299, 1000) == "strong"
     assert ORIGINAL.supervision_at(300, 1000) == "weak"
     assert ORIGINAL.supervision_at(600, 1000) == "none"
-    assert ORIGINAL.learning_rate_at(199, 1000) == pytest.approx(1e-8)
-    assert ORIGINAL.learning_rate_at(200, 1000) == pytest.approx(1e-9)
+    assert ORIGINAL.learning_rate_at(200, 1000) == pytest.approx(1e-8)
+    assert ORIGINAL.learning_rate_at(201, 1000) == pytest.approx(1e-9)
     assert ORIGINAL.phase_index(650, 1000) == 2
 
 

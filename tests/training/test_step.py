@@ -96,7 +96,7 @@ def test_original_update_equals_formula(stage):
     step = TrainStep(model, opt, recipe, stage, strategy)
     it = iter(_dataset(batches).batch(1))
     for update in range(2):
-        step(it, DSN_WEIGHT["weak"], lr)
+        step(it, "weak", lr)
         for got, want in zip(model.trainable_variables, expected[update]):
             np.testing.assert_allclose(got.numpy(), want, rtol=2e-5, atol=1e-7)
     for got, want in zip(model.non_trainable_weights, frozen0):
@@ -113,7 +113,7 @@ def test_fast_update_equals_adam_formula():
     w0 = [v.numpy() for v in model.trainable_variables]
     step = TrainStep(model, make_optimizer(FAST, model.trainable_variables), FAST, "liver",
                      tf.distribute.get_strategy())
-    metrics = step(iter(_dataset(batches).batch(4)), DSN_WEIGHT["strong"], lr)
+    metrics = step(iter(_dataset(batches).batch(4)), "strong", lr)
     for v, w, g in zip(model.trainable_variables, w0, grads):
         m = 0.1 * g
         s = 0.001 * g * g
@@ -131,5 +131,106 @@ def test_loss_metrics_match_hand_loss():
     recipe = dataclasses.replace(ORIGINAL, iter_mean_grad=1)
     step = TrainStep(model, make_optimizer(recipe, model.trainable_variables), recipe, "liver",
                      tf.distribute.get_strategy())
-    metrics = step(iter(_dataset(batches).batch(2)), DSN_WEIGHT["none"], 0.0)
+    metrics = step(iter(_dataset(batches).batch(2)), "none", 0.0)
     assert metrics["loss_fuse"] == pytest.approx(want, rel=1e-5)
+
+
+def _original_moved(model, batch, supervision, decay):
+    """Indices (into ``trainable_variables``) that one original update moves,
+    written from the original's rules: ``compute_gradients`` of the phase's
+    loss (sides left out under "none") gives None where no term reaches a
+    variable; accumulators exist for the others and are then indexed
+    0 .. count - 1 over the full list, skipping the missing gradients."""
+    with tf.GradientTape() as tape:
+        out = model(batch["image"], training=True)
+        total = tf.reduce_sum(out["fuse"])
+        if supervision != "none":
+            total += tf.add_n([tf.reduce_sum(out[f"dsn_{k}"]) for k in (2, 3, 4, 5)])
+        if decay:
+            total += decay * tf.add_n([tf.reduce_sum(v * v) for v in model.weights
+                                       if v.path.endswith("kernel")])
+    grads = tape.gradient(total, model.trainable_variables)
+    count = sum(g is not None for g in grads)
+    return [i for i in range(count) if grads[i] is not None]
+
+
+@pytest.mark.parametrize("selection", ["original", "all"])
+def test_original_recipe_moves_the_originals_variables_by_its_amount(selection):
+    """Three updates, one per supervision mode, with momentum carried across
+    phases: under "none" the original leaves the score-dsn biases, score-dsn_5
+    and upscore-fuse (and their momentum) as they were."""
+    stage = "tumor"  # weight decay factor 1: decay reaches the score-dsn kernels
+    recipe = dataclasses.replace(ORIGINAL, iter_mean_grad=1)
+    decay = recipe.weight_decay * recipe.weight_decay_factor[stage]
+    batches = _batches(3, 1, seed=7)
+    lr = 0.01
+    model, ref = tiny_model(), tiny_model()
+    paths = [v.path for v in model.trainable_variables]
+    momentum = [np.zeros(v.shape, np.float32) for v in ref.trainable_variables]
+    opt = make_optimizer(recipe, model.trainable_variables)
+    step = TrainStep(model, opt, recipe, stage, tf.distribute.get_strategy(),
+                     selection=selection)
+    it = iter(_dataset(batches).batch(1))
+    for batch, supervision in zip(batches, ("strong", "weak", "none")):
+        grads = _hand_grads(ref, batch, recipe, stage, DSN_WEIGHT[supervision])
+        moved = (_original_moved(ref, batch, supervision, decay) if selection == "original"
+                 else range(len(paths)))
+        for i in moved:
+            momentum[i] = 0.9 * momentum[i] + grads[i] * gradient_factor(paths[i])
+            v = ref.trainable_variables[i]
+            v.assign(v.numpy() - lr * momentum[i])
+        before = [v.numpy() for v in model.trainable_variables]
+        step(it, supervision, lr)
+        for i, (got, want) in enumerate(zip(model.trainable_variables,
+                                            ref.trainable_variables)):
+            np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=2e-5, atol=1e-7,
+                                       err_msg=f"{supervision}: {paths[i]}")
+        changed = {paths[i] for i, v in enumerate(model.trainable_variables)
+                   if not np.array_equal(v.numpy(), before[i])}
+        assert changed == {paths[i] for i in moved}, supervision
+        for i, slot in enumerate(opt.slots["momentum"]):
+            np.testing.assert_allclose(slot.numpy(), momentum[i], rtol=2e-5, atol=1e-8)
+    frozen = {"score-dsn_2/bias", "score-dsn_3/bias", "score-dsn_4/bias",
+              "score-dsn_5/kernel", "score-dsn_5/bias", "upscore-fuse/kernel",
+              "upscore-fuse/bias"}
+    assert (set(paths) - {paths[i] for i in moved}) == (frozen if selection == "original"
+                                                         else set())
+
+
+@pytest.mark.parametrize("stage", ["liver", "tumor"])
+def test_original_last_phase_freezes_seven_variables_of_the_real_network(stage):
+    """DS-SFFNet under the original recipe: strong and weak move all 68
+    trainable variables, "none" moves 61 (by their TF1 names)."""
+    from liverseg.models import build_ds_sffnet
+    from liverseg.models.converter import tf1_variable_map, model_config_of
+
+    model = build_ds_sffnet(stage, seed=0)
+    recipe = dataclasses.replace(ORIGINAL, iter_mean_grad=1)
+    opt = make_optimizer(recipe, model.trainable_variables)
+    step = TrainStep(model, opt, recipe, stage, tf.distribute.get_strategy())
+    names = {f"{ref.layer}/{ref.attr}": name
+             for name, ref in tf1_variable_map(model_config_of(model)).items()}
+    trainable = [names[v.path] for v in model.trainable_variables]
+    assert len(trainable) == 68
+    scope = model_config_of(model).scope
+    expected_frozen = {f"{scope}/score-dsn_{k}/biases" for k in (2, 3, 4, 5)} | {
+        f"{scope}/score-dsn_5/weights", f"{scope}/upscore-fuse/weights",
+        f"{scope}/upscore-fuse/biases"}
+    for supervision in ("strong", "weak"):
+        assert step.applied(supervision) is None
+    flags = step.applied("none")
+    assert {n for n, f in zip(trainable, flags) if not f} == expected_frozen
+    # One real update under "none": exactly the 61 others take a step (their
+    # momentum slot becomes the gradient; the liver net's weight-decay-only
+    # step of the score-dsn kernels is below float32 resolution of the weights).
+    rng = np.random.default_rng(3)
+    batch = {"image": rng.uniform(0, 255, (1, 32, 32, 3)).astype(np.float32),
+             "label": (rng.uniform(size=(1, 32, 32, 3)) > 0.5).astype(np.float32),
+             "mask": np.ones((1, 32, 32, 3), np.float32)}
+    before = [v.numpy() for v in model.trainable_variables]
+    step(iter(_dataset([batch]).batch(1)), "none", 1e-3)
+    stepped = {n for n, a in zip(trainable, opt.slots["momentum"]) if np.any(a.numpy())}
+    assert len(stepped) == 61 and stepped == set(trainable) - expected_frozen
+    for n, v, b in zip(trainable, model.trainable_variables, before):
+        if n in expected_frozen:
+            np.testing.assert_array_equal(v.numpy(), b, err_msg=n)

@@ -137,3 +137,19 @@ def test_fast_init_scales_first_layer_and_gives_heads_he_weights():
             assert np.std(kernel) == pytest.approx(np.sqrt(2.0 / fan_in), rel=0.35), layer.name
         else:  # backbone and frozen transposed convs untouched
             np.testing.assert_array_equal(kernel, before[layer.name][0], err_msg=layer.name)
+
+
+@pytest.mark.parametrize("recipe,given,want", [
+    ("original", None, "original"), ("fast", None, "all"), ("original", "all", "all")])
+def test_variable_selection_defaults_to_the_recipes(recipe, given, want):
+    config = TrainConfig(stage="liver", data_dir="d", model_dir="m", recipe=recipe,
+                         variable_selection=given).resolved()
+    assert config.variable_selection == want
+
+
+def test_unknown_variable_selection_is_refused():
+    from liverseg.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="variable_selection"):
+        TrainConfig(stage="liver", data_dir="d", model_dir="m",
+                    variable_selection="some").resolved()

@@ -13,8 +13,12 @@ from typing import Literal
 
 import numpy as np
 
+from liverseg.errors import ConfigError
+
 HU_WINDOW = (-150.0, 250.0)
 NUMBER_SLICES = 3
+MIN_NET_SIZE = 16
+"""Smallest in-plane size the networks accept (four 2x2 poolings)."""
 #: The original's ">500 liver pixels" rule, defined at 512x512.
 REFERENCE_MIN_LIVER_PIXELS = 500
 REFERENCE_AREA = 512 * 512
@@ -176,3 +180,28 @@ def paste_back(cropped: np.ndarray, box: RoiBox, full_shape: tuple[int, ...],
         raise ValueError(f"crop has in-plane shape {cropped.shape[:2]}, box expects {expected}")
     out[rows, cols] = cropped
     return out
+
+
+def check_slice_fusion(fusion: str) -> None:
+    """ConfigError unless ``fusion`` is one of ``SLICE_FUSIONS``."""
+    if fusion not in SLICE_FUSIONS:
+        raise ConfigError(f"slice_fusion must be one of {SLICE_FUSIONS}, got {fusion!r}")
+
+
+def check_shifts(shifts) -> tuple[tuple[int, int], ...]:
+    """``shifts`` as a tuple of distinct non-zero (rows, cols) integer pairs
+    (ConfigError otherwise)."""
+    out = []
+    for shift in shifts:
+        if (not isinstance(shift, (tuple, list)) or len(shift) != 2
+                or not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool)
+                           for d in shift)):
+            raise ConfigError(f"tta_shifts: each shift is a (rows, cols) pair of integers, "
+                              f"got {shift!r}")
+        pair = (int(shift[0]), int(shift[1]))
+        if pair == (0, 0) or max(abs(pair[0]), abs(pair[1])) >= MIN_NET_SIZE:
+            raise ConfigError(f"tta_shifts: {pair} must be non-zero and under "
+                              f"{MIN_NET_SIZE} pixels")
+        if pair not in out:
+            out.append(pair)
+    return tuple(out)

@@ -15,35 +15,14 @@ Steps, as in the original test pipeline:
    ``paper`` keeps them); the crop's probabilities are pasted back (zero
    elsewhere) and set to 0 where the liver mask is 0 (the original's
    ``mask_with_liver`` with the liver net's thresholded output);
-5. 3D dense CRF (original parameters, ``liverseg.postprocess.crf``) on the
-   liver probability and on the masked tumour probability (``crf_targets``
-   picks which; a structure left out is thresholded at ``threshold``);
-6. binary opening of both masks (``liverseg.postprocess.morphology``);
-7. label map: 1 where the final liver is, 2 where the final tumour is and
-   the final liver too (label 2 overrides 1).
+5. probabilities to labels (``liverseg.postprocess.finalize``): per
+   structure the 3D dense CRF or a threshold, the opening, optionally the
+   liver's largest component and a minimum tumour size, then the label map
+   (1 liver, 2 tumour inside the final liver).
 
-Choices the original leaves open, and what is done here:
+Choices the original leaves open, and what is done here (the CRF's and the
+opening's are in ``liverseg.postprocess.finalize``):
 
-* CRF image: the bilateral feature is "the image scaled to [0, 1], x255".
-  We give it the network's input image (HU clipped to [-150, 250], scaled
-  with the volume's min and max to 0..255), whose x255 scaling is exactly
-  that; ``crf_image="hu"`` passes the raw HU instead (min-max over the
-  volume), where one intensity unit is ~16 HU and the 20-unit bilateral
-  width covers ~300 HU, making the kernel nearly intensity-blind.
-* CRF extent: on the bounding box of probability > 0.5 plus
-  ``crf_margin`` voxels (10) per axis instead of the whole volume
-  (``crf_on="volume"`` runs it on everything; docs/BENCHMARKS.md gives the
-  time and memory saved). Voxels outside the box are background. A box of
-  more than ``crf_max_voxels`` (1.5 M, ~0.3 GB) runs in overlapping z slabs,
-  an approximation (Dice 0.991 to the one-piece liver CRF on a 512x512x200
-  phantom) that keeps a 512x512x300 volume under issue 8's memory bound;
-  ``crf_max_voxels=0`` never cuts.
-* CRF kernel widths: the original's are in voxels of 512x512 LiTS slices.
-  For other in-plane sizes they are scaled by sqrt(rows*cols)/512 (all three
-  axes) so the kernels cover the same anatomy; at 512x512 this is exactly
-  the original (``crf_spatial_scale="voxels"`` uses the numbers as given at
-  every size: on small images the 60-voxel bilateral kernel spans the whole
-  body and erases a low-contrast liver).
 * Liver net output for ROI, mask and CRF: the fused output's sigmoid.
 * ``slice_fusion="mean"`` (not the original) averages, for each slice, the
   probabilities of every stack holding it instead of taking the middle
@@ -59,7 +38,6 @@ Choices the original leaves open, and what is done here:
   CRF); the final label map keeps tumour only inside the final (CRF +
   opening) liver unless ``tumor_in_final_liver`` is off. With
   ``liver_mask=False`` neither masking is done.
-* Opening: the 6-neighbour 3D cross (the kernel is not published).
 
 Memory: the volume stays in its loaded dtype (int16 for integer CT); the
 float32 liver probability is the one full-size float array, freed before the
@@ -74,7 +52,6 @@ the automatic batch size (``liverseg.inference.predictor``).
 from __future__ import annotations
 
 import dataclasses
-import enum
 import logging
 import os
 import time
@@ -89,32 +66,19 @@ from liverseg.inference.predictor import (AUTO_BATCH, BATCH_PIXELS, MIN_NET_SIZE
                                           PredictorOptions, StackPredictor, check_shifts,
                                           check_slice_fusion, predict_slices)
 from liverseg.postprocess import crf as crf_lib
-from liverseg.postprocess import morphology
+from liverseg.postprocess.choice import STRUCTURES, PostprocessChoice, checked_structures
+from liverseg.postprocess.finalize import (CrfImage, CrfScope, FinalizeOptions, Probabilities,
+                                           finalize)
 
 logger = logging.getLogger(__name__)
 
-CRF_SPATIAL_SCALES = ("reference", "voxels")
-CRF_TARGETS = ("liver", "tumor")
+CRF_TARGETS = STRUCTURES
 """Structures the CRF can refine and the opening can open
 (``SegmentOptions.crf_targets``, ``SegmentOptions.opening_targets``)."""
 STAGES = ("load", "liver_net", "roi", "tumor_net", "crf", "opening", "labels", "write")
 """Timing keys of one volume, in pipeline order (``load``/``write`` are the runner's)."""
 
 ProgressFn = Callable[[str, int, int], None]
-
-
-class CrfScope(str, enum.Enum):
-    """Where the 3D dense CRF runs."""
-
-    ROI = "roi"  # bounding box of probability > 0.5 plus a margin
-    VOLUME = "volume"  # the whole volume (the original; slow, memory hungry)
-
-
-class CrfImage(str, enum.Enum):
-    """Which intensities feed the CRF's bilateral term (both min-max scaled to 0..255)."""
-
-    WINDOW = "window"  # the network input: HU clipped to [-150, 250]
-    HU = "hu"  # the raw HU values
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,6 +120,10 @@ class SegmentOptions:
     #: structures opened (with ``opening`` on); an opening erodes one voxel of
     #: boundary wherever the 6-neighbour cross does not fit (thin slices' tips).
     opening_targets: tuple[str, ...] = CRF_TARGETS
+    #: keep only the liver's largest 3D connected component (not the original).
+    liver_largest_component: bool = False
+    #: drop tumour components smaller than this (mm^3; 0: keep all; not the original).
+    tumor_min_volume_mm3: float = 0.0
     tumor_in_final_liver: bool = True
     keep_probabilities: bool = True
 
@@ -163,31 +131,14 @@ class SegmentOptions:
         if self.crop_variant not in pp.CROP_VARIANTS:
             raise ConfigError(f"crop_variant must be one of {pp.CROP_VARIANTS}, "
                               f"got {self.crop_variant!r}")
-        for name, enum_type in (("crf_on", CrfScope), ("crf_image", CrfImage)):
-            value = getattr(self, name)
-            allowed = tuple(e.value for e in enum_type)
-            if isinstance(value, enum.Enum):
-                value = value.value
-                object.__setattr__(self, name, value)
-            if value not in allowed:
-                raise ConfigError(f"{name} must be one of {allowed}, got {value!r}")
         self.predictor_options()  # checks batch_size and batch_pixels
         check_slice_fusion(self.slice_fusion)
         object.__setattr__(self, "tta_shifts", check_shifts(self.tta_shifts))
-        if not 0.0 < float(self.threshold) < 1.0:
-            raise ConfigError(f"threshold must be in (0, 1), got {self.threshold!r}")
-        if self.crf_spatial_scale not in CRF_SPATIAL_SCALES:
-            raise ConfigError(f"crf_spatial_scale must be one of {CRF_SPATIAL_SCALES}, "
-                              f"got {self.crf_spatial_scale!r}")
         for name in ("crf_targets", "opening_targets"):
-            object.__setattr__(self, name, _checked_targets(name, getattr(self, name)))
-        if isinstance(self.crf_max_voxels, bool) or not isinstance(self.crf_max_voxels, int) \
-                or self.crf_max_voxels < 0:
-            raise ConfigError(f"crf_max_voxels must be a non-negative integer (0: no limit), "
-                              f"got {self.crf_max_voxels!r}")
-        if isinstance(self.crf_margin, bool) or not isinstance(self.crf_margin, int) \
-                or self.crf_margin < 0:
-            raise ConfigError(f"crf_margin must be a non-negative integer, got {self.crf_margin!r}")
+            object.__setattr__(self, name, checked_structures(name, getattr(self, name)))
+        finalize_options = self.finalize_options()  # checks the CRF and component options
+        for name in ("crf_on", "crf_image"):
+            object.__setattr__(self, name, getattr(finalize_options, name))
 
     def crf_for(self, structure: str) -> bool:
         """Whether the CRF refines ``structure`` ("liver" or "tumor")."""
@@ -201,6 +152,36 @@ class SegmentOptions:
         return PredictorOptions(batch_size=self.batch_size, jit_compile=self.jit_compile,
                                 mixed_precision=self.mixed_precision,
                                 batch_pixels=self.batch_pixels)
+
+    def finalize_options(self) -> FinalizeOptions:
+        """What ``liverseg.postprocess.finalize`` needs of these options."""
+        return FinalizeOptions(
+            threshold=self.threshold,
+            crf_targets=tuple(t for t in self.crf_targets if self.crf_for(t)),
+            opening_targets=tuple(t for t in self.opening_targets if self.opening_for(t)),
+            liver_largest_component=self.liver_largest_component,
+            tumor_min_volume_mm3=self.tumor_min_volume_mm3, liver_mask=self.liver_mask,
+            tumor_in_final_liver=self.tumor_in_final_liver, crf_on=self.crf_on,
+            crf_margin=self.crf_margin, crf_image=self.crf_image, crf_params=self.crf_params,
+            crf_max_voxels=self.crf_max_voxels, crf_spatial_scale=self.crf_spatial_scale)
+
+    def choice(self) -> PostprocessChoice:
+        """The test-time choices of these options (what a model directory stores)."""
+        f = self.finalize_options()
+        return PostprocessChoice(
+            slice_fusion=self.slice_fusion, tta_shifts=self.tta_shifts,
+            crf_targets=f.crf_targets, opening_targets=f.opening_targets,
+            liver_largest_component=self.liver_largest_component,
+            tumor_min_volume_mm3=self.tumor_min_volume_mm3)
+
+    def with_choice(self, choice: PostprocessChoice) -> "SegmentOptions":
+        """These options with ``choice``'s test-time choices."""
+        return dataclasses.replace(
+            self, slice_fusion=choice.slice_fusion, tta_shifts=choice.tta_shifts,
+            crf=True, crf_targets=choice.crf_targets, opening=True,
+            opening_targets=choice.opening_targets,
+            liver_largest_component=choice.liver_largest_component,
+            tumor_min_volume_mm3=choice.tumor_min_volume_mm3)
 
 
 @dataclasses.dataclass(eq=False)
@@ -240,18 +221,6 @@ class SegmentationResult:
         """Voxels labelled liver (1 or 2) and tumour (2)."""
         tumour = int(np.count_nonzero(self.labels == 2))
         return {"liver": int(np.count_nonzero(self.labels)), "tumor": tumour}
-
-
-def _checked_targets(name: str, targets) -> tuple[str, ...]:
-    """``targets`` as a duplicate-free tuple of ``CRF_TARGETS`` names (ConfigError otherwise)."""
-    if isinstance(targets, str) or not all(isinstance(t, str) for t in targets):
-        raise ConfigError(f"{name} must be a tuple of names from {CRF_TARGETS}, got {targets!r}")
-    targets = tuple(dict.fromkeys(targets))
-    unknown = [t for t in targets if t not in CRF_TARGETS]
-    if unknown:
-        raise ConfigError(f"{name}: unknown structure(s) {', '.join(map(repr, unknown))}; "
-                          f"choose from {CRF_TARGETS}")
-    return targets
 
 
 def _as_model(model_or_path, what: str, expected_stage: str):
@@ -378,46 +347,19 @@ class Segmenter:
         timings["tumor_net"] = time.perf_counter() - t
         del liver_mask
 
-        t = time.perf_counter()
         kept = opts.keep_probabilities
-        crf_image = self._crf_image_fn(hu, intensity)
-        whole = tuple(slice(0, n) for n in hu.shape)
-        job = self._crf_job(liver_prob, whole, hu.shape, opts.crf_for("liver"))
-        if not kept:
-            liver_prob = None  # the CRF holds its box only: free the full-size float array
-        liver_final = _full_size(self._run_crf(job, hu, crf_image), hu.shape)
-        del job
-        # the tumour result stays box-sized: (mask, box) or (None, None)
-        tumor_final = tumor_box = None
-        if tumor_prob is not None:
-            job = self._crf_job(tumor_prob, tumor_region, hu.shape, opts.crf_for("tumor"))
-            if not kept:
-                tumor_prob = None
-            tumor_final, tumor_box = self._run_crf(job, hu, crf_image)
-            del job
-        timings["crf"] = time.perf_counter() - t
-
-        t = time.perf_counter()
-        if opts.opening_for("liver"):
-            liver_final = morphology.opening(liver_final)
-        if tumor_final is not None and opts.opening_for("tumor"):
-            # zero outside its box, so opening the box alone is the same
-            tumor_final = morphology.opening(tumor_final)
-        timings["opening"] = time.perf_counter() - t
-
-        t = time.perf_counter()
-        labels = liver_final.view(np.uint8)  # bool -> 0/1 without a copy
-        if tumor_final is not None:
-            if opts.liver_mask and opts.tumor_in_final_liver:
-                np.logical_and(tumor_final, liver_final[tumor_box], out=tumor_final)
-            labels[tumor_box][tumor_final] = 2
-        timings["labels"] = time.perf_counter() - t
+        probs = Probabilities(liver_prob, tumor_prob, tumor_region)
+        del liver_prob, tumor_prob
+        spacing = volume.spacing if isinstance(volume, NiftiVolume) else (1.0, 1.0, 1.0)
+        labels = finalize(hu, intensity, probs, spacing, opts.finalize_options(),
+                          release=not kept, timings=timings)
         timings["total"] = time.perf_counter() - start
 
         return SegmentationResult(
-            labels=labels, liver_probability=liver_prob,
-            tumor_probability_region=tumor_prob if kept else None,
-            tumor_region=tumor_region if kept else None, has_tumor_model=self.tumor is not None,
+            labels=labels, liver_probability=probs.liver if kept else None,
+            tumor_probability_region=probs.tumor if kept else None,
+            tumor_region=probs.tumor_region if kept else None,
+            has_tumor_model=self.tumor is not None,
             roi=box, roi_slices=roi_slices, timings=timings, probabilities_kept=kept,
             details=details)
 
@@ -440,91 +382,3 @@ class Segmenter:
         if self.options.liver_mask:
             prob[~liver_mask[region]] = 0.0
         return prob, region
-
-    def _crf_image_fn(self, hu: np.ndarray, intensity) -> Callable:
-        """``f(box) -> (image_of, (lo, hi))``: ``image_of(zs)`` is the CRF's image over
-        the box's z range ``zs`` (relative to the box; made per CRF slab), ``(lo, hi)``
-        the range that scales it to 0..255 as the whole volume would be."""
-        if not self.options.crf:
-            return lambda box: None
-        if self.options.crf_image == CrfImage.WINDOW.value:
-            return lambda box: (lambda zs: _windowed(hu, box, zs, intensity), (0.0, 255.0))
-        hu_range = (float(np.min(hu)), float(np.max(hu)))
-        return lambda box: (lambda zs: _sub_box(hu, box, zs), hu_range)
-
-    def _crf_job(self, prob: np.ndarray, region: tuple[slice, slice, slice],
-                 shape: tuple[int, ...], use_crf: bool) -> _CrfJob:
-        """What the CRF of a probability given over ``region`` of the volume (zero
-        elsewhere) needs: its box and the box's probability (a copy unless the box
-        is the whole region, so ``prob`` can be freed), or, without CRF, the mask
-        ``prob > threshold`` over ``region``.
-
-        The ROI CRF runs on the bounding box of prob > threshold grown by
-        ``crf_margin`` voxels (clipped to the volume, not to ``region``).
-        """
-        opts = self.options
-        if not use_crf:
-            return _CrfJob(region, mask=prob > opts.threshold)
-        if opts.crf_on == CrfScope.VOLUME.value:
-            box = tuple(slice(0, n) for n in shape)
-        else:
-            inner = morphology.bounding_box(prob > opts.threshold)
-            if inner is None:
-                return _CrfJob(None)
-            m = opts.crf_margin
-            box = tuple(slice(max(r.start + b.start - m, 0), min(r.start + b.stop + m, n))
-                        for r, b, n in zip(region, inner, shape))
-        if box == region:
-            return _CrfJob(box, prob=prob)
-        box_prob = np.zeros(tuple(b.stop - b.start for b in box), np.float32)
-        overlap = tuple(slice(max(r.start, b.start), min(r.stop, b.stop))
-                        for r, b in zip(region, box))
-        box_prob[tuple(slice(o.start - b.start, o.stop - b.start) for o, b in zip(overlap, box))] = \
-            prob[tuple(slice(o.start - r.start, o.stop - r.start) for o, r in zip(overlap, region))]
-        return _CrfJob(box, prob=box_prob)
-
-    def _run_crf(self, job: _CrfJob, hu: np.ndarray, crf_image: Callable
-                 ) -> tuple[np.ndarray | None, tuple[slice, ...] | None]:
-        """``(mask, box)``: the bool mask over ``box`` (the CRF's MAP labels, or the
-        job's thresholded mask); ``(None, None)`` when nothing is above threshold."""
-        if job.mask is not None or job.box is None:
-            return job.mask, job.box
-        opts = self.options
-        image, rng = crf_image(job.box)
-        params = opts.crf_params
-        if opts.crf_spatial_scale == "reference":
-            params = params.spatially_scaled(float(np.sqrt(hu.shape[0] * hu.shape[1])) / 512.0)
-        labels = crf_lib.dense_crf_3d(job.prob, image, params, intensity_range=rng,
-                                      max_voxels=opts.crf_max_voxels or None)
-        return labels.view(bool), job.box
-
-
-@dataclasses.dataclass
-class _CrfJob:
-    """One structure's binarisation: a box of the volume (None: nothing above
-    threshold) with either the finished ``mask`` or the ``prob`` the CRF refines."""
-
-    box: tuple[slice, ...] | None
-    prob: np.ndarray | None = None
-    mask: np.ndarray | None = None
-
-
-def _full_size(result: tuple[np.ndarray | None, tuple[slice, ...] | None],
-               shape: tuple[int, ...]) -> np.ndarray:
-    """A ``(mask, box)`` pasted into a full-size bool array (background elsewhere)."""
-    mask, box = result
-    out = np.zeros(shape, bool)
-    if box is not None:
-        out[box] = mask
-    return out
-
-
-def _sub_box(hu: np.ndarray, box: tuple[slice, ...], zs: slice) -> np.ndarray:
-    """``hu[box][:, :, zs]`` as a view."""
-    z = box[2]
-    return hu[box[0], box[1], z.start + zs.start:z.start + zs.stop]
-
-
-def _windowed(hu: np.ndarray, box: tuple[slice, ...], zs: slice, intensity) -> np.ndarray:
-    """``window_and_scale`` of ``_sub_box(hu, box, zs)`` (float32 0..255)."""
-    return pp.window_and_scale(_sub_box(hu, box, zs), *intensity)

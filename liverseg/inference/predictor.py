@@ -32,10 +32,10 @@ import numpy as np
 import tensorflow as tf
 
 from liverseg.data import preprocess as pp
+from liverseg.data.preprocess import check_shifts, check_slice_fusion  # noqa: F401 (re-exported)
 from liverseg.errors import ConfigError
 
-MIN_NET_SIZE = 16
-"""Smallest in-plane size the networks accept (four 2x2 poolings)."""
+MIN_NET_SIZE = pp.MIN_NET_SIZE
 
 MIXED_POLICY = "mixed_bfloat16"
 
@@ -170,30 +170,6 @@ def stacks_for_slices(slice_ids: Sequence[int], num_slices: int,
         choice = {int(k): pp.slice_stacks(int(k), num_slices, number_slices) for k in slice_ids}
     starts = np.array(sorted({s for pairs in choice.values() for s, _ in pairs}), dtype=np.int64)
     return starts, choice
-
-
-def check_slice_fusion(fusion: str) -> None:
-    if fusion not in pp.SLICE_FUSIONS:
-        raise ConfigError(f"slice_fusion must be one of {pp.SLICE_FUSIONS}, got {fusion!r}")
-
-
-def check_shifts(shifts) -> tuple[tuple[int, int], ...]:
-    """``shifts`` as a tuple of distinct non-zero (rows, cols) integer pairs
-    (ConfigError otherwise)."""
-    out = []
-    for shift in shifts:
-        if (not isinstance(shift, (tuple, list)) or len(shift) != 2
-                or not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool)
-                           for d in shift)):
-            raise ConfigError(f"tta_shifts: each shift is a (rows, cols) pair of integers, "
-                              f"got {shift!r}")
-        pair = (int(shift[0]), int(shift[1]))
-        if pair == (0, 0) or max(abs(pair[0]), abs(pair[1])) >= MIN_NET_SIZE:
-            raise ConfigError(f"tta_shifts: {pair} must be non-zero and under "
-                              f"{MIN_NET_SIZE} pixels")
-        if pair not in out:
-            out.append(pair)
-    return tuple(out)
 
 
 def shift_image(a: np.ndarray, rows: int, cols: int) -> np.ndarray:

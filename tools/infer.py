@@ -10,6 +10,15 @@ and listed. Without --tumor_model the output holds the liver only (labels 0
 and 1). Each file is independent: a bad file is reported on one line and the
 run goes on; the exit status is 1 if any file failed.
 
+By default the models decide: the post-processing stored with them
+(postprocessing.json, chosen on validation cases after training; the
+original cascade for a model without one) and the grid they trained on
+(plans.json: each volume is reoriented and resampled to it and the result
+brought back, so the labels keep the input's geometry). --postprocess=original
+and --geometry=native give the original pipeline; single flags override
+single choices. The options used are written to
+<output_dir>/inference_options.json.
+
 Usage:
   python tools/infer.py --input_dir=data/test --output_dir=runs/pred \
       --liver_model=models/liver --tumor_model=models/tumor
@@ -17,11 +26,10 @@ Usage:
   python tools/infer.py --input_dir=data/test/volume-7.nii.gz --output_dir=runs/pred \
       --liver_model=models/liver --tumor_model=models/tumor \
       --write_probabilities --overlays --overwrite
-  # as the demo on small phantoms: 3-stack mean per slice, a 2-pixel shifted second pass,
-  # no CRF, opening on the tumour
+  # the original cascade on volumes as stored, whatever the models store
   python tools/infer.py --input_dir=data/test --output_dir=runs/pred \
       --liver_model=models/liver --tumor_model=models/tumor \
-      --slice_fusion=mean --tta_shifts=2:2 --no_crf --opening_targets=tumor
+      --postprocess=original --geometry=native
   # resume an interrupted run; no CRF or opening
   python tools/infer.py --input_dir=data/test --output_dir=runs/pred \
       --liver_model=models/liver --tumor_model=models/tumor --skip_existing --no_crf --no_opening
@@ -55,18 +63,32 @@ flags.DEFINE_integer("batch_size", 0,
                      lower_bound=0)
 flags.DEFINE_bool("mixed_precision", False, "Compute the networks in bfloat16 (float32 weights).")
 flags.DEFINE_bool("xla", False, "Compile the networks with XLA (jit_compile).")
-flags.DEFINE_bool("no_crf", False, "Skip the 3D dense CRF (threshold at 0.5 instead).")
-flags.DEFINE_list("crf_targets", ["liver", "tumor"],
+flags.DEFINE_enum("postprocess", "stored", ["stored", "original"],
+                  "Test-time choices: 'stored' = the models' postprocessing.json (chosen on "
+                  "validation after training; the original cascade for models without one), "
+                  "'original' = the original cascade (middle channel, CRF and opening on both). "
+                  "The flags below override single choices.")
+flags.DEFINE_enum("geometry", "model", ["model", "native"],
+                  "'model': bring each volume to the orientation and pixel spacing the liver "
+                  "model trained at (its plans.json) and the result back; 'native': run on the "
+                  "volume as stored (the original; also for models without plans.json).")
+flags.DEFINE_bool("no_crf", None, "Skip the 3D dense CRF (threshold at 0.5 instead).")
+flags.DEFINE_list("crf_targets", None,
                   "Comma list of the structures the CRF refines (liver, tumor); the others are "
                   "thresholded at 0.5. Empty = none, like --no_crf.")
 flags.DEFINE_integer("crf_max_voxels", DEFAULT_MAX_VOXELS,
                      "Voxels of one CRF (~200 bytes each) before it runs in overlapping z slabs "
                      "(bounds its memory, slightly changes its result); 0 = no limit.",
                      lower_bound=0)
-flags.DEFINE_bool("no_opening", False, "Skip the morphological opening.")
-flags.DEFINE_list("opening_targets", ["liver", "tumor"],
+flags.DEFINE_bool("no_opening", None, "Skip the morphological opening.")
+flags.DEFINE_list("opening_targets", None,
                   "Comma list of the structures the opening applies to (liver, tumor). "
                   "Empty = none, like --no_opening.")
+flags.DEFINE_bool("liver_largest_component", None,
+                  "Keep only the liver's largest 3D connected component.")
+flags.DEFINE_float("tumor_min_volume_mm3", None,
+                   "Drop tumour components smaller than this many mm^3 (0 keeps all).",
+                   lower_bound=0.0)
 flags.DEFINE_bool("no_liver_mask", False, "Do not remove tumour outside the liver.")
 flags.DEFINE_enum("crf_spatial_scale", "reference", ["reference", "voxels"],
                   "CRF kernel widths: scaled to the in-plane size (identity at 512x512) or "
@@ -75,10 +97,10 @@ flags.DEFINE_enum("crf_on", "roi", ["roi", "volume"],
                   "Run the CRF on the structure's bounding box plus a margin, or on the whole volume.")
 flags.DEFINE_enum("crop_variant", "original", ["original", "paper"],
                   "Tumour ROI crop: 'original' drops the box's last row/column as the original code.")
-flags.DEFINE_enum("slice_fusion", "middle", ["middle", "mean"],
+flags.DEFINE_enum("slice_fusion", None, ["middle", "mean"],
                   "Each slice's probability: 'middle' channel of the stack centred on it (the "
                   "original) or the 'mean' over every stack holding it (free for the liver net).")
-flags.DEFINE_list("tta_shifts", [],
+flags.DEFINE_list("tta_shifts", None,
                   "Test-time shifts as ROWS:COLS pixel pairs (e.g. 2:2); each adds one pass of "
                   "both networks, whose outputs are moved back and averaged with the plain one.")
 flags.mark_flags_as_required(["input_dir", "output_dir", "liver_model"])
@@ -94,24 +116,42 @@ def _shifts(values):
                           ) from None
 
 
+def _overrides() -> dict:
+    """The test-time choices given on the command line (None = not given)."""
+    given = {"slice_fusion": FLAGS.slice_fusion,
+             "tta_shifts": None if FLAGS.tta_shifts is None else _shifts(FLAGS.tta_shifts),
+             "crf_targets": None if FLAGS.crf_targets is None else tuple(FLAGS.crf_targets),
+             "opening_targets": (None if FLAGS.opening_targets is None
+                                 else tuple(FLAGS.opening_targets)),
+             "crf": None if FLAGS.no_crf is None else not FLAGS.no_crf,
+             "opening": None if FLAGS.no_opening is None else not FLAGS.no_opening,
+             "liver_largest_component": FLAGS.liver_largest_component,
+             "tumor_min_volume_mm3": FLAGS.tumor_min_volume_mm3}
+    return {k: v for k, v in given.items() if v is not None}
+
+
 def main(argv):
     if len(argv) > 1:
         from liverseg.errors import ConfigError
 
         raise ConfigError(f"unexpected arguments: {' '.join(argv[1:])}")
-    from liverseg.inference import RunOptions, SegmentOptions, run
+    from liverseg.inference import RunOptions, SegmentOptions, resolve_options, run
 
+    resolved = resolve_options(
+        FLAGS.liver_model, FLAGS.tumor_model, postprocess=FLAGS.postprocess,
+        geometry=FLAGS.geometry, overrides=_overrides(),
+        base=SegmentOptions(
+            batch_size=FLAGS.batch_size or "auto", mixed_precision=FLAGS.mixed_precision,
+            jit_compile=FLAGS.xla, crf_max_voxels=FLAGS.crf_max_voxels,
+            liver_mask=not FLAGS.no_liver_mask, crf_on=FLAGS.crf_on,
+            crf_spatial_scale=FLAGS.crf_spatial_scale, crop_variant=FLAGS.crop_variant))
+    print(f"post-processing: {resolved.choice_source}; grid: {resolved.geometry_source}")
     report = run(
         FLAGS.input_dir, FLAGS.output_dir,
         liver_model=FLAGS.liver_model, tumor_model=FLAGS.tumor_model,
-        segment_options=SegmentOptions(
-            batch_size=FLAGS.batch_size or "auto", mixed_precision=FLAGS.mixed_precision,
-            jit_compile=FLAGS.xla, crf=not FLAGS.no_crf, crf_targets=tuple(FLAGS.crf_targets),
-            crf_max_voxels=FLAGS.crf_max_voxels, opening=not FLAGS.no_opening,
-            opening_targets=tuple(FLAGS.opening_targets),
-            liver_mask=not FLAGS.no_liver_mask, crf_on=FLAGS.crf_on,
-            crf_spatial_scale=FLAGS.crf_spatial_scale, crop_variant=FLAGS.crop_variant,
-            slice_fusion=FLAGS.slice_fusion, tta_shifts=_shifts(FLAGS.tta_shifts)),
+        segment_options=resolved.segment_options, geometry=resolved.geometry,
+        provenance={"postprocessing": {"source": resolved.choice_source},
+                    "geometry": {"source": resolved.geometry_source}},
         options=RunOptions(overwrite=FLAGS.overwrite, skip_existing=FLAGS.skip_existing,
                            write_probabilities=FLAGS.write_probabilities,
                            overlays=FLAGS.overlays))

@@ -9,11 +9,13 @@ from liverseg.inference.cascade import (CRF_TARGETS, STAGES, CrfImage, CrfScope,
                                         SegmentationResult, Segmenter, SegmentOptions)
 from liverseg.inference.predictor import (PredictorOptions, StackPredictor, predict_slices,
                                           predict_volume)
+from liverseg.inference.resolve import ResolvedOptions, resolve_options
 from liverseg.inference.runner import (CaseReport, CaseStatus, RunOptions, RunReport,
                                        discover_inputs, output_name, run)
 
 __all__ = [
     "CRF_TARGETS", "STAGES", "CaseReport", "CaseStatus", "CrfImage", "CrfScope", "PredictorOptions",
-    "RunOptions", "RunReport", "SegmentOptions", "SegmentationResult", "Segmenter",
-    "StackPredictor", "discover_inputs", "output_name", "predict_slices", "predict_volume", "run",
+    "ResolvedOptions", "RunOptions", "RunReport", "SegmentOptions", "SegmentationResult", "Segmenter",
+    "StackPredictor", "discover_inputs", "output_name", "predict_slices", "predict_volume", "resolve_options",
+    "run",
 ]

@@ -60,7 +60,9 @@ from typing import Callable
 import numpy as np
 
 from liverseg.data import preprocess as pp
+from liverseg.data.geometry import Geometry, GridTransform
 from liverseg.data.nifti import NiftiVolume
+from liverseg.data.plans import load_geometry
 from liverseg.errors import ConfigError, NiftiError
 from liverseg.inference.predictor import (AUTO_BATCH, BATCH_PIXELS, MIN_NET_SIZE,
                                           PredictorOptions, StackPredictor, check_shifts,
@@ -263,10 +265,26 @@ class Segmenter:
     (``liverseg.models.load_model``); without a tumour model the output has
     labels 0 and 1 only. One predictor (one traced function) per network is
     reused for every volume.
+
+    ``geometry``: the grid the networks run on (``liverseg.data.geometry``):
+    each volume is reoriented and resampled in-plane to it, the networks'
+    probabilities are brought back to the volume's own grid, and everything
+    after them (thresholds, CRF, opening) happens there, so the labels have
+    the input's shape and geometry. None (and for bare arrays): the volume
+    as stored, the original. ``"model"``: the liver model directory's
+    ``plans.json`` when it has one.
     """
 
-    def __init__(self, liver_model, tumor_model=None, options: SegmentOptions = SegmentOptions()):
+    def __init__(self, liver_model, tumor_model=None, options: SegmentOptions = SegmentOptions(),
+                 geometry: Geometry | str | None = None):
         self.options = options
+        if isinstance(geometry, str):
+            if geometry != "model":
+                raise ConfigError(f"geometry must be a Geometry, 'model' or None, "
+                                  f"got {geometry!r}")
+            geometry = (load_geometry(liver_model)
+                        if isinstance(liver_model, (str, os.PathLike)) else None)
+        self.geometry = geometry
         popts = options.predictor_options()
         self.liver = StackPredictor(_as_model(liver_model, "liver model", "liver"), popts)
         self.tumor = None
@@ -292,35 +310,48 @@ class Segmenter:
             raise NiftiError(path, f"slices are {x}x{y} pixels; the networks need at least "
                                    f"{MIN_NET_SIZE}x{MIN_NET_SIZE}")
 
+    def grid_for(self, volume: NiftiVolume | np.ndarray) -> GridTransform | None:
+        """The volume's way to the networks' grid, or None when they read it as stored."""
+        if self.geometry is None or not isinstance(volume, NiftiVolume):
+            return None
+        try:
+            return GridTransform.for_nifti(volume, self.geometry)
+        except ValueError as exc:
+            raise NiftiError(volume.path, f"cannot bring the volume to the model's grid "
+                                          f"({exc})") from None
+
     def liver_probability(self, hu: np.ndarray, intensity: tuple[float, float] | None = None, *,
                           stats: dict | None = None, progress: ProgressFn | None = None) -> np.ndarray:
-        """float32 [x, y, z] liver net probability of every slice (original channel choice)."""
+        """float32 [x, y, z] liver net probability of every slice of ``hu`` as given."""
         if intensity is None:
             intensity = pp.intensity_range(hu)
         cb = None if progress is None else (lambda d, t: progress("liver_net", d, t))
         return predict_slices(self.liver, hu, intensity, fusion=self.options.slice_fusion,
                               shifts=self.options.tta_shifts, stats=stats, progress=cb)
 
-    def segment(self, volume: NiftiVolume | np.ndarray, *, liver_probability: np.ndarray | None = None,
-                progress: ProgressFn | None = None) -> SegmentationResult:
-        """Runs the cascade on one volume (``NiftiVolume`` or [x, y, z] HU array).
+    def probabilities(self, volume: NiftiVolume | np.ndarray, *,
+                      liver_probability: np.ndarray | None = None,
+                      progress: ProgressFn | None = None,
+                      timings: dict[str, float] | None = None,
+                      details: dict[str, float] | None = None):
+        """Steps 1-4: ``(Probabilities on the volume's grid, ROI box, ROI slices)``.
 
-        ``liver_probability`` (float32, the volume's shape) replaces the
-        liver net, e.g. when it was computed before. ``progress(stage, done,
-        total)`` is called during the network stages.
+        The ROI box and slices are on the networks' grid (the volume's own
+        without a geometry). ``liver_probability`` (float32, the volume's
+        shape) replaces the liver net.
         """
         opts = self.options
-        if isinstance(volume, NiftiVolume):
-            hu, path = volume.data, volume.path
-        else:
-            hu, path = np.asarray(volume), "<array>"
-        self.check_volume(hu, path)
-        timings = {k: 0.0 for k in STAGES if k not in ("load", "write")}
-        details: dict[str, float] = {}
-        start = time.perf_counter()
-
+        hu_in, path = ((volume.data, volume.path) if isinstance(volume, NiftiVolume)
+                       else (np.asarray(volume), "<array>"))
+        self.check_volume(hu_in, path)
+        timings = {} if timings is None else timings
+        details = {} if details is None else details
         t = time.perf_counter()
-        intensity = pp.intensity_range(hu)
+        intensity = pp.intensity_range(hu_in)
+        grid = self.grid_for(volume)
+        hu = hu_in if grid is None else grid.forward(hu_in, order=1)
+        if grid is not None:
+            self.check_volume(hu, f"{path} (on the model's grid)")
         if liver_probability is None:
             stats: dict[str, float] = {}
             liver_prob = self.liver_probability(hu, intensity, stats=stats, progress=progress)
@@ -328,9 +359,11 @@ class Segmenter:
         else:
             liver_prob = np.asarray(liver_probability, dtype=np.float32)
             liver_probability = None  # one reference, so the caller can hand it over
-            if liver_prob.shape != hu.shape:
+            if liver_prob.shape != hu_in.shape:
                 raise ValueError(f"liver_probability shape {liver_prob.shape} does not match "
-                                 f"the volume's {hu.shape}")
+                                 f"the volume's {hu_in.shape}")
+            if grid is not None:
+                liver_prob = grid.forward(liver_prob, order=1)
         liver_mask = liver_prob > opts.threshold
         timings["liver_net"] = time.perf_counter() - t
 
@@ -344,17 +377,35 @@ class Segmenter:
         if self.tumor is not None and box is not None and roi_slices.size:
             tumor_prob, tumor_region = self._tumor_probability(
                 hu, intensity, box, roi_slices, liver_mask, details, progress)
-        timings["tumor_net"] = time.perf_counter() - t
         del liver_mask
+        if grid is None:
+            probs = Probabilities(liver_prob, tumor_prob, tumor_region)
+        else:
+            probs = _back_to_input(grid, liver_prob, tumor_prob, tumor_region)
+        timings["tumor_net"] = time.perf_counter() - t
+        return probs, box, roi_slices
 
-        kept = opts.keep_probabilities
-        probs = Probabilities(liver_prob, tumor_prob, tumor_region)
-        del liver_prob, tumor_prob
+    def segment(self, volume: NiftiVolume | np.ndarray, *, liver_probability: np.ndarray | None = None,
+                progress: ProgressFn | None = None) -> SegmentationResult:
+        """Runs the cascade on one volume (``NiftiVolume`` or [x, y, z] HU array).
+
+        ``liver_probability`` (float32, the volume's shape) replaces the
+        liver net, e.g. when it was computed before. ``progress(stage, done,
+        total)`` is called during the network stages.
+        """
+        opts = self.options
+        timings = {k: 0.0 for k in STAGES if k not in ("load", "write")}
+        details: dict[str, float] = {}
+        start = time.perf_counter()
+        probs, box, roi_slices = self.probabilities(
+            volume, liver_probability=liver_probability, progress=progress, timings=timings,
+            details=details)
+        hu = volume.data if isinstance(volume, NiftiVolume) else np.asarray(volume)
         spacing = volume.spacing if isinstance(volume, NiftiVolume) else (1.0, 1.0, 1.0)
-        labels = finalize(hu, intensity, probs, spacing, opts.finalize_options(),
+        kept = opts.keep_probabilities
+        labels = finalize(hu, pp.intensity_range(hu), probs, spacing, opts.finalize_options(),
                           release=not kept, timings=timings)
         timings["total"] = time.perf_counter() - start
-
         return SegmentationResult(
             labels=labels, liver_probability=probs.liver if kept else None,
             tumor_probability_region=probs.tumor if kept else None,
@@ -382,3 +433,16 @@ class Segmenter:
         if self.options.liver_mask:
             prob[~liver_mask[region]] = 0.0
         return prob, region
+
+
+def _back_to_input(grid: GridTransform, liver: np.ndarray, tumor: np.ndarray | None,
+                   region: tuple[slice, slice, slice] | None) -> Probabilities:
+    """Model-grid probabilities on the input's grid (linear interpolation)."""
+    liver_in = np.ascontiguousarray(grid.backward(liver, order=1), dtype=np.float32)
+    if tumor is None:
+        return Probabilities(liver_in)
+    full = np.zeros(grid.model_shape, np.float32)
+    full[region] = tumor
+    tumor_in = grid.backward(full, order=1)
+    del full
+    return Probabilities.from_full(liver_in, tumor_in)

@@ -27,18 +27,20 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import json
 import logging
 import os
 import re
 import time
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from liverseg.data import nifti
 from liverseg.data.preprocess import intensity_range
 from liverseg.errors import ConfigError, LayoutError, LiverSegError, OutputError
 from liverseg.inference.cascade import STAGES, Segmenter, SegmentOptions
-from liverseg.utils.atomic import check_can_write, safe_output_path
+from liverseg.inference.resolve import OPTIONS_FILE, ResolvedOptions
+from liverseg.utils.atomic import atomic_write_text, check_can_write, safe_output_path
 from liverseg.utils.progress import Progress, format_seconds
 
 logger = logging.getLogger(__name__)
@@ -152,6 +154,8 @@ def _skip_reason(entry: Path) -> str | None:
     """Why a directory entry is not an input, or None for a CT volume."""
     if entry.is_dir():
         return "directory"
+    if entry.name == OPTIONS_FILE:
+        return "output of this tool"
     parts = split_nifti_name(entry.name)
     if parts is None:
         return "not a NIfTI file"
@@ -297,11 +301,15 @@ def _write_case(plan: _Plan, volume, result, options: RunOptions) -> list[Path]:
 def run(inputs: str | os.PathLike | Sequence[str | os.PathLike], output_dir: str | os.PathLike,
         segmenter: Segmenter | None = None, options: RunOptions = RunOptions(), *,
         liver_model=None, tumor_model=None,
-        segment_options: SegmentOptions = SegmentOptions()) -> RunReport:
+        segment_options: SegmentOptions = SegmentOptions(), geometry=None,
+        provenance: Mapping[str, Any] | None = None) -> RunReport:
     """Segments ``inputs`` (a directory, one file, or a list of files) into ``output_dir``.
 
-    Give a ready ``segmenter`` or the models (paths or Keras models) and
-    ``segment_options``; models are loaded only if some case needs them.
+    Give a ready ``segmenter`` or the models (paths or Keras models),
+    ``segment_options`` and ``geometry`` (``Segmenter``'s); models are loaded
+    only if some case needs them. The options used are written to
+    ``output_dir/inference_options.json`` (with ``provenance``: where they
+    came from) before the first case.
     Returns the per-case report; a case's failure is logged and recorded,
     never raised. Raises LayoutError / OutputError / ConfigError /
     CheckpointError for problems of the whole run (no inputs, unusable
@@ -334,9 +342,11 @@ def run(inputs: str | os.PathLike | Sequence[str | os.PathLike], output_dir: str
     if segmenter is None:
         keep = options.write_probabilities
         segmenter = Segmenter(liver_model, tumor_model,
-                              dataclasses.replace(segment_options, keep_probabilities=keep))
+                              dataclasses.replace(segment_options, keep_probabilities=keep),
+                              geometry=geometry)
     elif options.write_probabilities and not segmenter.options.keep_probabilities:
         raise ConfigError("write_probabilities needs a segmenter with keep_probabilities=True")
+    _record_options(out_dir, segmenter, provenance, liver_model, tumor_model)
 
     progress = Progress(len(plans), label="volume", unit="volumes")
     run_start = time.perf_counter()
@@ -347,6 +357,23 @@ def run(inputs: str | os.PathLike | Sequence[str | os.PathLike], output_dir: str
                 format_seconds(time.perf_counter() - run_start), len(report.written),
                 len(report.skipped), len(report.failed))
     return report
+
+
+def _record_options(out_dir: Path, segmenter: Segmenter, provenance, liver_model,
+                    tumor_model) -> None:
+    """``inference_options.json``: what produced the label maps beside it."""
+    record = ResolvedOptions(segmenter.options, segmenter.geometry, "given", "given").to_dict()
+    for key, value in (provenance or {}).items():
+        if isinstance(value, Mapping) and isinstance(record.get(key), dict):
+            record[key].update(value)
+        else:
+            record[key] = value
+    record["models"] = {name: str(m) if isinstance(m, (str, os.PathLike)) else
+                        getattr(m, "name", type(m).__name__)
+                        for name, m in (("liver", liver_model), ("tumor", tumor_model))
+                        if m is not None}
+    atomic_write_text(out_dir / OPTIONS_FILE, json.dumps(record, indent=2, sort_keys=True) + "\n",
+                      overwrite=True)
 
 
 def _run_case(plan: _Plan, segmenter: Segmenter, options: RunOptions, label: str) -> CaseReport:

@@ -158,57 +158,88 @@ class Probabilities:
         return cls(liver, np.ascontiguousarray(tumor[box]), box)
 
 
-def finalize(hu: np.ndarray, intensity: tuple[float, float], probs: Probabilities,
-             spacing: Sequence[float], options: FinalizeOptions = FinalizeOptions(), *,
-             release: bool = False, timings: dict[str, float] | None = None) -> np.ndarray:
-    """The label map (uint8 0/1/2, the shape of ``hu``) of ``probs``.
+@dataclasses.dataclass(eq=False)
+class Masks:
+    """Each structure after its CRF or threshold: the full-size liver mask and
+    the tumour mask over ``tumor_box`` (None: no tumour above threshold)."""
+
+    liver: np.ndarray
+    tumor: np.ndarray | None = None
+    tumor_box: tuple[slice, ...] | None = None
+
+
+def binarize(hu: np.ndarray, intensity: tuple[float, float], probs: Probabilities,
+             options: FinalizeOptions = FinalizeOptions(), *, release: bool = False) -> Masks:
+    """Step 1: the CRF (``options.crf_targets``) or the threshold of each structure.
 
     ``hu``: the CT in HU as stored (the CRF image); ``intensity``: its
-    ``preprocess.intensity_range``; ``spacing``: voxel size in mm (the
-    minimum tumour volume). ``release``: set ``probs``' arrays to None once
-    used, so their memory can go. ``timings`` gets seconds under "crf",
-    "opening" and "labels".
+    ``preprocess.intensity_range``. ``release``: set ``probs``' arrays to None
+    once used, so their memory can go.
     """
-    timings = {} if timings is None else timings
-    t = time.perf_counter()
     crf_image = _crf_image_fn(hu, intensity, options)
     whole = tuple(slice(0, n) for n in hu.shape)
     job = _crf_job(probs.liver, whole, hu.shape, "liver" in options.crf_targets, options)
     if release:
         probs.liver = None
-    liver_final = _full_size(_run_crf(job, hu, crf_image, options), hu.shape)
+    liver = _full_size(_run_crf(job, hu, crf_image, options), hu.shape)
     del job
-    tumor_final = tumor_box = None
+    masks = Masks(liver)
     if probs.tumor is not None:
         job = _crf_job(probs.tumor, probs.tumor_region, hu.shape,
                        "tumor" in options.crf_targets, options)
         if release:
             probs.tumor = None
-        tumor_final, tumor_box = _run_crf(job, hu, crf_image, options)
-        del job
-    timings["crf"] = time.perf_counter() - t
+        masks.tumor, masks.tumor_box = _run_crf(job, hu, crf_image, options)
+    return masks
 
+
+def masks_to_labels(masks: Masks, spacing: Sequence[float],
+                    options: FinalizeOptions = FinalizeOptions(), *, in_place: bool = False,
+                    timings: dict[str, float] | None = None) -> np.ndarray:
+    """Steps 2-4: opening, components and the label map (uint8 0/1/2).
+
+    ``spacing``: voxel size in mm (the minimum tumour volume). ``in_place``
+    lets the label map reuse the liver mask's memory (``masks`` is then spent).
+    """
+    timings = {} if timings is None else timings
     t = time.perf_counter()
+    liver, tumor = masks.liver, masks.tumor
     if "liver" in options.opening_targets:
-        liver_final = morphology.opening(liver_final)
-    if tumor_final is not None and "tumor" in options.opening_targets:
+        liver = morphology.opening(liver)
+    if tumor is not None and "tumor" in options.opening_targets:
         # zero outside its box, so opening the box alone is the same
-        tumor_final = morphology.opening(tumor_final)
+        tumor = morphology.opening(tumor)
     if options.liver_largest_component:
-        liver_final = components.largest_component(liver_final)
+        liver = components.largest_component(liver)
     timings["opening"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    labels = liver_final.view(np.uint8)  # bool -> 0/1 without a copy
-    if tumor_final is not None:
+    if liver is masks.liver and not in_place:
+        liver = liver.copy()
+    labels = liver.view(np.uint8)  # bool -> 0/1 without a copy
+    if tumor is not None:
         if options.liver_mask and options.tumor_in_final_liver:
-            np.logical_and(tumor_final, liver_final[tumor_box], out=tumor_final)
+            tumor = np.logical_and(tumor, liver[masks.tumor_box],
+                                   out=tumor if tumor is not masks.tumor or in_place else None)
         if options.tumor_min_volume_mm3 > 0:
-            tumor_final = components.remove_small_components(
-                tumor_final, components.min_voxels_for(options.tumor_min_volume_mm3, spacing))
-        labels[tumor_box][tumor_final] = 2
+            tumor = components.remove_small_components(
+                tumor, components.min_voxels_for(options.tumor_min_volume_mm3, spacing))
+        labels[masks.tumor_box][tumor] = 2
     timings["labels"] = time.perf_counter() - t
     return labels
+
+
+def finalize(hu: np.ndarray, intensity: tuple[float, float], probs: Probabilities,
+             spacing: Sequence[float], options: FinalizeOptions = FinalizeOptions(), *,
+             release: bool = False, timings: dict[str, float] | None = None) -> np.ndarray:
+    """The label map (uint8 0/1/2, the shape of ``hu``) of ``probs``: ``binarize``
+    then ``masks_to_labels``. ``timings`` gets seconds under "crf", "opening"
+    and "labels"."""
+    timings = {} if timings is None else timings
+    t = time.perf_counter()
+    masks = binarize(hu, intensity, probs, options, release=release)
+    timings["crf"] = time.perf_counter() - t
+    return masks_to_labels(masks, spacing, options, in_place=True, timings=timings)
 
 
 @dataclasses.dataclass

@@ -93,7 +93,8 @@ def test_one_bad_file_does_not_stop_the_others(tmp_path, segmenter, caplog):
     assert report.cases[1].error.startswith(str(src / "volume-1.nii.gz") + ": ")
     assert report.cases[2].error.startswith(str(src / "volume-2.nii") + ": volume has 2 slice")
     assert not report.ok
-    assert listing(out) == ["segmentation-0.nii.gz", "segmentation-3.nii"]
+    assert listing(out) == ["inference_options.json", "segmentation-0.nii.gz",
+                            "segmentation-3.nii"]
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 2 and "volume-1.nii.gz" in errors[0] and "volume-2.nii" in errors[1]
     assert any("readme.txt (not a NIfTI file)" in r.getMessage() for r in caplog.records)

@@ -42,7 +42,8 @@ def test_file_deleted_between_discovery_and_reading(tmp_path, segmenter, monkeyp
     assert [c.status for c in report.cases] == [CaseStatus.WRITTEN, CaseStatus.FAILED,
                                                 CaseStatus.WRITTEN]
     assert report.cases[1].error == f"{src / 'volume-2.nii.gz'}: file not found"
-    assert sorted(os.listdir(out)) == ["segmentation-1.nii.gz", "segmentation-3.nii.gz"]
+    assert sorted(os.listdir(out)) == ["inference_options.json", "segmentation-1.nii.gz",
+                                       "segmentation-3.nii.gz"]
 
 
 def test_file_vanishing_while_its_data_are_read(tmp_path, monkeypatch):
@@ -126,7 +127,7 @@ def test_duplicate_case_ids_fail_by_name_and_others_are_written(tmp_path, segmen
     for name, other in (("volume-3.nii", "volume-3.nii.gz"), ("volume-3.nii.gz", "volume-3.nii")):
         assert by_input[name].status == CaseStatus.FAILED
         assert by_input[name].error.startswith(str(src / name)) and other in by_input[name].error
-    assert os.listdir(out) == ["segmentation-4.nii.gz"]
+    assert sorted(os.listdir(out)) == ["inference_options.json", "segmentation-4.nii.gz"]
 
 
 def test_output_dir_below_a_file_is_an_output_error(tmp_path, segmenter):

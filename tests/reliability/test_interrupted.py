@@ -36,7 +36,8 @@ def test_infer_killed_while_writing_leaves_nothing_and_a_rerun_redoes_the_case(
 
     killed = run_killed("gzip", "segmentation-2.nii.gz", "infer", *args)
     assert killed.returncode == KILLED, killed.stderr[-3000:]
-    assert visible(out) == ["segmentation-1.nii.gz"]  # case 2 died mid-write, 3 never ran
+    # case 2 died mid-write, 3 never ran
+    assert visible(out) == ["inference_options.json", "segmentation-1.nii.gz"]
     leftovers = [n for n in os.listdir(out) if n.startswith(".")]
     assert len(leftovers) == 1 and leftovers[0].startswith(".segmentation-2.nii.gz.")
     first = (out / "segmentation-1.nii.gz").read_bytes()
@@ -44,7 +45,8 @@ def test_infer_killed_while_writing_leaves_nothing_and_a_rerun_redoes_the_case(
     rerun = run_tool("infer", *args, "--skip_existing")
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "2 written, 1 skipped, 0 failed" in rerun.stdout
-    assert visible(out) == [f"segmentation-{i}.nii.gz" for i in (1, 2, 3)]
+    assert visible(out) == ["inference_options.json"] + [f"segmentation-{i}.nii.gz"
+                                                         for i in (1, 2, 3)]
     assert (out / "segmentation-1.nii.gz").read_bytes() == first
     labels = np.asarray(nib.load(str(out / "segmentation-2.nii.gz")).dataobj)
     assert labels.shape == bf.SHAPE and set(np.unique(labels)) <= {0, 1, 2}

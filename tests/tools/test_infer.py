@@ -1,5 +1,6 @@
 """tools/infer.py end to end in a subprocess, with untrained saved networks."""
 
+import json
 import os
 import subprocess
 import sys
@@ -47,9 +48,17 @@ def test_infer_tool_segments_a_directory_and_reports_bad_files(tmp_path, models)
     assert len(errors) == 1 and "not a NIfTI file" in errors[0]
     assert "notes.txt (not a NIfTI file)" in output
     assert "1 written, 0 skipped, 1 failed" in result.stdout
-    assert sorted(os.listdir(out)) == ["test-segmentation-3.nii.gz",
+    assert sorted(os.listdir(out)) == ["inference_options.json", "test-segmentation-3.nii.gz",
                                        "test-segmentation-3_liver_probability.nii.gz",
                                        "test-segmentation-3_tumor_probability.nii.gz"]
+    # the options used are recorded beside the outputs, flags included
+    record = json.loads((out / "inference_options.json").read_text())
+    assert record["postprocessing"]["choice"] == {
+        "slice_fusion": "mean", "tta_shifts": [[1, 2], [-1, 0]], "crf_targets": ["liver"],
+        "opening_targets": ["tumor"], "liver_largest_component": False,
+        "tumor_min_volume_mm3": 0.0}
+    assert record["segment_options"]["crop_variant"] == "paper"
+    assert record["models"] == {"liver": str(liver), "tumor": str(tumor)}
     seg = nib.load(str(out / "test-segmentation-3.nii.gz"))
     np.testing.assert_array_equal(seg.affine, nib.load(str(src / "test-volume-3.nii.gz")).affine)
     assert seg.shape == (32, 32, 5) and set(np.unique(np.asarray(seg.dataobj))) <= {0, 1, 2}

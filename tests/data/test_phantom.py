@@ -1,5 +1,12 @@
 """Synthetic abdominal CT phantoms (liverseg.data.phantom)."""
 
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -9,6 +16,7 @@ from liverseg.data.phantom import Tissue
 from liverseg.errors import ConfigError, OutputError
 
 SHAPE = (64, 64, 16)
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -182,3 +190,225 @@ def test_write_phantoms_refuses_existing_before_writing(tmp_path):
     assert nifti.load_labels(tmp_path / "segmentation-1.nii.gz").data.shape == (32, 32, 8)
     with pytest.raises(ConfigError):
         phantom.write_phantoms(tmp_path, 0, (32, 32, 8))
+
+
+# ----------------------------------------------------------------------------
+# Styles: narrow is frozen, wide is the wider training distribution.
+
+def digest(ph):
+    h = hashlib.sha256()
+    for a in (ph.hu, ph.labels, ph.affine):
+        h.update(np.ascontiguousarray(a).tobytes())
+    h.update(repr(ph.spacing).encode())
+    h.update(repr(ph.num_tumours).encode())
+    return h.hexdigest()
+
+
+def test_narrow_style_is_unchanged():
+    """Checksums of the generator's output taken before the wide style was added."""
+    ph = phantom.make_phantom((40, 36, 10), seed=3, index=1, with_tissue=True)
+    assert digest(ph) == "ecfd01b93bac3c792bb5846bd9ba9a99eaa4acfd463cdfdac320451028b9107b"
+    assert hashlib.sha256(ph.tissue.tobytes()).hexdigest() == (
+        "93e7e6109d4c51027d987f8375203ef5da5435fd2aacbcee25d19a0cea8ee304")
+    assert digest(phantom.make_phantom((40, 36, 10), 3, 1, style="narrow")) == digest(ph)
+    assert ph.style == "narrow" and ph.phase == "portal venous"
+    assert ph.storage == ("L", "P", "S") and ph.tumour_kinds == ("hypodense",) * ph.num_tumours
+
+
+WIDE_SHAPE = (40, 36, 10)
+WIDE_DRAWS = [(s, i) for s in range(4) for i in range(12)]
+
+
+@pytest.fixture(scope="module")
+def wide():
+    """48 wide phantoms with their tissue maps, made once."""
+    return [phantom.make_phantom(WIDE_SHAPE, s, i, with_tissue=True, style="wide")
+            for s, i in WIDE_DRAWS]
+
+
+def test_wide_types_values_and_labels(wide):
+    for ph in wide:
+        assert ph.style == "wide"
+        assert ph.hu.dtype == np.int16 and ph.hu.shape == WIDE_SHAPE
+        assert ph.labels.dtype == np.uint8 and ph.labels.shape == WIDE_SHAPE
+        assert ph.tissue.shape == WIDE_SHAPE
+        assert set(np.unique(ph.labels)) <= {0, 1, 2}
+        assert -1024 <= ph.hu.min() and ph.hu.max() <= 3071
+        np.testing.assert_array_equal(ph.labels == 1, np.isin(ph.tissue, phantom.LIVER_TISSUES))
+        np.testing.assert_array_equal(ph.labels == 2, np.isin(ph.tissue, phantom.TUMOUR_TISSUES))
+        assert (ph.labels == 1).any()
+
+
+def test_wide_tumours_only_inside_the_liver(monkeypatch):
+    """Without its tumours a phantom's liver is exactly the liver plus the tumours."""
+    draws = [(s, i) for s, i in WIDE_DRAWS[:24]
+             if phantom.make_phantom(WIDE_SHAPE, s, i, style="wide").labels.max() == 2][:6]
+    assert len(draws) >= 4
+    with_tumours = [phantom.make_phantom(WIDE_SHAPE, s, i, style="wide") for s, i in draws]
+    monkeypatch.setattr(phantom, "_place_wide_tumours", lambda rng, an, coarse: None)
+    for ph, (s, i) in zip(with_tumours, draws):
+        bare = phantom.make_phantom(WIDE_SHAPE, s, i, style="wide")
+        assert bare.num_tumours == 0 and not (bare.labels == 2).any()
+        np.testing.assert_array_equal(ph.labels > 0, bare.labels == 1)
+
+
+def liver_hu(ph):
+    m = ndimage.binary_erosion(ph.tissue == Tissue.LIVER, structure=np.ones((5, 5, 1), bool))
+    return float(np.median(ph.hu[m])) if m.sum() >= 30 else None
+
+
+PHASE_LIVER = {"non-contrast": (45, 65), "arterial": (60, 80), "portal venous": (95, 115),
+               "delayed": (80, 100)}
+
+
+def test_wide_contrast_phases(wide):
+    assert {ph.phase for ph in wide} == set(phantom.PHASES)
+    measured = 0
+    for ph in wide:
+        hu = ph.tissue_hu
+        lo, hi = PHASE_LIVER[ph.phase]
+        assert lo <= hu[Tissue.LIVER] <= hi, ph.phase
+        if ph.phase == "non-contrast":
+            assert hu[Tissue.LIVER_VESSEL] <= hu[Tissue.LIVER]
+            assert 40 <= hu[Tissue.SPLEEN] <= 55 and 30 <= hu[Tissue.KIDNEY] <= 40
+        elif ph.phase == "arterial":
+            assert 250 <= hu[Tissue.AORTA] <= 350 and hu[Tissue.SPLEEN] > hu[Tissue.LIVER]
+            assert hu[Tissue.KIDNEY] > hu[Tissue.KIDNEY_MEDULLA] + 50
+        elif ph.phase == "delayed":
+            assert abs(hu[Tissue.LIVER_VESSEL] - hu[Tissue.LIVER]) <= 15
+        m = liver_hu(ph)
+        if m is not None:  # the image shows it, up to noise, texture and blur
+            assert abs(m - hu[Tissue.LIVER]) <= 6 + 0.3 * ph.noise_sd, ph.phase
+            measured += 1
+    assert measured >= 10
+    # Intensity alone cannot separate the liver: another soft tissue lies within 15 HU.
+    for ph in wide:
+        others = [ph.tissue_hu[t] for t in (
+            Tissue.SPLEEN, Tissue.IVC, Tissue.MUSCLE, Tissue.PANCREAS, Tissue.LIVER_VESSEL,
+            Tissue.KIDNEY_MEDULLA, Tissue.BOWEL_WALL, Tissue.STOMACH_WALL)]
+        assert min(abs(o - ph.tissue_hu[Tissue.LIVER]) for o in others) <= 15
+
+
+def test_wide_tumour_counts_kinds_and_sizes(wide):
+    counts = [ph.num_tumours for ph in wide]
+    assert 0 in counts and max(counts) >= 8 and max(counts) <= 15
+    assert sum(c == 0 for c in counts) >= len(counts) // 8
+    kinds = {k for ph in wide for k in ph.tumour_kinds}
+    assert kinds == set(phantom.TUMOUR_KINDS)
+    sizes = [d for ph in wide for d in ph.tumour_diameters_mm]
+    assert min(sizes) >= 2.0 - 1e-9 and max(sizes) <= 40.0 + 1e-9
+    assert min(sizes) < 5 and max(sizes) > 20
+    for ph in wide:
+        assert len(ph.tumour_kinds) == len(ph.tumour_diameters_mm) == ph.num_tumours
+        hu, liver = ph.tissue_hu, ph.tissue_hu[Tissue.LIVER]
+        assert hu[Tissue.TUMOUR] < liver - 9 and hu[Tissue.TUMOUR_HYPER] > liver + 7
+        assert 0 <= hu[Tissue.TUMOUR_CYST] <= 15
+        assert hu[Tissue.TUMOUR_NECROSIS] < hu[Tissue.TUMOUR_RIM]
+    painted = {Tissue(t) for ph in wide for t in np.unique(ph.tissue[ph.labels == 2])}
+    assert painted == set(phantom.TUMOUR_TISSUES)
+
+
+def world_centroid(ph, mask):
+    idx = np.argwhere(mask).astype(float)
+    return ph.affine[:3, :3] @ idx.mean(axis=0) + ph.affine[:3, 3]
+
+
+def test_wide_storage_orientations_keep_the_anatomy(wide):
+    storages = {ph.storage for ph in wide}
+    assert len(storages) >= 8 and {s[2] for s in storages} == {"S", "I"}
+    assert {tuple(sorted(s[:2])) for s in storages} >= {("L", "P"), ("A", "R"), ("A", "L")}
+    for ph in wide:
+        assert tuple(nib.aff2axcodes(ph.affine)) == ph.storage
+        cols = ph.affine[:3, :3]
+        np.testing.assert_allclose(np.linalg.norm(cols, axis=0), ph.spacing, rtol=1e-6)
+        assert np.count_nonzero(np.round(cols, 6)) == 3  # flips and permutations only
+        # In the canonical (RAS) orientation the liver is on the patient's right ...
+        ornt = nib.orientations.io_orientation(ph.affine)
+        liver = nib.orientations.apply_orientation(ph.labels > 0, ornt)
+        body = nib.orientations.apply_orientation(~np.isin(ph.tissue, [0, 1]), ornt)
+        assert np.argwhere(liver)[:, 0].mean() > np.argwhere(body)[:, 0].mean()
+        # ... and in world coordinates too (RAS: +x is the patient's right).
+        body_world = world_centroid(ph, ~np.isin(ph.tissue, [0, 1]))
+        assert world_centroid(ph, ph.labels > 0)[0] > body_world[0]
+        couch = ph.tissue == Tissue.COUCH
+        if couch.sum() > 20:  # the couch is behind the patient (RAS: -y is posterior)
+            assert world_centroid(ph, couch)[1] < body_world[1]
+
+
+def fat_noise(ph):
+    m = ndimage.binary_erosion(ph.tissue == Tissue.FAT, structure=np.ones((3, 3, 1), bool),
+                               iterations=2)
+    return float(ph.hu[m].std()) if m.sum() >= 60 else None
+
+
+def test_wide_noise_blur_spacing_and_body(wide):
+    sds = [ph.noise_sd for ph in wide]
+    assert 5 <= min(sds) < 9 and 30 < max(sds) <= 40
+    checked = 0
+    for ph in wide:
+        sd = fat_noise(ph)
+        if sd is not None:
+            assert 0.7 * ph.noise_sd <= sd <= 1.3 * ph.noise_sd + 3
+            checked += 1
+    assert checked >= 8
+    blurs = [ph.blur_px for ph in wide]
+    assert 0.35 <= min(blurs) < 0.6 and 1.2 < max(blurs) <= 1.5
+    dz = [ph.spacing[2] for ph in wide]
+    assert 0.7 <= min(dz) <= 0.8 and 4.0 <= max(dz) <= 5.0
+    assert all(ph.spacing[0] == ph.spacing[1] for ph in wide)
+    fov = [ph.spacing[0] * WIDE_SHAPE[0] for ph in wide if not ph.truncated]
+    assert 300 <= min(fov) < 350 and 420 < max(fov) <= 500 + 1e-3
+    assert {ph.habitus for ph in wide} == set(phantom.HABITUS)
+    assert {ph.liver_shape for ph in wide} == set(phantom.LIVER_SHAPES)
+    truncated = [ph for ph in wide if ph.truncated]
+    assert truncated
+    for ph in truncated:  # the body crosses the image's edge
+        edges = np.concatenate([ph.tissue[[0, -1]].ravel(), ph.tissue[:, [0, -1]].ravel()])
+        assert np.isin(edges, [Tissue.SKIN, Tissue.FAT, Tissue.MUSCLE]).any()
+
+
+def test_wide_is_deterministic_and_differs_from_narrow(tmp_path):
+    a = phantom.make_phantom((32, 32, 8), seed=5, index=2, style="wide")
+    b = phantom.make_phantom((32, 32, 8), seed=5, index=2, style="wide")
+    assert digest(a) == digest(b)
+    assert digest(a) != digest(phantom.make_phantom((32, 32, 8), seed=5, index=2))
+    assert digest(a) != digest(phantom.make_phantom((32, 32, 8), seed=5, index=3, style="wide"))
+    first = phantom.write_phantoms(tmp_path / "a", 3, (32, 32, 8), seed=5, style="wide")
+    again = phantom.write_phantoms(tmp_path / "b", 1, (32, 32, 8), seed=5, start_index=2,
+                                   style="wide")
+    for p, q in zip(first[2], again[0]):
+        assert p.read_bytes() == q.read_bytes()
+    vol, lab = nifti.load_case(*first[2], dtype=None)
+    np.testing.assert_array_equal(vol.data, a.hu)
+    np.testing.assert_array_equal(lab.data, a.labels)
+    np.testing.assert_allclose(vol.affine, a.affine)
+    assert tuple(nib.aff2axcodes(vol.affine)) == a.storage
+
+
+@pytest.mark.parametrize("shape", [(16, 16, 4), (48, 24, 6), (24, 48, 6)])
+def test_wide_small_and_non_square_shapes(shape):
+    for i in range(3):
+        ph = phantom.make_phantom(shape, seed=2, index=i, style="wide")
+        assert ph.hu.shape == shape and ph.labels.shape == shape
+
+
+def test_bad_style_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="style"):
+        phantom.make_phantom((32, 32, 8), style="broad")
+    with pytest.raises(ConfigError, match="style"):
+        phantom.write_phantoms(tmp_path, 1, (32, 32, 8), style="")
+    assert not list(tmp_path.iterdir())
+
+
+def test_tool_writes_wide_phantoms_and_a_preview(tmp_path):
+    out, png = tmp_path / "phantoms", tmp_path / "preview.png"
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    result = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "make_phantom.py"), f"--output_dir={out}",
+         "--num_volumes=2", "--shape=32,32,8", "--seed=4", "--style=wide", f"--preview={png}"],
+        capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    vol = nifti.load_ct(out / "volume-1.nii.gz", dtype=None)
+    np.testing.assert_array_equal(vol.data, phantom.make_phantom((32, 32, 8), 4, 1,
+                                                                 style="wide").hu)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

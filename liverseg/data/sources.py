@@ -1,4 +1,10 @@
-"""Loading training volumes from a LiTS-layout NIfTI directory."""
+"""Loading training volumes from a LiTS-layout NIfTI directory.
+
+With a ``Geometry`` every volume is brought to the model's grid on loading
+(reoriented, resampled in-plane: CT linearly and rounded to integer HU,
+labels by nearest neighbour), as nnU-Net's preprocessing brings its training
+data to the target spacing; without one volumes stay as stored (the original).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from liverseg.data.examples import VolumeRecord
+from liverseg.data.geometry import Geometry, GridTransform
 
 log = logging.getLogger(__name__)
 
@@ -26,27 +33,58 @@ def _compact(hu: np.ndarray) -> np.ndarray:
     return hu.astype(np.float32, copy=False)
 
 
-def load_volume_records(data_dir: str | os.PathLike, *, case_ids: Sequence[str] | None = None,
-                        liver_probability: Callable[[VolumeRecord], np.ndarray] | None = None,
-                        max_voxels: int | None = None) -> list[VolumeRecord]:
-    """Loads every labelled case of ``data_dir`` (or those in ``case_ids``).
+def _on_grid(volume, labels, geometry: Geometry) -> tuple[np.ndarray, np.ndarray]:
+    """CT (int16 HU where it fits) and labels of a case on ``geometry``'s grid."""
+    grid = GridTransform.for_nifti(volume, geometry)
+    hu = grid.forward(volume.data, order=1)
+    if hu is not volume.data and hu.dtype != volume.data.dtype:
+        hu = np.rint(hu)
+    return _compact(hu), np.ascontiguousarray(grid.forward(labels.data, order=0))
 
-    ``liver_probability``, when given, is called on each record to fill its
-    ``liver_probability`` (the tumour stage's loss mask from a liver model).
-    """
-    from liverseg.data import lits, nifti
+
+def volume_headers(data_dir: str | os.PathLike, case_ids: Sequence[str] | None = None
+                   ) -> list[tuple[np.ndarray, tuple[int, ...], tuple[float, ...]]]:
+    """``(affine, shape, spacing)`` of every labelled case's volume, from the headers only."""
+    from liverseg.data import nifti
+
+    return [(h.affine, h.shape, h.spacing)
+            for h in (nifti.read_header(c.volume) for c in _cases(data_dir, case_ids))]
+
+
+def _cases(data_dir, case_ids):
+    from liverseg.data import lits
 
     cases = lits.discover_cases(data_dir, require_labels=True)
     if case_ids is not None:
         wanted = set(case_ids)
         cases = [c for c in cases if c.case_id in wanted]
+    return cases
+
+
+def load_volume_records(data_dir: str | os.PathLike, *, case_ids: Sequence[str] | None = None,
+                        liver_probability: Callable[[VolumeRecord], np.ndarray] | None = None,
+                        max_voxels: int | None = None,
+                        geometry: Geometry | None = None) -> list[VolumeRecord]:
+    """Loads every labelled case of ``data_dir`` (or those in ``case_ids``).
+
+    ``liver_probability``, when given, is called on each record to fill its
+    ``liver_probability`` (the tumour stage's loss mask from a liver model).
+    ``geometry``: the grid the records are brought to (None: as stored).
+    """
+    from liverseg.data import nifti
+
     kwargs = {} if max_voxels is None else {"max_voxels": max_voxels}
     records = []
-    for case in cases:
+    for case in _cases(data_dir, case_ids):
         volume, labels = nifti.load_case(case.volume, case.segmentation, **kwargs)
-        record = VolumeRecord(case.case_id, _compact(volume.data), labels.data)
+        if geometry is None:
+            hu, label_data = _compact(volume.data), labels.data
+        else:
+            hu, label_data = _on_grid(volume, labels, geometry)
+        record = VolumeRecord(case.case_id, hu, label_data)
         if liver_probability is not None:
             record.liver_probability = liver_probability(record)
         records.append(record)
-        log.info("loaded case %s %s", case.case_id, volume.data.shape)
+        log.info("loaded case %s %s%s", case.case_id, volume.data.shape,
+                 "" if geometry is None else f" -> {hu.shape} on the model grid")
     return records

@@ -298,11 +298,15 @@ class Segmenter:
 
     def check_volume(self, data: np.ndarray, path: str) -> None:
         """Raises NiftiError (naming ``path``) if the cascade cannot run on ``data``."""
-        if data.ndim != 3:
-            raise NiftiError(path, f"expected a 3D volume, got shape {data.shape}")
-        if data.dtype.kind not in "iuf":
-            raise NiftiError(path, f"expected numeric CT values, got dtype {data.dtype}")
-        x, y, z = data.shape
+        self.check_shape(data.shape, data.dtype, path)
+
+    def check_shape(self, shape: tuple[int, ...], dtype, path: str) -> None:
+        """``check_volume`` from the shape and dtype alone."""
+        if len(shape) != 3:
+            raise NiftiError(path, f"expected a 3D volume, got shape {tuple(shape)}")
+        if np.dtype(dtype).kind not in "iuf":
+            raise NiftiError(path, f"expected numeric CT values, got dtype {np.dtype(dtype)}")
+        x, y, z = shape
         if z < self.min_slices:
             raise NiftiError(path, f"volume has {z} slice(s) along its third axis; the cascade "
                                    f"needs at least {self.min_slices}")
@@ -343,15 +347,16 @@ class Segmenter:
         opts = self.options
         hu_in, path = ((volume.data, volume.path) if isinstance(volume, NiftiVolume)
                        else (np.asarray(volume), "<array>"))
-        self.check_volume(hu_in, path)
+        grid = self.grid_for(volume)
+        if grid is None:
+            self.check_volume(hu_in, path)
+        else:  # the slice axis is the model grid's, whatever the storage
+            self.check_shape(grid.model_shape, hu_in.dtype, path)
         timings = {} if timings is None else timings
         details = {} if details is None else details
         t = time.perf_counter()
         intensity = pp.intensity_range(hu_in)
-        grid = self.grid_for(volume)
         hu = hu_in if grid is None else grid.forward(hu_in, order=1)
-        if grid is not None:
-            self.check_volume(hu, f"{path} (on the model's grid)")
         if liver_probability is None:
             stats: dict[str, float] = {}
             liver_prob = self.liver_probability(hu, intensity, stats=stats, progress=progress)
@@ -438,7 +443,7 @@ class Segmenter:
 def _back_to_input(grid: GridTransform, liver: np.ndarray, tumor: np.ndarray | None,
                    region: tuple[slice, slice, slice] | None) -> Probabilities:
     """Model-grid probabilities on the input's grid (linear interpolation)."""
-    liver_in = np.ascontiguousarray(grid.backward(liver, order=1), dtype=np.float32)
+    liver_in = np.asarray(grid.backward(liver, order=1), dtype=np.float32)
     if tumor is None:
         return Probabilities(liver_in)
     full = np.zeros(grid.model_shape, np.float32)

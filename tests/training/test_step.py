@@ -113,12 +113,17 @@ def test_fast_update_equals_adam_formula():
     w0 = [v.numpy() for v in model.trainable_variables]
     step = TrainStep(model, make_optimizer(FAST, model.trainable_variables), FAST, "liver",
                      tf.distribute.get_strategy())
+    opt = step.optimizer
     metrics = step(iter(_dataset(batches).batch(4)), "strong", lr)
-    for v, w, g in zip(model.trainable_variables, w0, grads):
+    for i, (v, w, g) in enumerate(zip(model.trainable_variables, w0, grads)):
         m = 0.1 * g
         s = 0.001 * g * g
         want = w - lr * (np.sqrt(1 - 0.999) / (1 - 0.9)) * m / (np.sqrt(s) + 1e-7)
         np.testing.assert_allclose(v.numpy(), want, rtol=1e-4, atol=1e-7)
+        # The first Adam step is about lr * sign(g) whatever the gradient's size, so
+        # the moments check the magnitudes: m = 0.1 g, v = 0.001 g^2.
+        np.testing.assert_allclose(opt.slots["m"][i].numpy(), m, rtol=1e-4, atol=1e-9)
+        np.testing.assert_allclose(opt.slots["v"][i].numpy(), s, rtol=2e-4, atol=1e-12)
     assert set(metrics) >= {"loss_total", "loss_fuse", "loss_dsn_2", "dice"}
     assert 0.0 <= metrics["dice"] <= 1.0
 

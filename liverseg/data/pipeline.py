@@ -7,6 +7,13 @@ input: HU window, per-volume min-max to 0..255 float32, binary labels,
 optional resize. Batches are padded to a fixed size (padding has a zero loss
 mask, so it is excluded from the loss) which keeps one traced training step.
 
+With ``PipelineOptions.augment``, training streams (``shuffle`` or ``repeat``)
+augment each raw element in that same map, after cache/shuffle/repeat and
+before windowing (``augment.py``), with a stateless seed made of the pipeline
+seed, the input pipeline's shard and the element's position in the stream: a
+seed gives one augmented stream. Evaluation pipelines (neither shuffled nor
+repeated) are never augmented.
+
 Element of the final dataset: ``{"image": [B,H,W,C] float32 0..255,
 "label": [B,H,W,C] float32 0/1, "mask": [B,H,W,C] float32}``.
 """
@@ -21,12 +28,14 @@ import numpy as np
 import tensorflow as tf
 
 from liverseg.data import preprocess as pp
+from liverseg.data.augment import AugmentOptions, augment_example, check_patch_size
 from liverseg.data.examples import Example, VolumeRecord, check_stage, iter_examples
+from liverseg.errors import ConfigError
 
 
 @dataclasses.dataclass(frozen=True)
 class PipelineOptions:
-    """How examples are shuffled, resized and batched."""
+    """How examples are shuffled, augmented, resized and batched."""
 
     batch_size: int = 1
     shuffle: bool = True
@@ -40,6 +49,29 @@ class PipelineOptions:
     pad_multiple: int = 16
     cache: bool = True
     number_slices: int = pp.NUMBER_SLICES
+    #: On-the-fly augmentation of training streams; None = none (the output is
+    #: then exactly the unaugmented pipeline's).
+    augment: AugmentOptions | None = None
+    #: (rows, cols) of every augmented training example: a random crop of
+    #: larger examples, a random placement in air of smaller ones. Only with
+    #: ``augment`` (``AugmentOptions.crop_only()`` for crops alone); evaluation
+    #: pipelines keep whole examples. None keeps each example's size.
+    patch_size: tuple[int, int] | None = None
+
+    def __post_init__(self):
+        if self.augment is not None and not isinstance(self.augment, AugmentOptions):
+            raise ConfigError(f"augment must be AugmentOptions or None, got "
+                              f"{type(self.augment).__name__}")
+        if self.patch_size is not None:
+            object.__setattr__(self, "patch_size", check_patch_size(self.patch_size))
+            if self.augment is None:
+                raise ConfigError("patch_size is only used with augment; pass "
+                                  "augment=AugmentOptions.crop_only() for plain random crops")
+
+    @property
+    def augmenting(self) -> bool:
+        """True when this pipeline augments (a training stream with ``augment``)."""
+        return self.augment is not None and (self.shuffle or self.repeat)
 
 
 def window_scale_tf(hu: tf.Tensor, lo: tf.Tensor, hi: tf.Tensor) -> tf.Tensor:
@@ -65,12 +97,14 @@ def _to_model_input(raw: dict, image_size: int | None) -> dict:
 def _padded_shape(max_h: int, max_w: int, options: PipelineOptions) -> tuple[int, int]:
     if options.image_size:
         return options.image_size, options.image_size
+    if options.augmenting and options.patch_size:
+        max_h, max_w = options.patch_size
     m = options.pad_multiple
     return int(math.ceil(max_h / m) * m), int(math.ceil(max_w / m) * m)
 
 
 def _finish(ds: tf.data.Dataset, num_examples: int, max_hw: tuple[int, int],
-            options: PipelineOptions) -> tf.data.Dataset:
+            options: PipelineOptions, shard_index: int = 0) -> tf.data.Dataset:
     if options.cache:
         ds = ds.cache()
     if options.shuffle:
@@ -78,8 +112,20 @@ def _finish(ds: tf.data.Dataset, num_examples: int, max_hw: tuple[int, int],
                         reshuffle_each_iteration=True)
     if options.repeat:
         ds = ds.repeat()
-    ds = ds.map(lambda raw: _to_model_input(raw, options.image_size),
-                num_parallel_calls=tf.data.AUTOTUNE, deterministic=not options.shuffle)
+    if options.augmenting:
+        base = tf.constant([options.seed, shard_index], tf.int64)
+
+        def augmented(position, raw):
+            seed = tf.random.experimental.stateless_fold_in(base, position)
+            raw = augment_example(raw, seed, options.augment, options.patch_size)
+            return _to_model_input(raw, options.image_size)
+
+        # In order, so that a seed gives one stream (the work per element is even).
+        ds = ds.enumerate().map(augmented, num_parallel_calls=tf.data.AUTOTUNE,
+                                deterministic=True)
+    else:
+        ds = ds.map(lambda raw: _to_model_input(raw, options.image_size),
+                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=not options.shuffle)
     h, w = _padded_shape(*max_hw, options)
     c = options.number_slices
     ds = ds.padded_batch(options.batch_size,
@@ -127,7 +173,7 @@ def dataset_from_examples(examples: Sequence[Example], options: PipelineOptions,
     ds = tf.data.Dataset.from_generator(gen, output_signature=signature)
     max_h = max(e.hu.shape[0] for e in all_examples)
     max_w = max(e.hu.shape[1] for e in all_examples)
-    return _finish(ds, len(examples), (max_h, max_w), options)
+    return _finish(ds, len(examples), (max_h, max_w), options, shard_index)
 
 
 def dataset_from_tfrecords(directory: str, options: PipelineOptions,
@@ -151,4 +197,4 @@ def dataset_from_tfrecords(directory: str, options: PipelineOptions,
         ds = ds.shard(num_shards, shard_index)
     ds = ds.map(tfrecord.parse_fn(summary["number_slices"]), num_parallel_calls=tf.data.AUTOTUNE)
     return _finish(ds, summary["num_examples"] // max(num_shards, 1), (summary["max_height"], summary["max_width"]),
-                   options)
+                   options, shard_index)

@@ -10,7 +10,11 @@ Usage:
   python tools/train.py --stage=liver --recipe=original --init_checkpoint=checkpoints/vgg_16.ckpt \
       --data_dir=prepared/liver --model_dir=models/liver_original
 
-Rerunning with the same --model_dir resumes from the last checkpoint.
+Rerunning with the same --model_dir resumes from the last checkpoint. The fast
+recipe (the default) augments its examples and brings every volume to one
+orientation and pixel spacing (recorded in the model's plans.json); after the
+tumour stage the cascade's post-processing is chosen on the validation cases
+and stored with both models (postprocessing.json), which infer.py applies.
 """
 
 import os
@@ -28,7 +32,9 @@ flags.DEFINE_enum("stage", None, ["liver", "tumor"], "Which network to train.")
 flags.DEFINE_string("data_dir", None, "LiTS-layout NIfTI directory or a prepare.py output.")
 flags.DEFINE_string("model_dir", None, "Where checkpoints, logs and the final model go.")
 flags.DEFINE_enum("recipe", "fast", ["original", "fast"], "Training recipe (see docs).")
-flags.DEFINE_enum("variant", "original", ["original", "paper", "liverseg2017"], "Network variant.")
+flags.DEFINE_enum("variant", None, ["original", "paper", "liverseg2017"],
+                  "Network variant (default: original; for the tumour network trained from "
+                  "scratch with the fast recipe: paper, as the original's head ReLUs die there).")
 flags.DEFINE_integer("max_steps", None, "Updates (default: the recipe's); schedules scale.")
 flags.DEFINE_integer("batch_size", None, "Global batch size (default: the recipe's).")
 flags.DEFINE_float("learning_rate", None, "Base learning rate (default: the recipe's).")
@@ -54,12 +60,31 @@ flags.DEFINE_enum("variable_selection", None, ["original", "all"],
                   "last (supervision 'none') phase leaves score-dsn_5 and upscore-fuse "
                   "frozen; 'all' trains every variable. Default: the recipe's "
                   "(original recipe: original; fast: all).")
+flags.DEFINE_bool("augment", None,
+                  "Augment training examples on the fly (rotation, scaling, elastic, intensity, "
+                  "noise, blur, low resolution, gamma). Default: the recipe's (fast: on, "
+                  "original: off). --noaugment switches it off.")
+flags.DEFINE_enum("geometry", None, ["normalize", "native"],
+                  "'normalize': bring every training volume to one orientation and in-plane "
+                  "pixel spacing (the majority orientation and median spacing of the training "
+                  "volumes, or the liver model's), recorded in the model's plans.json so that "
+                  "inference does the same; 'native': volumes as stored (the original). "
+                  "Default: the recipe's (fast: normalize, original: native).")
+flags.DEFINE_integer("patch_size", None,
+                     "Side of the augmented training patches (default: from the examples: "
+                     "the median slice size for the liver, the 90th percentile crop for the "
+                     "tumour).", lower_bound=16)
+flags.DEFINE_bool("tune", True,
+                  "After the tumour stage (with --liver_model), choose the cascade's "
+                  "post-processing on the validation cases and store it with both models "
+                  "(tools/tune.py does the same on its own).")
 flags.mark_flags_as_required(["stage", "data_dir", "model_dir"])
 
 
 def main(argv):
     del argv
-    from liverseg.training.trainer import TrainConfig, train
+    from liverseg.training.trainer import TrainConfig
+    from liverseg.tuning import train_then_tune
 
     config = TrainConfig(
         stage=FLAGS.stage, data_dir=FLAGS.data_dir, model_dir=FLAGS.model_dir,
@@ -71,8 +96,9 @@ def main(argv):
         mixed_precision=FLAGS.mixed_precision, val_every=FLAGS.val_every,
         val_dir=FLAGS.val_dir, val_fraction=FLAGS.val_fraction, save_every=FLAGS.save_every,
         log_every=FLAGS.log_every, seed=FLAGS.seed, crop_variant=FLAGS.crop_variant,
-        variable_selection=FLAGS.variable_selection)
-    result = train(config)
+        variable_selection=FLAGS.variable_selection, augment=FLAGS.augment,
+        geometry=FLAGS.geometry, patch_size=FLAGS.patch_size)
+    result = train_then_tune(config, tune=FLAGS.tune)
     print(f"trained {result['step']} updates -> {result['model_dir']}")
 
 

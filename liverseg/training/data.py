@@ -14,13 +14,14 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
 
 from liverseg.data import pipeline, tfrecord
 from liverseg.data.examples import VolumeRecord
+from liverseg.data.geometry import Geometry
 from liverseg.utils.atomic import atomic_path, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -36,16 +37,38 @@ class RunData:
     num_val_examples: int
     train_cases: list[str]
     val_cases: list[str]
+    #: The augmented examples' fixed (rows, cols), or None.
+    patch_size: tuple[int, int] | None = None
+
+
+AUTO_PATCH = "auto"
+
+
+def auto_patch_size(shapes: Sequence[tuple[int, int]], stage: str) -> tuple[int, int]:
+    """Patch (rows, cols) of a stage's training examples, multiples of 16, at
+    least 32: for whole slices the median example size, rounded to the nearest
+    multiple (nnU-Net's patch: larger slices are randomly cropped, and a
+    network pass costs the patch's area); for the tumour stage's liver crops
+    the 90th percentile rounded up, so nearly every crop is seen whole."""
+    shapes = np.asarray(shapes, np.float64).reshape(-1, 2)
+    if stage == "liver":
+        sizes = np.round(np.median(shapes, axis=0) / 16) * 16
+    else:
+        sizes = np.ceil(np.percentile(shapes, 90, axis=0) / 16) * 16
+    return tuple(int(max(32, v)) for v in sizes)
 
 
 def model_fingerprint(model_path: str | os.PathLike) -> str:
-    """Content hash of a saved model's weights and config files."""
+    """Content hash of a saved model's weights and network config (not of the
+    tuning and plans files written beside them later)."""
+    from liverseg.models.io import CONFIG_FILE, WEIGHTS_FILE
+
     p = Path(model_path)
     if not p.exists():
         from liverseg.errors import CheckpointError
         raise CheckpointError(p, "liver model not found")
-    files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix in (".h5", ".json", ".keras")
-                   and not f.name.startswith(".")) if p.is_dir() else [p]
+    files = [p / name for name in (CONFIG_FILE, WEIGHTS_FILE) if (p / name).is_file()] \
+        if p.is_dir() else [p]
     h = hashlib.sha256()
     for f in files:
         h.update(f.name.encode())
@@ -98,17 +121,30 @@ class LiverProbabilityCache:
 def build_run_data(*, stage: str, data_dir: str, options: pipeline.PipelineOptions,
                    val_fraction: float, seed: int, crop_variant: str, mask_source: str,
                    liver_model: str | None, cache_dir: str | os.PathLike,
-                   val_dir: str | None = None) -> RunData:
-    """Datasets of a run. ``data_dir`` is a LiTS-layout NIfTI dir or a prepare.py output."""
-    val_options = dataclasses.replace(options, shuffle=False, repeat=False, cache=True)
+                   val_dir: str | None = None, geometry: Geometry | None = None,
+                   patch_size: tuple[int, int] | str | None = None) -> RunData:
+    """Datasets of a run. ``data_dir`` is a LiTS-layout NIfTI dir or a prepare.py output.
+
+    ``geometry``: the grid NIfTI volumes are brought to (None: as stored).
+    ``patch_size`` of augmented examples (``options.augment``): (rows, cols),
+    ``"auto"`` (``auto_patch_size`` of the training examples) or None.
+    """
+    val_options = dataclasses.replace(options, shuffle=False, repeat=False, cache=True,
+                                      augment=None, patch_size=None)
     if tfrecord.is_prepared_dir(data_dir):
         summary = tfrecord.read_summary(data_dir)
         if summary["stage"] != stage:
             from liverseg.errors import LayoutError
             raise LayoutError(data_dir, f"prepared for stage {summary['stage']!r}, not {stage!r}")
+        patch = None
+        if options.augment is not None and patch_size is not None:
+            patch = (auto_patch_size([(summary["max_height"], summary["max_width"])], stage)
+                     if patch_size == AUTO_PATCH else tuple(patch_size))
+        train_options = dataclasses.replace(options, patch_size=patch)
+
         def train(batch_size, num_shards=1, shard_index=0):
             return pipeline.dataset_from_tfrecords(
-                data_dir, dataclasses.replace(options, batch_size=batch_size),
+                data_dir, dataclasses.replace(train_options, batch_size=batch_size),
                 num_shards, shard_index)
 
         val = n_val = None
@@ -118,7 +154,7 @@ def build_run_data(*, stage: str, data_dir: str, options: pipeline.PipelineOptio
             vs = tfrecord.read_summary(val_dir)
             n_val, val_cases = vs["num_examples"], vs.get("cases", [])
         return RunData(train, val, summary["num_examples"], n_val or 0,
-                       summary.get("cases", []), val_cases)
+                       summary.get("cases", []), val_cases, patch)
 
     from liverseg.data import lits
     from liverseg.data.sources import load_volume_records
@@ -136,7 +172,7 @@ def build_run_data(*, stage: str, data_dir: str, options: pipeline.PipelineOptio
 
     def load(case_list, directory):
         return load_volume_records(directory, case_ids=[c.case_id for c in case_list],
-                                   liver_probability=prob_fn)
+                                   liver_probability=prob_fn, geometry=geometry)
 
     train_records = load(train_cases, data_dir)
     train_examples = pipeline.examples_from_records(
@@ -148,13 +184,19 @@ def build_run_data(*, stage: str, data_dir: str, options: pipeline.PipelineOptio
         val_examples = pipeline.examples_from_records(
             val_records, stage, options.number_slices, crop_variant, mask_source)
 
+    patch = None
+    if options.augment is not None and patch_size is not None and train_examples:
+        patch = (auto_patch_size([e.hu.shape[:2] for e in train_examples], stage)
+                 if patch_size == AUTO_PATCH else tuple(patch_size))
+    train_options = dataclasses.replace(options, patch_size=patch)
+
     def train(batch_size, num_shards=1, shard_index=0):
         return pipeline.dataset_from_examples(
-            train_examples, dataclasses.replace(options, batch_size=batch_size),
+            train_examples, dataclasses.replace(train_options, batch_size=batch_size),
             num_shards, shard_index)
 
     val = pipeline.dataset_from_examples(val_examples, val_options) if val_examples else None
     log.info("%s stage: %d training examples from %d cases, %d validation examples from %d cases",
              stage, len(train_examples), len(train_cases), len(val_examples), len(val_cases))
     return RunData(train, val, len(train_examples), len(val_examples),
-                   [c.case_id for c in train_cases], [c.case_id for c in val_cases])
+                   [c.case_id for c in train_cases], [c.case_id for c in val_cases], patch)

@@ -59,6 +59,13 @@ class Recipe:
     #: supervision "none" leaves score-dsn_5 and upscore-fuse (and the
     #: gradient-less score-dsn biases) untouched; "all" trains every variable.
     variable_selection: str = "all"
+    #: On-the-fly augmentation of training examples (``liverseg.data.augment``);
+    #: the original has none.
+    augment: bool = False
+    #: Bring training volumes (and, at inference, every input) to one
+    #: orientation and in-plane pixel spacing (``liverseg.data.geometry``); the
+    #: original reads volumes as stored.
+    normalize_geometry: bool = False
     momentum: float = 0.9
     adam_beta1: float = 0.9
     adam_beta2: float = 0.999
@@ -142,6 +149,8 @@ FAST = Recipe(
     # 1000 updates it raised the liver Dice per case 0.919 -> 0.932 and the
     # tumour validation Dice 0.69 -> 0.75 (docs/BENCHMARKS.md, README).
     dice_weight=1.0,
+    augment=True,
+    normalize_geometry=True,
 )
 
 RECIPES = {r.name: r for r in (ORIGINAL, FAST)}

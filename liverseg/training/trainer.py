@@ -22,11 +22,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from liverseg.data import pipeline
+from liverseg.data import pipeline, tfrecord
+from liverseg.data.augment import AugmentOptions
+from liverseg.data.geometry import Geometry, infer_training_geometry
+from liverseg.data.plans import PLANS_FILE, load_geometry, save_plans
 from liverseg.errors import CheckpointError, ConfigError, OutputError, TrainingError
 from liverseg.training import checkpoints, distribute, variable_selection
 from liverseg.training.optimizers import make_optimizer
 from liverseg.training.recipes import Recipe, get_recipe
+from liverseg.training.data import AUTO_PATCH, build_run_data
 from liverseg.training.step import TrainStep
 from liverseg.utils.atomic import atomic_write_text
 from liverseg.utils.progress import Progress
@@ -34,9 +38,11 @@ from liverseg.utils.progress import Progress
 log = logging.getLogger(__name__)
 
 LOSS_MASKS = ("gt", "liver_model")
+GEOMETRIES = ("normalize", "native")
 CONFIG_NAME = "config.json"
+SPLIT_NAME = "split.json"
 #: Fields that must not change when resuming a run.
-_RESUME_FIELDS = ("stage", "recipe", "variant", "number_slices", "image_size")
+_RESUME_FIELDS = ("stage", "recipe", "variant", "number_slices", "image_size", "geometry")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,7 +51,9 @@ class TrainConfig:
     data_dir: str
     model_dir: str
     recipe: str = "fast"
-    variant: str = "original"
+    #: None: "original", except the tumour net from scratch with the fast
+    #: recipe, which gets "paper" (``resolved`` says why).
+    variant: str | None = None
     max_steps: int | None = None
     batch_size: int | None = None
     learning_rate: float | None = None
@@ -67,6 +75,13 @@ class TrainConfig:
     number_slices: int = 3
     #: "original" or "all" (``variable_selection.SELECTIONS``); None: the recipe's.
     variable_selection: str | None = None
+    #: Augment training examples on the fly; None: the recipe's (fast: on).
+    augment: bool | None = None
+    #: "normalize" (one orientation and pixel spacing, recorded in plans.json)
+    #: or "native" (volumes as stored); None: the recipe's (fast: normalize).
+    geometry: str | None = None
+    #: Side of the augmented training patches; None: from the examples' sizes.
+    patch_size: int | None = None
 
     def resolved(self) -> "TrainConfig":
         """Fills recipe defaults and checks option combinations."""
@@ -85,18 +100,55 @@ class TrainConfig:
             raise ConfigError(f"stage must be 'liver' or 'tumor', got {self.stage!r}")
         if self.distribution not in distribute.DISTRIBUTIONS:
             raise ConfigError(f"distribution must be one of {distribute.DISTRIBUTIONS}")
+        variant = self.variant or _default_variant(self, recipe)
+        _check_variant_learns(self, recipe, variant)
+        geometry = self.geometry or ("normalize" if recipe.normalize_geometry else "native")
+        if geometry not in GEOMETRIES:
+            raise ConfigError(f"geometry must be one of {GEOMETRIES}, got {geometry!r}")
+        augment = recipe.augment if self.augment is None else bool(self.augment)
+        if self.patch_size is not None and self.patch_size < 16:
+            raise ConfigError(f"patch_size must be at least 16, got {self.patch_size}")
         selection = self.variable_selection or recipe.variable_selection
         if selection not in variable_selection.SELECTIONS:
             raise ConfigError(f"variable_selection must be one of "
                               f"{variable_selection.SELECTIONS}, got {selection!r}")
         out = dataclasses.replace(
-            self, loss_mask=loss_mask, variable_selection=selection,
+            self, loss_mask=loss_mask, variable_selection=selection, variant=variant,
+            geometry=geometry, augment=augment,
             max_steps=self.max_steps or recipe.max_steps,
             batch_size=self.batch_size or recipe.batch_size,
             learning_rate=self.learning_rate or recipe.learning_rate)
         if out.max_steps <= 0 or out.batch_size <= 0:
             raise ConfigError("max_steps and batch_size must be positive")
         return out
+
+
+def _from_scratch_with_adam(config: TrainConfig, recipe: Recipe) -> bool:
+    return recipe.init == "he" and not config.init_checkpoint
+
+
+def _default_variant(config: TrainConfig, recipe: Recipe) -> str:
+    """"original", except where the original network cannot learn (see below)."""
+    if config.stage == "tumor" and _from_scratch_with_adam(config, recipe):
+        return "paper"
+    return "original"
+
+
+def _check_variant_learns(config: TrainConfig, recipe: Recipe, variant: str) -> None:
+    """The original tumour network carries a ReLU on every head (an arg_scope
+    slip of the original code), so its logits are >= 0 and "background" needs
+    a logit of exactly 0: trained from scratch with Adam, the heads' ReLUs die
+    within the first updates and the network predicts no tumour at all
+    (Dice 0.0000 over 300 updates, measured). The original trained it from
+    ImageNet weights with a 1e-8 learning rate."""
+    if config.stage == "tumor" and variant == "original" and \
+            _from_scratch_with_adam(config, recipe):
+        raise ConfigError(
+            "the original tumour network (--variant=original) cannot learn from scratch with "
+            f"the {recipe.name} recipe: the ReLUs on its output heads (an arg_scope slip of the "
+            "original code) die within the first updates and it predicts no tumour; use "
+            "--variant=paper (the default for this combination) or start from weights with "
+            "--init_checkpoint")
 
 
 @contextlib.contextmanager
@@ -108,6 +160,56 @@ def _precision_policy(mixed: bool):
         yield
     finally:
         keras.mixed_precision.set_global_policy(previous)
+
+
+def _variant_note(config: TrainConfig, recipe: Recipe) -> str:
+    if config.stage == "tumor" and config.variant == "paper" and \
+            _from_scratch_with_adam(config, recipe):
+        return (" (the original tumour network's head ReLUs die when it learns from scratch; "
+                "pass --init_checkpoint to train --variant=original)")
+    return ""
+
+
+def _training_geometry(config: TrainConfig) -> tuple[Geometry | None, str]:
+    """The grid training volumes are brought to, and a line saying where it came from.
+
+    The tumour stage takes its liver model's grid, so the cascade's two
+    networks see the same pixels; otherwise the majority orientation and the
+    median in-plane spacing of the training volumes (nnU-Net's target spacing).
+    """
+    if config.geometry != "normalize":
+        return None, "volumes as stored"
+    if tfrecord.is_prepared_dir(config.data_dir):
+        return None, "volumes as prepared (TFRecords keep the grid prepare.py wrote)"
+    if config.liver_model:
+        liver_geometry = load_geometry(config.liver_model)
+        if liver_geometry is not None:
+            return liver_geometry, f"the liver model's ({_describe(liver_geometry)})"
+    from liverseg.data.sources import volume_headers
+
+    geometry = infer_training_geometry(volume_headers(config.data_dir))
+    return geometry, f"{_describe(geometry)} (from the training volumes)"
+
+
+def _describe(geometry: Geometry) -> str:
+    spacing = ("as stored" if geometry.pixel_spacing is None else
+               "x".join(f"{s:.2f}" for s in geometry.pixel_spacing) + " mm pixels")
+    return f"orientation {geometry.orientation}, {spacing}"
+
+
+def _write_run_files(model_dir: Path, config: TrainConfig, data, geometry) -> None:
+    """``split.json`` (which cases trained and which validate: the tuning step
+    scores post-processing on the latter) and ``plans.json`` (the grid)."""
+    split = {"data_dir": os.path.abspath(config.data_dir),
+             "val_dir": os.path.abspath(config.val_dir) if config.val_dir else None,
+             "train_cases": list(data.train_cases), "val_cases": list(data.val_cases)}
+    atomic_write_text(model_dir / SPLIT_NAME, json.dumps(split, indent=2) + "\n",
+                      overwrite=True)
+    if geometry is not None:
+        save_plans(model_dir, geometry, details={"stage": config.stage,
+                                                 "data_dir": split["data_dir"]})
+    elif (model_dir / PLANS_FILE).exists():
+        (model_dir / PLANS_FILE).unlink()
 
 
 def _check_resume(model_dir: Path, config: TrainConfig) -> None:
@@ -289,17 +391,20 @@ def train(config: TrainConfig) -> dict:
         raise OutputError(model_dir, f"cannot create the model directory ({exc.strerror or exc})"
                           ) from None
 
-    options = pipeline.PipelineOptions(batch_size=config.batch_size, seed=config.seed,
-                                       image_size=config.image_size,
-                                       number_slices=config.number_slices)
-    from liverseg.training.data import build_run_data
-
+    options = pipeline.PipelineOptions(
+        batch_size=config.batch_size, seed=config.seed, image_size=config.image_size,
+        number_slices=config.number_slices,
+        augment=AugmentOptions() if config.augment else None)
+    geometry, geometry_note = _training_geometry(config)
+    patch = (config.patch_size, config.patch_size) if config.patch_size else AUTO_PATCH
     data = build_run_data(
         stage=config.stage, data_dir=config.data_dir, options=options,
         val_fraction=config.val_fraction, seed=config.seed, crop_variant=config.crop_variant,
         mask_source="model" if config.loss_mask == "liver_model" else "gt",
         liver_model=config.liver_model, cache_dir=model_dir / "cache" / "liver_probability",
-        val_dir=config.val_dir)
+        val_dir=config.val_dir, geometry=geometry, patch_size=patch)
+    if chief:
+        _write_run_files(model_dir, config, data, geometry)
 
     from liverseg.models import build_ds_sffnet, save_model
 
@@ -317,9 +422,13 @@ def train(config: TrainConfig) -> dict:
             atomic_write_text(model_dir / CONFIG_NAME,
                               json.dumps(dataclasses.asdict(config), indent=2) + "\n",
                               overwrite=True)
-        print(f"{config.stage} stage, recipe {recipe.name}: {data.num_train_examples} training "
-              f"examples, {data.num_val_examples} validation; {replicas} replica(s); "
+        print(f"{config.stage} stage, recipe {recipe.name}, network variant {config.variant}"
+              f"{_variant_note(config, recipe)}: {data.num_train_examples} training examples, "
+              f"{data.num_val_examples} validation; {replicas} replica(s); "
               f"{'resuming at step %d' % start if state else 'init: ' + init_note}", flush=True)
+        print(f"grid: {geometry_note}; augmentation: "
+              + (f"on, {data.patch_size[0]}x{data.patch_size[1]} patches" if data.patch_size
+                 else "on" if config.augment else "off"), flush=True)
         per_replica = config.batch_size // replicas
 
         def dataset_fn(ctx: tf.distribute.InputContext):

@@ -54,7 +54,9 @@ Wide. The same organs, redrawn per phantom (each range and its reason):
   across the midline); shifted by up to 6% of the body; 35% abut the
   abdominal wall (no fat gap), the others keep a 1-4 mm gap.
 * Tumours (from none to many, small to large): 0 (25%), 1-3 (35%), 4-7
-  (20%), 8-15 (20%) per phantom; diameters 2-40 mm log-uniform, in mm at the
+  (20%), 8-15 (20%) per phantom; diameters 2-40 mm log-uniform (the first,
+  the index lesion, 10-40 mm: a liver with tumours in LiTS has at least one
+  lesion of a centimetre or more), in mm at the
   phantom's spacing (a tiny one may cover no voxel: labels are what the
   rasterisation gives); kinds hypodense, rim-enhancing (bright rim, necrotic
   5-35 HU centre), hyperdense (above the liver, strongest when arterial) and
@@ -69,10 +71,10 @@ Wide. The same organs, redrawn per phantom (each range and its reason):
   15%, 70-95% of the body width so the body crosses the image edge; the body
   is offset at random within the room left.
 * Image quality (scanners and kernels differ): noise sd 5-40 HU
-  (log-uniform), in-plane blur 0.35-1.5 pixels, slice thickness 0.7-5 mm.
+  (log-uniform), in-plane blur 0.35-1 pixel, slice thickness 0.7-5 mm.
   Along z the anatomy is 200-260 mm long (in millimetres, unlike narrow):
-  the slab is centred in the liver or hangs over its dome or tip (liver-free
-  slices), and a long one may hold all of it.
+  the slab is centred in the liver (3 in 4) or hangs over its dome or tip
+  (10-40% liver-free slices), and a long one may hold all of it.
 * Storage (LiTS volumes are stored flipped and transposed): any of the 8
   flips/transposes of the two in-plane axes (the in-plane size is kept) and
   a flipped z in 20%; the affine follows, so ``nibabel.aff2axcodes`` gives
@@ -946,7 +948,11 @@ _HABITUS_HALF_WIDTH = {"thin": (125.0, 150.0), "average": (145.0, 180.0), "obese
 _FOV_MM = (300.0, 450.0)
 _MAX_FOV_MM = 500.0
 _WIDE_NOISE_SD = (5.0, 40.0)
-_WIDE_BLUR_PX = (0.35, 1.5)
+#: partial volume at the phantom's own pixel size: a CT's in-plane point spread
+#: (about 1 mm) is well under a pixel of 3-5 mm, so more than one pixel would
+#: be a blur no scanner makes
+_INDEX_LESION_MM = 10.0
+_WIDE_BLUR_PX = (0.35, 1.0)
 
 _T = Tissue
 # Phase-independent tissues of the wide style (the others keep _HU_RANGES).
@@ -1085,10 +1091,10 @@ def _wide_slab(rng: np.random.Generator, an: _Anatomy) -> None:
     """Places the slab (nz slices of the drawn thickness) on an anatomy 200-260 mm long.
 
     A slab well longer than the liver holds all of it in 60% (liver-free
-    ends). Otherwise, half the time the slab is centred in the liver's middle
-    70%, and half the time the slab hangs over the liver's dome or tip, 15-75%
-    of it free of liver (but one slice centre at least 12% of the liver's
-    height inside the liver). The slab stays within t in [-0.1, 1.1], where
+    ends). Otherwise, three times in four the slab is centred in the liver's
+    middle 70% (a scan is planned on the liver, as LiTS scans are), and once
+    in four it hangs over the liver's dome or tip, 10-40% of it free of liver
+    (but one slice centre at least 12% of the liver's height inside the liver). The slab stays within t in [-0.1, 1.1], where
     the anatomy is defined.
     """
     nz, dz = an.shape[2], an.spacing[2]
@@ -1098,12 +1104,12 @@ def _wide_slab(rng: np.random.Generator, an: _Anatomy) -> None:
     span = t1 - t0
     if frac >= span + 0.1 and rng.random() < 0.6:
         w0 = rng.uniform(t1 + 0.03 - frac, t0 - 0.03)
-    elif rng.random() < 0.5:
+    elif rng.random() < 0.75:
         w0 = rng.uniform(t0 + 0.15 * span, t1 - 0.15 * span) - frac / 2
     elif rng.random() < 0.5:  # over the liver's dome; a slice centre 12% of it inside
-        w0 = min(t1 - rng.uniform(0.25, 0.85) * frac, t1 - 0.12 * span - 0.5 * frac / nz)
+        w0 = min(t1 - rng.uniform(0.6, 0.9) * frac, t1 - 0.12 * span - 0.5 * frac / nz)
     else:  # below the liver's tip
-        w0 = max(t0 - rng.uniform(0.15, 0.75) * frac, t0 + 0.12 * span - frac + 0.5 * frac / nz)
+        w0 = max(t0 - rng.uniform(0.1, 0.4) * frac, t0 + 0.12 * span - frac + 0.5 * frac / nz)
     w0 = min(max(w0, -0.1), 1.1 - frac)
     an.t_window, an.z_len = (w0, w0 + frac), length
 
@@ -1157,7 +1163,9 @@ def _tumour_count(rng: np.random.Generator) -> int:
 
 
 def _place_wide_tumours(rng: np.random.Generator, an: _Anatomy, coarse: _CoarseLiver) -> None:
-    """0-15 tumours, 2-40 mm across (log-uniform), apart from each other.
+    """0-15 tumours, 2-40 mm across (log-uniform), apart from each other; the
+    first (the index lesion) is 10-40 mm, as a liver with tumours in LiTS has at
+    least one lesion of a centimetre or more.
 
     Most are of the phantom's main kind. One in five sits on the liver's edge
     and is clipped to the liver when painted; the others fit inside the
@@ -1171,9 +1179,10 @@ def _place_wide_tumours(rng: np.random.Generator, an: _Anatomy, coarse: _CoarseL
     slices = ([k for k in range(nz) if t0 + 0.1 * span <= an.t(k) <= t1 - 0.1 * span]
               or [k for k in range(nz) if t0 <= an.t(k) <= t1])
     placed: list[tuple[float, float, float, float]] = []
-    for _ in range(count):
+    for n in range(count):
         kind = main if rng.random() < 0.7 else TUMOUR_KINDS[rng.integers(4)]
-        r_mm = 0.5 * math.exp(rng.uniform(math.log(2.0), math.log(40.0)))
+        smallest = _INDEX_LESION_MM if n == 0 else 2.0
+        r_mm = 0.5 * math.exp(rng.uniform(math.log(smallest), math.log(40.0)))
         rim = rng.uniform(0.55, 0.8)
         found = _fit_tumour(rng, an, coarse, slices, r_mm, rng.random() < 0.2, placed)
         if found is None:

@@ -57,8 +57,16 @@ class PipelineOptions:
     #: ``augment`` (``AugmentOptions.crop_only()`` for crops alone); evaluation
     #: pipelines keep whole examples. None keeps each example's size.
     patch_size: tuple[int, int] | None = None
+    #: Share of training examples drawn from those holding foreground (label
+    #: 1 somewhere), as nnU-Net forces a third of its patches to hold a
+    #: foreground class: small structures (tumours) are otherwise seen rarely.
+    #: In-memory training streams only; 0 draws every example alike.
+    foreground_fraction: float = 0.0
 
     def __post_init__(self):
+        if not 0.0 <= float(self.foreground_fraction) < 1.0:
+            raise ConfigError(f"foreground_fraction must be in [0, 1), got "
+                              f"{self.foreground_fraction!r}")
         if self.augment is not None and not isinstance(self.augment, AugmentOptions):
             raise ConfigError(f"augment must be AugmentOptions or None, got "
                               f"{type(self.augment).__name__}")
@@ -103,15 +111,22 @@ def _padded_shape(max_h: int, max_w: int, options: PipelineOptions) -> tuple[int
     return int(math.ceil(max_h / m) * m), int(math.ceil(max_w / m) * m)
 
 
-def _finish(ds: tf.data.Dataset, num_examples: int, max_hw: tuple[int, int],
-            options: PipelineOptions, shard_index: int = 0) -> tf.data.Dataset:
+def _stream(ds: tf.data.Dataset, num_examples: int, options: PipelineOptions,
+            seed_offset: int = 0) -> tf.data.Dataset:
+    """Cached, shuffled and repeated as the options say."""
     if options.cache:
         ds = ds.cache()
     if options.shuffle:
-        ds = ds.shuffle(min(max(num_examples, 1), options.shuffle_buffer), seed=options.seed,
-                        reshuffle_each_iteration=True)
+        ds = ds.shuffle(min(max(num_examples, 1), options.shuffle_buffer),
+                        seed=options.seed + seed_offset, reshuffle_each_iteration=True)
     if options.repeat:
         ds = ds.repeat()
+    return ds
+
+
+def _finish(ds: tf.data.Dataset, max_hw: tuple[int, int], options: PipelineOptions,
+            shard_index: int = 0) -> tf.data.Dataset:
+    """A stream of raw elements as model inputs (augmented when training), batched."""
     if options.augmenting:
         base = tf.constant([options.seed, shard_index], tf.int64)
 
@@ -158,22 +173,31 @@ def dataset_from_examples(examples: Sequence[Example], options: PipelineOptions,
     examples = list(examples)[shard_index::num_shards]
     hu_dtype = np.result_type(*{e.hu.dtype for e in examples})
     c = options.number_slices
-
-    def gen():
-        for e in examples:
-            yield {"hu": e.hu.astype(hu_dtype, copy=False), "lo": np.float32(e.lo),
-                   "hi": np.float32(e.hi), "label": e.label, "mask": e.mask}
-
     signature = {
         "hu": tf.TensorSpec([None, None, c], tf.as_dtype(hu_dtype)),
         "lo": tf.TensorSpec([], tf.float32), "hi": tf.TensorSpec([], tf.float32),
         "label": tf.TensorSpec([None, None, c], tf.uint8),
         "mask": tf.TensorSpec([None, None, c], tf.float32),
     }
-    ds = tf.data.Dataset.from_generator(gen, output_signature=signature)
+
+    def source(subset):
+        def gen():
+            for e in subset:
+                yield {"hu": e.hu.astype(hu_dtype, copy=False), "lo": np.float32(e.lo),
+                       "hi": np.float32(e.hi), "label": e.label, "mask": e.mask}
+
+        return tf.data.Dataset.from_generator(gen, output_signature=signature)
+
+    ds = _stream(source(examples), len(examples), options)
+    foreground = [e for e in examples if e.label.any()]
+    f = float(options.foreground_fraction)
+    if f > 0 and options.shuffle and options.repeat and foreground:
+        fg = _stream(source(foreground), len(foreground), options, seed_offset=1)
+        ds = tf.data.Dataset.sample_from_datasets([fg, ds], weights=[f, 1.0 - f],
+                                                  seed=options.seed)
     max_h = max(e.hu.shape[0] for e in all_examples)
     max_w = max(e.hu.shape[1] for e in all_examples)
-    return _finish(ds, len(examples), (max_h, max_w), options, shard_index)
+    return _finish(ds, (max_h, max_w), options, shard_index)
 
 
 def dataset_from_tfrecords(directory: str, options: PipelineOptions,
@@ -196,5 +220,5 @@ def dataset_from_tfrecords(directory: str, options: PipelineOptions,
     if num_shards > 1:
         ds = ds.shard(num_shards, shard_index)
     ds = ds.map(tfrecord.parse_fn(summary["number_slices"]), num_parallel_calls=tf.data.AUTOTUNE)
-    return _finish(ds, summary["num_examples"] // max(num_shards, 1), (summary["max_height"], summary["max_width"]),
-                   options, shard_index)
+    ds = _stream(ds, summary["num_examples"] // max(num_shards, 1), options)
+    return _finish(ds, (summary["max_height"], summary["max_width"]), options, shard_index)

@@ -66,6 +66,9 @@ class Recipe:
     #: orientation and in-plane pixel spacing (``liverseg.data.geometry``); the
     #: original reads volumes as stored.
     normalize_geometry: bool = False
+    #: Share of training examples drawn from those holding foreground, per
+    #: stage or one number (``PipelineOptions.foreground_fraction``).
+    foreground_fraction: float | dict = 0.0
     momentum: float = 0.9
     adam_beta1: float = 0.9
     adam_beta2: float = 0.999
@@ -151,6 +154,9 @@ FAST = Recipe(
     dice_weight=1.0,
     augment=True,
     normalize_geometry=True,
+    # nnU-Net's third of foreground patches, for the tumour stage: most liver
+    # crops hold no tumour, and many tumours are a few voxels.
+    foreground_fraction={"liver": 0.0, "tumor": 0.33},
 )
 
 RECIPES = {r.name: r for r in (ORIGINAL, FAST)}
@@ -173,6 +179,11 @@ def class_weights(recipe: Recipe, stage: str) -> tuple[float, float]:
     if _for_stage(recipe.class_weights, stage) == "uniform":
         return 0.5, 0.5
     return STAGE_CLASS_WEIGHTS[stage]
+
+
+def foreground_fraction(recipe: Recipe, stage: str) -> float:
+    """Share of ``stage``'s training examples drawn from those with foreground."""
+    return float(_for_stage(recipe.foreground_fraction, stage))
 
 
 def dice_weight(recipe: Recipe, stage: str) -> float:

@@ -29,7 +29,7 @@ from liverseg.data.plans import PLANS_FILE, load_geometry, save_plans
 from liverseg.errors import CheckpointError, ConfigError, OutputError, TrainingError
 from liverseg.training import checkpoints, distribute, variable_selection
 from liverseg.training.optimizers import make_optimizer
-from liverseg.training.recipes import Recipe, get_recipe
+from liverseg.training.recipes import Recipe, foreground_fraction, get_recipe
 from liverseg.training.data import AUTO_PATCH, build_run_data
 from liverseg.training.step import TrainStep
 from liverseg.utils.atomic import atomic_write_text
@@ -394,7 +394,8 @@ def train(config: TrainConfig) -> dict:
     options = pipeline.PipelineOptions(
         batch_size=config.batch_size, seed=config.seed, image_size=config.image_size,
         number_slices=config.number_slices,
-        augment=AugmentOptions() if config.augment else None)
+        augment=AugmentOptions() if config.augment else None,
+        foreground_fraction=foreground_fraction(recipe, config.stage))
     geometry, geometry_note = _training_geometry(config)
     patch = (config.patch_size, config.patch_size) if config.patch_size else AUTO_PATCH
     data = build_run_data(

@@ -153,3 +153,13 @@ def test_unknown_variable_selection_is_refused():
     with pytest.raises(ConfigError, match="variable_selection"):
         TrainConfig(stage="liver", data_dir="d", model_dir="m",
                     variable_selection="some").resolved()
+
+
+@pytest.mark.parametrize("recipe,augment,geometry", [("original", False, "native"),
+                                                     ("fast", True, "normalize")])
+def test_recipes_decide_augmentation_and_grid(recipe, augment, geometry):
+    config = TrainConfig(stage="liver", data_dir="d", model_dir="m", recipe=recipe).resolved()
+    assert config.augment is augment and config.geometry == geometry
+    overridden = TrainConfig(stage="liver", data_dir="d", model_dir="m", recipe=recipe,
+                             augment=not augment, geometry="native").resolved()
+    assert overridden.augment is (not augment) and overridden.geometry == "native"

@@ -48,8 +48,8 @@ class DemoSettings:
 
 #: Batch 4 rather than 8: per sample the smaller batch learns faster on this
 #: CPU (docs/BENCHMARKS.md).
-DEFAULT = DemoSettings(shape=(96, 96, 32), num_train=40, num_test=6, liver_steps=1800,
-                       tumor_steps=400, batch_size=4, num_external=8, external_size=128,
+DEFAULT = DemoSettings(shape=(96, 96, 32), num_train=40, num_test=6, liver_steps=1300,
+                       tumor_steps=800, batch_size=4, num_external=8, external_size=128,
                        external_slices=32)
 QUICK = DemoSettings(shape=(64, 64, 24), num_train=14, num_test=2, liver_steps=320,
                      tumor_steps=200, batch_size=8, num_external=3, external_size=80,

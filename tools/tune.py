@@ -4,8 +4,8 @@ Scores every combination of slice fusion, test-time shift, CRF per structure,
 opening per structure, the liver's largest component and a minimum tumour
 volume on labelled cases the models never trained on (by default the
 validation cases recorded in the model directory's split.json), picks the
-one closest to the original cascade within 0.002 of the best score, and
-writes it as postprocessing.json into both model directories; infer.py
+one with the fewest steps within 0.002 of the best score (a step is kept only
+where it earns its place), and writes it as postprocessing.json into both model directories; infer.py
 applies it by default (--postprocess=stored).
 
 Usage:

@@ -71,7 +71,10 @@ Wide. The same organs, redrawn per phantom (each range and its reason):
   15%, 70-95% of the body width so the body crosses the image edge; the body
   is offset at random within the room left.
 * Image quality (scanners and kernels differ): noise sd 5-40 HU
-  (log-uniform), in-plane blur 0.35-1 pixel, slice thickness 0.7-5 mm.
+  (log-uniform) at a LiTS-like 0.75 x 0.75 x 2.5 mm voxel, scaled to the
+  phantom's voxel (the standard deviation falls with the square root of the
+  voxel volume: 40 HU is 7.5 HU in a 4 x 4 x 2.5 mm voxel), in-plane blur
+  0.35-1 pixel, slice thickness 0.7-5 mm.
   Along z the anatomy is 200-260 mm long (in millimetres, unlike narrow):
   the slab is centred in the liver (3 in 4) or hangs over its dome or tip
   (10-40% liver-free slices), and a long one may hold all of it.
@@ -185,7 +188,9 @@ class Phantom:
 
     The fields after ``num_tumours`` describe the draw: ``storage`` is the
     array axes' anatomical directions (nibabel axis codes of ``affine``),
-    ``noise_sd`` the image noise in HU, ``blur_px`` the in-plane Gaussian
+    ``noise_sd`` the image noise in HU per voxel (wide: ``noise_sd_reference``,
+    the drawn noise of a 0.75 x 0.75 x 2.5 mm voxel, scaled to the phantom's
+    voxel), ``blur_px`` the in-plane Gaussian
     blur in pixels; ``tumour_kinds`` and ``tumour_diameters_mm`` list the
     placed tumours (a tiny one may cover no voxel).
     """
@@ -207,6 +212,7 @@ class Phantom:
     blur_px: float = _BLUR_PX
     tumour_kinds: tuple[str, ...] = ()
     tumour_diameters_mm: tuple[float, ...] = ()
+    noise_sd_reference: float = 0.0
 
 
 # ----------------------------------------------------------------------------
@@ -423,6 +429,7 @@ class _Anatomy:
     tumour_mm: list[float] = dataclasses.field(default_factory=list)  # diameters
     textures: dict = dataclasses.field(default_factory=dict)  # Tissue -> _texture parameters
     blur_px: float = _BLUR_PX
+    noise_sd_reference: float = 0.0  # wide: the drawn noise at NOISE_REFERENCE_VOXEL_MM
     phase: str = "portal venous"
     habitus: str = "average"
     liver_shape: str = "typical"
@@ -948,6 +955,17 @@ _HABITUS_HALF_WIDTH = {"thin": (125.0, 150.0), "average": (145.0, 180.0), "obese
 _FOV_MM = (300.0, 450.0)
 _MAX_FOV_MM = 500.0
 _WIDE_NOISE_SD = (5.0, 40.0)
+#: The voxel the wide style's noise range refers to: a LiTS-like 0.75 mm pixel
+#: of a 2.5 mm slice. Quantum noise averages over a larger voxel: its standard
+#: deviation falls with the square root of the voxel volume.
+NOISE_REFERENCE_VOXEL_MM = (0.75, 0.75, 2.5)
+
+
+def noise_scale_for_voxel(spacing) -> float:
+    """Factor from the reference voxel's noise to a voxel of ``spacing`` (mm);
+    at most 1 (a finer voxel keeps the reference noise)."""
+    ref = float(np.prod(NOISE_REFERENCE_VOXEL_MM))
+    return float(min(1.0, math.sqrt(ref / float(np.prod([float(v) for v in spacing])))))
 #: partial volume at the phantom's own pixel size: a CT's in-plane point spread
 #: (about 1 mm) is well under a pixel of 3-5 mm, so more than one pixel would
 #: be a blur no scanner makes
@@ -1136,7 +1154,8 @@ def _wide_contrast(rng: np.random.Generator, an: _Anatomy) -> None:
     an.textures = {_T.SPLEEN: _draw_texture(rng, spleen_amp),
                    _T.LIVER: _draw_texture(rng, rng.uniform(0.0, 6.0))}
     lo, hi = _WIDE_NOISE_SD
-    an.noise_sd = float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
+    an.noise_sd_reference = float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
+    an.noise_sd = an.noise_sd_reference * noise_scale_for_voxel(an.spacing)
     an.blur_px = float(rng.uniform(*_WIDE_BLUR_PX))
 
 
@@ -1289,6 +1308,7 @@ def make_phantom(shape: Sequence[int] = (64, 64, 20), seed: int = 0, index: int 
                    storage=tuple(nib.aff2axcodes(affine)), habitus=an.habitus,
                    liver_shape=an.liver_shape, truncated=an.truncated,
                    noise_sd=float(an.noise_sd), blur_px=float(an.blur_px),
+                   noise_sd_reference=float(an.noise_sd_reference or an.noise_sd),
                    tumour_kinds=tuple(an.tumour_kinds or ["hypodense"] * len(an.tumours)),
                    tumour_diameters_mm=tuple(float(d) for d in an.tumour_mm))
 

@@ -345,8 +345,11 @@ def fat_noise(ph):
 
 
 def test_wide_noise_blur_spacing_and_body(wide):
-    sds = [ph.noise_sd for ph in wide]
+    sds = [ph.noise_sd_reference for ph in wide]
     assert 5 <= min(sds) < 9 and 30 < max(sds) <= 40
+    for ph in wide:  # the drawn noise is that of a 0.75 x 0.75 x 2.5 mm voxel
+        scale = min(1.0, np.sqrt(0.75 * 0.75 * 2.5 / np.prod(ph.spacing)))
+        assert ph.noise_sd == pytest.approx(ph.noise_sd_reference * scale)
     checked = 0
     for ph in wide:
         sd = fat_noise(ph)

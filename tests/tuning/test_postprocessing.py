@@ -8,27 +8,30 @@ import pytest
 from liverseg.data import lits, nifti
 from liverseg.postprocess.choice import ORIGINAL_CHOICE, PostprocessChoice, load_choice
 from liverseg.tuning import TuneOptions, tune_postprocessing
-from liverseg.tuning.postprocessing import Score, deviations, pick, save_result
+from liverseg.tuning.postprocessing import Score, operations, pick, save_result
 from tests.inference import helpers
 
 SMALL = TuneOptions(tta_shift_sets=((),), tumor_min_volumes_mm3=(0.0, 50.0))
 
 
-def test_deviations_count_single_choices():
-    assert deviations(ORIGINAL_CHOICE) == 0
-    assert deviations(PostprocessChoice(slice_fusion="mean", tta_shifts=((2, 2),))) == 2
-    assert deviations(PostprocessChoice(crf_targets=(), opening_targets=("tumor",),
+def test_operations_count_the_steps_a_choice_runs():
+    assert operations(ORIGINAL_CHOICE) == 4  # CRF and opening on both structures
+    bare = PostprocessChoice(crf_targets=(), opening_targets=())
+    assert operations(bare) == 0
+    assert operations(PostprocessChoice(slice_fusion="mean", tta_shifts=((2, 2),),
+                                        crf_targets=(), opening_targets=())) == 1
+    assert operations(PostprocessChoice(crf_targets=(), opening_targets=("tumor",),
                                         liver_largest_component=True,
-                                        tumor_min_volume_mm3=5.0)) == 5
+                                        tumor_min_volume_mm3=5.0)) == 3
 
 
-def test_pick_keeps_the_original_unless_a_deviation_earns_its_place():
-    original = Score(ORIGINAL_CHOICE, 0.950, 0.700)
-    no_crf = Score(PostprocessChoice(crf_targets=()), 0.951, 0.700)
-    mean = Score(PostprocessChoice(slice_fusion="mean"), 0.960, 0.700)
-    assert pick([original, no_crf], min_gain=0.002).choice == ORIGINAL_CHOICE
-    assert pick([original, no_crf, mean], min_gain=0.002).choice == mean.choice
-    assert pick([original, no_crf, mean], min_gain=0.02).choice == ORIGINAL_CHOICE
+def test_pick_keeps_a_step_only_where_it_earns_its_place():
+    bare = Score(PostprocessChoice(crf_targets=(), opening_targets=()), 0.950, 0.700)
+    original = Score(ORIGINAL_CHOICE, 0.951, 0.700)
+    opening = Score(PostprocessChoice(crf_targets=(), opening_targets=("tumor",)), 0.950, 0.720)
+    assert pick([bare, original], min_gain=0.002).choice == bare.choice
+    assert pick([bare, original, opening], min_gain=0.002).choice == opening.choice
+    assert pick([bare, original, opening], min_gain=0.05).choice == bare.choice
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +47,7 @@ def validation_dir(tmp_path_factory):
     return directory
 
 
-def test_tuning_finds_the_perfect_choice_closest_to_the_original(validation_dir, tmp_path):
+def test_tuning_finds_a_perfect_choice_with_the_fewest_steps(validation_dir, tmp_path):
     cases = lits.discover_cases(validation_dir)
     result = tune_postprocessing(helpers.fake_liver_model(), helpers.fake_tumor_model(), cases,
                                  options=SMALL, report=lambda line: None)
@@ -55,7 +58,7 @@ def test_tuning_finds_the_perfect_choice_closest_to_the_original(validation_dir,
     assert result.scores[0].total == pytest.approx(2.0)
     eligible = [s for s in result.scores if s.total >= 2.0 - SMALL.min_gain]
     assert chosen in eligible and result.choice.opening_targets == ()
-    assert deviations(result.choice) == min(deviations(s.choice) for s in eligible)
+    assert operations(result.choice) == min(operations(s.choice) for s in eligible)
     original = result.score_of(ORIGINAL_CHOICE)
     assert original.total < 2.0 - SMALL.min_gain
     for name in ("a", "b"):

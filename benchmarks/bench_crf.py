@@ -9,7 +9,7 @@ runs in its own subprocess so its peak resident memory can be read.
 
 ``--slabs`` instead compares the ROI CRF done in one piece with the same CRF
 cut into overlapping z slabs (``max_voxels``; ``liverseg.postprocess.crf.
-z_slabs``) on a LiTS-like phantom from ``liverseg.data.phantom`` (512x512xZ,
+z_slabs``) on a LiTS-like phantom from ``liverseg.phantoms.training`` (512x512xZ,
 int16 HU, windowed and scaled as the cascade does) with a network-like liver
 probability: a sigmoid of 2 x the signed distance to the true liver with
 its boundary moved by smooth noise (sd 2 voxels), plus smooth logit noise,
@@ -92,9 +92,9 @@ def peak_rss_mb() -> float:
 
 def lits_phantom(slices: int, seed: int = 0):
     """(CRF box image 0..255 float32, box probability float32, box truth, box) of a
-    512x512 ``liverseg.data.phantom`` volume, on the liver ROI the cascade would use."""
+    512x512 ``liverseg.phantoms.training`` volume, on the liver ROI the cascade would use."""
     from liverseg.data import preprocess as pp
-    from liverseg.data.phantom import Tissue, make_phantom
+    from liverseg.phantoms.training import Tissue, make_phantom
 
     ph = make_phantom((512, 512, slices), seed=seed, index=0, with_tissue=True)
     rng = np.random.default_rng(seed + 1)

@@ -1,6 +1,6 @@
 """End-to-end inference on a LiTS-size phantom: wall time by stage, peak memory.
 
-Writes a 512x512xZ phantom (``liverseg.data.phantom``) as NIfTI, then, in a
+Writes a 512x512xZ phantom (``liverseg.phantoms.training``) as NIfTI, then, in a
 fresh process holding only what ``tools/infer.py`` holds, builds untrained
 liver and tumour networks (fixed seeds) and runs the cascade stage by stage
 as the tool does (same options, ``keep_probabilities`` off): load (int16),
@@ -238,7 +238,7 @@ def main(argv=None):
         return
     shape = tuple(int(v) for v in args.shape.split(","))
     from liverseg.data import nifti
-    from liverseg.data.phantom import make_phantom
+    from liverseg.phantoms.training import make_phantom
 
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()

@@ -44,7 +44,7 @@ INFERENCE = {
     "native_grid": ("stored post-processing, volumes as stored", {"geometry": "native"}),
     "previous_demo_postprocess": (
         "the previous demo's fixed choice (mean, 2:2 shift, no CRF, opening on the tumour)",
-        {"overrides": {"slice_fusion": "mean", "tta_shifts": ((2, 2),), "crf": False,
+        {"overrides": {"slice_fusion": "mean", "tta_shifts": ((2, 2),), "crf_targets": (),
                        "opening_targets": ("tumor",)}}),
 }
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import Callable
 
 from liverseg.errors import LiverSegError
 
@@ -59,3 +60,15 @@ def run_tool(main, argv) -> None:
         sys.exit(EXIT_INTERNAL)
     if isinstance(result, int) and result:
         sys.exit(result)
+
+
+def main_entry(doc: str, main: Callable, module_name: str) -> None:
+    """Runs a tool module's ``main`` with absl: its docstring and its flags are the
+    help of the program however it was started (``tools/<name>.py`` or an
+    installed ``liverseg-<name>`` command)."""
+    from absl import app, flags
+
+    sys.modules["__main__"].__doc__ = doc
+    for flag in flags.FLAGS.get_key_flags_for_module(module_name):
+        flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+    app.run(lambda argv: run_tool(main, argv))

@@ -36,7 +36,7 @@ class DemoSettings:
     external_size: int = 64
     external_slices: int = 16
     seed: int = 2017
-    #: the training generator's style (``liverseg.data.phantom.STYLES``)
+    #: the training generator's style (``liverseg.phantoms.training.STYLES``)
     style: str = "wide"
     #: share of the training phantoms kept for validation and tuning
     val_fraction: float = 0.15
@@ -79,8 +79,8 @@ def _mark_complete(directory: Path, expected: dict, what: str) -> None:
 
 
 def _make_phantoms(work: Path, s: DemoSettings) -> tuple[Path, Path, Path]:
-    from liverseg.data.external_phantom import write_external_phantoms
-    from liverseg.data.phantom import write_phantoms
+    from liverseg.phantoms.external import write_external_phantoms
+    from liverseg.phantoms.training import write_phantoms
 
     train_dir, test_dir = work / "phantoms" / "train", work / "phantoms" / "test"
     external_dir = work / "phantoms" / "external"

@@ -1,6 +1,6 @@
 """Class-balanced sigmoid cross-entropy and the deep-supervision combination.
 
-Exactly the original loss (DESIGN.md section 4): per pixel
+Exactly the original loss (docs/ORIGINAL.md section 4): per pixel
 ``l = x*(y - [x>=0]) - log(1 + exp(x - 2*x*[x>=0]))`` (minus the sigmoid
 cross-entropy, written as the original writes it), labels ``y = label > 0.5``,
 ``pos = sum(-y*l*mask)``, ``neg = sum(-(1-y)*l*mask)``, loss
@@ -107,24 +107,43 @@ def soft_dice_terms(labels, logits, loss_mask=None, replica_context=None,
 
 
 def deep_supervision_loss(labels, outputs: Mapping[str, tf.Tensor], supervision,
-                          pos_weight, neg_weight, loss_mask=None, *,
-                          normalize: bool = False) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
-    """Combines the losses of ``fuse`` and ``dsn_2`` ... ``dsn_5`` as ``supervision`` says.
+                          pos_weight, neg_weight, loss_mask=None, *, normalize: bool = False,
+                          normaliser=None, dice_weight: float = 0.0,
+                          replica_context=None) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+    """The training loss: ``fuse`` + side weight x (``dsn_2`` + ... + ``dsn_5``).
 
-    Returns ``(total, per_output)``; ``per_output`` holds every output's loss
-    (for logging), also those that ``supervision`` leaves out of the total.
+    ``supervision``: a mode ("strong", "weak", "none") or the side weight
+    itself (a float or a scalar tensor, so one traced step serves every
+    phase).
+    Each output's term is the class-balanced cross-entropy, divided by
+    ``normaliser`` when given (the masked pixel count of the global batch)
+    or by its own count with ``normalize``, plus ``dice_weight`` x the soft
+    Dice over the batch (``soft_dice_terms``; under ``tf.distribute`` pass
+    the ``replica_context``).
+
+    Returns ``(total, per_output)``: ``total`` is what to differentiate (with
+    the Dice term's linearisation under a replica context); ``per_output``
+    holds every output's loss value (for logging; under a replica context
+    each replica reports its share of the global Dice, so the values sum
+    over replicas), also those that ``supervision`` leaves out of the total.
     """
-    supervision = Supervision.parse(supervision)
+    side_weight = (supervision if isinstance(supervision, (float, tf.Tensor))
+                   else Supervision.parse(supervision).side_weight)
     missing = [name for name in OUTPUT_NAMES if name not in outputs]
     if missing:
         raise ConfigError(f"model outputs lack {missing} (have {sorted(outputs)})")
-    per_output = {
-        name: class_balanced_sigmoid_ce(labels, outputs[name], pos_weight, neg_weight,
-                                        loss_mask, normalize=normalize)
-        for name in OUTPUT_NAMES
-    }
-    total = per_output["fuse"]
-    if supervision.side_weight:
-        side = tf.add_n([per_output[name] for name in OUTPUT_NAMES[1:]])
-        total = total + supervision.side_weight * side
+    per_output, for_grad = {}, {}
+    for name in OUTPUT_NAMES:
+        ce = class_balanced_sigmoid_ce(labels, outputs[name], pos_weight, neg_weight, loss_mask,
+                                       normalize=normalize and normaliser is None)
+        if normaliser is not None:
+            ce = ce / normaliser
+        per_output[name] = for_grad[name] = ce
+        if dice_weight:
+            value, surrogate = soft_dice_terms(labels, outputs[name], loss_mask, replica_context)
+            share = (1.0 if replica_context is None
+                     else tf.cast(replica_context.num_replicas_in_sync, tf.float32))
+            per_output[name] = ce + dice_weight * value / share
+            for_grad[name] = ce + dice_weight * surrogate
+    total = for_grad["fuse"] + side_weight * tf.add_n([for_grad[n] for n in OUTPUT_NAMES[1:]])
     return total, per_output

@@ -1,4 +1,4 @@
-"""Class-balanced sigmoid CE (DESIGN.md section 4) and the deep-supervision combination."""
+"""Class-balanced sigmoid CE (docs/ORIGINAL.md section 4) and the deep-supervision combination."""
 
 import numpy as np
 import pytest

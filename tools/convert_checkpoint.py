@@ -1,47 +1,13 @@
-"""Converts an original TF1 DS-SFFNet / liverseg checkpoint into a native model.
-
-Reads the authors' name-based checkpoint (variables ``seg_liver/...`` for the
-liver net, ``seg_lesion/...`` for the tumour net), checks every variable and
-shape, and writes a model directory (``model_config.json`` +
-``model.weights.h5``) that training, inference and export load.
-
-Usage:
-  python tools/convert_checkpoint.py --tf1_checkpoint=models/seg_liver.ckpt-50000 \\
-      --stage=liver --output=models/liver [--variant=original] [--overwrite]
-"""
+"""convert_checkpoint: see liverseg/commands/convert_checkpoint.py (``python tools/convert_checkpoint.py --help``)."""
 
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from absl import app, flags
+from liverseg.commands import convert_checkpoint  # noqa: E402
 
-from liverseg.cli import run_tool
-
-FLAGS = flags.FLAGS
-flags.DEFINE_string("tf1_checkpoint", None, "TF1 checkpoint prefix (or one of its files, "
-                    "or its directory).")
-flags.DEFINE_enum("stage", None, ["liver", "tumor"], "Which network the checkpoint holds.")
-flags.DEFINE_enum("variant", "original", ["original", "paper", "liverseg2017"],
-                  "Network variant: 'original' code (DS-SFFNet), 'paper' (README), "
-                  "'liverseg2017' (parent network).")
-flags.DEFINE_integer("number_slices", None, "Slices per input; default: read from the checkpoint.")
-flags.DEFINE_string("output", None, "Model directory to write.")
-flags.DEFINE_bool("overwrite", False, "Replace an existing model in --output.")
-flags.mark_flags_as_required(["tf1_checkpoint", "stage", "output"])
-
-
-def main(argv):
-    del argv
-    from liverseg.models.converter import convert_tf1_checkpoint
-
-    out = convert_tf1_checkpoint(FLAGS.tf1_checkpoint, FLAGS.output, FLAGS.stage,
-                                 variant=FLAGS.variant, number_slices=FLAGS.number_slices,
-                                 overwrite=FLAGS.overwrite)
-    print(f"{FLAGS.stage} network ({FLAGS.variant}) from {FLAGS.tf1_checkpoint} -> {out}")
-
+__doc__ = convert_checkpoint.__doc__
 
 if __name__ == "__main__":
-    app.run(lambda argv: run_tool(main, argv))
+    convert_checkpoint.run()

@@ -1,43 +1,18 @@
-"""Runs the whole system end to end on built-in CT phantoms.
-
-Usage:
-  python tools/demo.py                      # about 14 minutes on 2 CPU cores
-  python tools/demo.py --quick              # about 3 minutes, smaller phantoms
-  python tools/demo.py --work_dir=/tmp/demo
-
-Installs missing requirements first. Generates training and held-out
-phantoms, trains the liver then the tumour network (fast recipe), segments
-the held-out phantoms through the full cascade, evaluates them and writes
-WORK_DIR/report.json, WORK_DIR/overlays/*.png, WORK_DIR/training_curves.png
-and the models in WORK_DIR/models/{liver,tumor}. Rerunning resumes.
-"""
+"""demo: see liverseg/commands/demo.py (``python tools/demo.py --help``)."""
 
 import os
 import sys
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-sys.path.insert(0, ROOT)
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from liverseg.bootstrap import ensure_requirements  # noqa: E402 (stdlib only)
 
-ensure_requirements(os.path.join(ROOT, "requirements.txt"))
+ensure_requirements(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                                 "requirements.txt"))
 
-from absl import app, flags  # noqa: E402
+from liverseg.commands import demo  # noqa: E402
 
-from liverseg.cli import run_tool  # noqa: E402
-
-FLAGS = flags.FLAGS
-flags.DEFINE_string("work_dir", "demo_work", "Where phantoms, models and results go.")
-flags.DEFINE_bool("quick", False, "Smaller phantoms and fewer updates (about 3 minutes).")
-
-
-def main(argv):
-    del argv
-    from liverseg.demo import run_demo
-
-    run_demo(FLAGS.work_dir, quick=FLAGS.quick)
-
+__doc__ = demo.__doc__
 
 if __name__ == "__main__":
-    app.run(lambda argv: run_tool(main, argv))
+    demo.run()

@@ -5,7 +5,7 @@ One example is a stack of ``number_slices`` consecutive slices (channels):
 - ``liver``: the whole slices; label = segmentation > 0.5 (liver and tumour);
   loss mask = ones.
 - ``tumor``: the slices cropped to the volume's liver ROI box (from the
-  ground-truth liver, DESIGN.md section 2), for the stacks whose middle slice
+  ground-truth liver, docs/ORIGINAL.md section 2), for the stacks whose middle slice
   has more liver than :func:`~liverseg.data.preprocess.min_liver_pixels`;
   label = segmentation == 2; loss mask = the ground-truth liver or a liver
   model's probability on the crop.

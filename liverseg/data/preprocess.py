@@ -1,4 +1,4 @@
-"""Preprocessing exactly as the original pipeline (DESIGN.md section 2).
+"""Preprocessing exactly as the original pipeline (docs/ORIGINAL.md section 2).
 
 Arrays are indexed as stored in the NIfTI file: ``volume[x, y, z]``, slices
 are taken along the third axis, rows are axis 0 and columns axis 1. Nothing
@@ -75,7 +75,7 @@ def slice_channel(k: int, num_slices: int, number_slices: int = NUMBER_SLICES) -
 
     Slice k takes the middle channel of the stack centred on it; the first and
     last slices take channel 0 of the first and the last channel of the last
-    stack (DESIGN.md section 2).
+    stack (docs/ORIGINAL.md section 2).
     """
     if num_slices < number_slices:
         raise ValueError(f"need at least {number_slices} slices, got {num_slices}")

@@ -1,3 +1,4 @@
 """LiTS evaluation: surface distances (``surface``), per-case metrics and
-lesion detection (``metrics``), directory pairing, aggregation and report
-files (``report``)."""
+lesion detection (``metrics``), pairing prediction and reference files
+(``pairing``), aggregation over cases (``aggregate``), the report's files
+and table (``writers``), and scoring whole directories (``report``)."""

@@ -1,5 +1,5 @@
 """Per-case LiTS metrics: liver overlap and surface scores, tumour Dice and
-lesion detection (definitions of DESIGN.md section 7).
+lesion detection (definitions of docs/ORIGINAL.md section 7).
 
 Structures: liver = label >= 1 (tumour is inside the liver), tumour = label == 2.
 

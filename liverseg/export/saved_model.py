@@ -17,7 +17,7 @@ Both answer ``logits`` (the main ``fuse`` output) and ``probabilities``
 (its sigmoid), float32 [batch, H, W, number_slices].
 
 Why a fixed window: the original scales each volume by the min and max of
-its clipped values (DESIGN.md section 2). A server sees slices, not volumes,
+its clipped values (docs/ORIGINAL.md section 2). A server sees slices, not volumes,
 so it uses the window itself. The two agree exactly whenever the volume spans
 the window (min <= -150 HU and max >= 250 HU), which abdominal CT, with air
 around the body and bone in it, always does. For a volume that does not, send

@@ -1,4 +1,4 @@
-"""Segments one loaded CT volume through the full cascade (DESIGN.md sections 1, 2, 5).
+"""Segments one loaded CT volume through the full cascade (docs/ORIGINAL.md sections 1, 2, 5).
 
 Steps, as in the original test pipeline:
 
@@ -65,12 +65,12 @@ from liverseg.data.nifti import NiftiVolume
 from liverseg.data.plans import load_geometry
 from liverseg.errors import ConfigError, NiftiError
 from liverseg.inference.predictor import (AUTO_BATCH, BATCH_PIXELS, MIN_NET_SIZE,
-                                          PredictorOptions, StackPredictor, check_shifts,
-                                          check_slice_fusion, predict_slices)
+                                          PredictorOptions, StackPredictor, predict_slices)
 from liverseg.postprocess import crf as crf_lib
-from liverseg.postprocess.choice import STRUCTURES, PostprocessChoice, checked_structures
-from liverseg.postprocess.finalize import (CrfImage, CrfScope, FinalizeOptions, Probabilities,
-                                           finalize)
+from liverseg.postprocess.choice import ORIGINAL_CHOICE, STRUCTURES, PostprocessChoice
+from liverseg.postprocess.finalize import (CRF_SPATIAL_SCALES, CrfImage, CrfScope,
+                                           FinalizeOptions, Probabilities, finalize)
+from liverseg.utils.options import option
 
 logger = logging.getLogger(__name__)
 
@@ -85,47 +85,42 @@ ProgressFn = Callable[[str, int, int], None]
 
 @dataclasses.dataclass(frozen=True)
 class SegmentOptions:
-    """Options of the cascade; defaults follow the original (module docstring)."""
+    """Options of the cascade; defaults follow the original (module docstring).
 
-    #: stacks per network call, or "auto": ``batch_pixels`` pixels per call (1 at
-    #: 512x512, 4 at 256x256; TensorFlow's activations grow with the batch).
-    batch_size: int | str = AUTO_BATCH
+    ``postprocess`` holds the test-time choices a model directory can store
+    (slice fusion, shifted passes, CRF and opening per structure, component
+    clean-ups); the other fields say how the cascade runs.
+    """
+
+    batch_size: int | str = option(
+        AUTO_BATCH, "Slice stacks per network call; 0 = automatic: 512x512 pixels per call "
+        "(1 stack at 512x512, 4 at 256x256), which bounds TensorFlow's memory on CPU; on a GPU "
+        "a larger batch (8-32) is faster.", kind="int", lower_bound=0, zero_means=AUTO_BATCH)
     batch_pixels: int = BATCH_PIXELS
-    mixed_precision: bool = False
-    jit_compile: bool = False
-    crop_variant: str = "original"
-    #: how each slice's probability comes from the stacks holding it
-    #: (``preprocess.SLICE_FUSIONS``): "middle" as the original, or "mean".
-    slice_fusion: str = "middle"
-    #: test-time shifts (rows, cols) of both networks' input: each adds one
-    #: network pass, and the prediction is the mean of the plain one and the
-    #: shifted ones moved back (not the original; flips would need a network
-    #: trained with flips).
-    tta_shifts: tuple[tuple[int, int], ...] = ()
+    mixed_precision: bool = option(False, "Compute the networks in bfloat16 (float32 weights).")
+    jit_compile: bool = option(False, "Compile the networks with XLA.")
+    crop_variant: str = option(
+        "original", "Tumour ROI crop: 'original' drops the box's last row and column as the "
+        "original code, 'paper' keeps the whole box.", choices=pp.CROP_VARIANTS)
+    postprocess: PostprocessChoice = ORIGINAL_CHOICE
     threshold: float = 0.5
-    liver_mask: bool = True
-    crf: bool = True
-    #: structures refined by the CRF (with ``crf`` on); the others are
-    #: thresholded. The bilateral term can erase small low-contrast tumours.
-    crf_targets: tuple[str, ...] = CRF_TARGETS
-    crf_on: str = CrfScope.ROI.value
+    liver_mask: bool = option(
+        True, "Remove tumour outside the liver (--noliver_mask keeps it).")
+    crf_on: str = option(
+        CrfScope.ROI.value, "Where the CRF runs: the structure's bounding box plus a margin "
+        "('roi') or the whole volume (the original; slow, memory hungry).",
+        choices=tuple(c.value for c in CrfScope))
     crf_margin: int = 10
     crf_image: str = CrfImage.WINDOW.value
     crf_params: crf_lib.CrfParams = crf_lib.CrfParams()
-    #: voxels of one CRF (~200 bytes each) before it runs in overlapping z slabs
-    #: (``liverseg.postprocess.crf.z_slabs``; an approximation); 0: no limit.
-    crf_max_voxels: int = crf_lib.DEFAULT_MAX_VOXELS
-    #: "reference": kernel widths scaled to the in-plane size (identity at
-    #: 512x512); "voxels": the widths as given at every size.
-    crf_spatial_scale: str = "reference"
-    opening: bool = True
-    #: structures opened (with ``opening`` on); an opening erodes one voxel of
-    #: boundary wherever the 6-neighbour cross does not fit (thin slices' tips).
-    opening_targets: tuple[str, ...] = CRF_TARGETS
-    #: keep only the liver's largest 3D connected component (not the original).
-    liver_largest_component: bool = False
-    #: drop tumour components smaller than this (mm^3; 0: keep all; not the original).
-    tumor_min_volume_mm3: float = 0.0
+    crf_max_voxels: int = option(
+        crf_lib.DEFAULT_MAX_VOXELS, "Voxels of one CRF (~200 bytes each) before it runs in "
+        "overlapping z slabs (bounds its memory, slightly changes its result); 0 = no limit.",
+        lower_bound=0)
+    crf_spatial_scale: str = option(
+        "reference", "CRF kernel widths: scaled to the in-plane size ('reference', identity "
+        "at 512x512) or the original voxel numbers at every size ('voxels').",
+        choices=CRF_SPATIAL_SCALES)
     tumor_in_final_liver: bool = True
     keep_probabilities: bool = True
 
@@ -133,22 +128,29 @@ class SegmentOptions:
         if self.crop_variant not in pp.CROP_VARIANTS:
             raise ConfigError(f"crop_variant must be one of {pp.CROP_VARIANTS}, "
                               f"got {self.crop_variant!r}")
+        if not isinstance(self.postprocess, PostprocessChoice):
+            raise ConfigError(f"postprocess must be a PostprocessChoice, "
+                              f"got {type(self.postprocess).__name__}")
         self.predictor_options()  # checks batch_size and batch_pixels
-        check_slice_fusion(self.slice_fusion)
-        object.__setattr__(self, "tta_shifts", check_shifts(self.tta_shifts))
-        for name in ("crf_targets", "opening_targets"):
-            object.__setattr__(self, name, checked_structures(name, getattr(self, name)))
         finalize_options = self.finalize_options()  # checks the CRF and component options
         for name in ("crf_on", "crf_image"):
             object.__setattr__(self, name, getattr(finalize_options, name))
 
+    @property
+    def slice_fusion(self) -> str:
+        return self.postprocess.slice_fusion
+
+    @property
+    def tta_shifts(self) -> tuple[tuple[int, int], ...]:
+        return self.postprocess.tta_shifts
+
     def crf_for(self, structure: str) -> bool:
         """Whether the CRF refines ``structure`` ("liver" or "tumor")."""
-        return self.crf and structure in self.crf_targets
+        return structure in self.postprocess.crf_targets
 
     def opening_for(self, structure: str) -> bool:
         """Whether the opening applies to ``structure`` ("liver" or "tumor")."""
-        return self.opening and structure in self.opening_targets
+        return structure in self.postprocess.opening_targets
 
     def predictor_options(self) -> PredictorOptions:
         return PredictorOptions(batch_size=self.batch_size, jit_compile=self.jit_compile,
@@ -157,33 +159,17 @@ class SegmentOptions:
 
     def finalize_options(self) -> FinalizeOptions:
         """What ``liverseg.postprocess.finalize`` needs of these options."""
-        return FinalizeOptions(
-            threshold=self.threshold,
-            crf_targets=tuple(t for t in self.crf_targets if self.crf_for(t)),
-            opening_targets=tuple(t for t in self.opening_targets if self.opening_for(t)),
-            liver_largest_component=self.liver_largest_component,
-            tumor_min_volume_mm3=self.tumor_min_volume_mm3, liver_mask=self.liver_mask,
+        return FinalizeOptions.from_choice(
+            self.postprocess, threshold=self.threshold, liver_mask=self.liver_mask,
             tumor_in_final_liver=self.tumor_in_final_liver, crf_on=self.crf_on,
             crf_margin=self.crf_margin, crf_image=self.crf_image, crf_params=self.crf_params,
             crf_max_voxels=self.crf_max_voxels, crf_spatial_scale=self.crf_spatial_scale)
 
-    def choice(self) -> PostprocessChoice:
-        """The test-time choices of these options (what a model directory stores)."""
-        f = self.finalize_options()
-        return PostprocessChoice(
-            slice_fusion=self.slice_fusion, tta_shifts=self.tta_shifts,
-            crf_targets=f.crf_targets, opening_targets=f.opening_targets,
-            liver_largest_component=self.liver_largest_component,
-            tumor_min_volume_mm3=self.tumor_min_volume_mm3)
-
-    def with_choice(self, choice: PostprocessChoice) -> "SegmentOptions":
-        """These options with ``choice``'s test-time choices."""
-        return dataclasses.replace(
-            self, slice_fusion=choice.slice_fusion, tta_shifts=choice.tta_shifts,
-            crf=True, crf_targets=choice.crf_targets, opening=True,
-            opening_targets=choice.opening_targets,
-            liver_largest_component=choice.liver_largest_component,
-            tumor_min_volume_mm3=choice.tumor_min_volume_mm3)
+    def with_choice(self, choice: PostprocessChoice | None = None, **changes) -> "SegmentOptions":
+        """These options with ``choice`` (default: the current one) and single
+        choices changed (``slice_fusion="mean"``, ``crf_targets=()``, ...)."""
+        choice = self.postprocess if choice is None else choice
+        return dataclasses.replace(self, postprocess=dataclasses.replace(choice, **changes))
 
 
 @dataclasses.dataclass(eq=False)

@@ -22,10 +22,30 @@ from liverseg.data.plans import load_geometry
 from liverseg.errors import ConfigError
 from liverseg.inference.cascade import SegmentOptions
 from liverseg.postprocess.choice import ORIGINAL_CHOICE, PostprocessChoice, load_choice
+from liverseg.utils.options import option
 
 POSTPROCESS_SOURCES = ("stored", "original")
 GEOMETRY_SOURCES = ("model", "native")
 OPTIONS_FILE = "inference_options.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class Sources:
+    """Where a run's test-time choices and grid come from."""
+
+    postprocess: str = option(
+        "stored", "Test-time choices: 'stored' = the models' postprocessing.json (chosen on "
+        "validation cases after training; the original cascade for models without one), "
+        "'original' = the original cascade (middle channel, CRF and opening on both). "
+        "Single flags override single choices.", choices=POSTPROCESS_SOURCES)
+    geometry: str = option(
+        "model", "'model': bring each volume to the orientation and pixel spacing the liver "
+        "model trained at (its plans.json) and the result back; 'native': run on the volume "
+        "as stored (the original; also for models without plans.json).",
+        choices=GEOMETRY_SOURCES)
+
+
+DEFAULT_SOURCES = Sources()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,7 +62,7 @@ class ResolvedOptions:
         options = dataclasses.asdict(self.segment_options)
         return {"liverseg_version": liverseg.__version__,
                 "postprocessing": {"source": self.choice_source,
-                                   "choice": self.segment_options.choice().to_dict()},
+                                   "choice": self.segment_options.postprocess.to_dict()},
                 "geometry": {"source": self.geometry_source,
                              "grid": None if self.geometry is None else self.geometry.to_dict()},
                 "segment_options": _jsonable(options)}
@@ -72,10 +92,12 @@ def stored_choice(liver_model, tumor_model=None) -> tuple[PostprocessChoice | No
 
 
 def resolve_options(liver_model, tumor_model=None, *, base: SegmentOptions = SegmentOptions(),
-                    postprocess: str = "stored", geometry: str = "model",
+                    postprocess: str = DEFAULT_SOURCES.postprocess,
+                    geometry: str = DEFAULT_SOURCES.geometry,
                     overrides: Mapping[str, Any] | None = None) -> ResolvedOptions:
     """``base`` with the test-time choice ``postprocess`` names, then ``overrides``
-    (``SegmentOptions`` field -> value); the grid ``geometry`` names."""
+    (a ``PostprocessChoice`` or ``SegmentOptions`` field -> value); the grid
+    ``geometry`` names."""
     if postprocess not in POSTPROCESS_SOURCES:
         raise ConfigError(f"postprocess must be one of {POSTPROCESS_SOURCES}, got {postprocess!r}")
     if geometry not in GEOMETRY_SOURCES:
@@ -87,10 +109,14 @@ def resolve_options(liver_model, tumor_model=None, *, base: SegmentOptions = Seg
         source = "original" if postprocess == "original" else "original (no stored choice)"
     options = base.with_choice(choice)
     if overrides:
-        unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(SegmentOptions)})
+        choice_fields = {f.name for f in dataclasses.fields(PostprocessChoice)}
+        run_fields = {f.name for f in dataclasses.fields(SegmentOptions)} - {"postprocess"}
+        unknown = sorted(set(overrides) - choice_fields - run_fields)
         if unknown:
             raise ConfigError(f"unknown cascade options: {unknown}")
-        options = dataclasses.replace(options, **overrides)
+        options = dataclasses.replace(
+            options.with_choice(**{k: v for k, v in overrides.items() if k in choice_fields}),
+            **{k: v for k, v in overrides.items() if k in run_fields})
         source += " + overrides: " + ", ".join(sorted(overrides))
     grid, grid_source = None, "native"
     if geometry == "model":

@@ -41,6 +41,7 @@ from liverseg.errors import ConfigError, LayoutError, LiverSegError, OutputError
 from liverseg.inference.cascade import STAGES, Segmenter, SegmentOptions
 from liverseg.inference.resolve import OPTIONS_FILE, ResolvedOptions
 from liverseg.utils.atomic import atomic_write_text, check_can_write, safe_output_path
+from liverseg.utils.options import option
 from liverseg.utils.progress import Progress, format_seconds
 
 logger = logging.getLogger(__name__)
@@ -61,10 +62,12 @@ class CaseStatus(str, enum.Enum):
 class RunOptions:
     """What the runner writes and how it treats existing outputs."""
 
-    overwrite: bool = False
-    skip_existing: bool = False
-    write_probabilities: bool = False
-    overlays: bool = False
+    overwrite: bool = option(False, "Replace existing outputs.")
+    skip_existing: bool = option(
+        False, "Skip volumes whose label map already exists (resumes an interrupted run).")
+    write_probabilities: bool = option(
+        False, "Also write <output>_liver_probability and _tumor_probability (float32).")
+    overlays: bool = option(False, "Also write <output>_overlay.png per volume.")
 
     def __post_init__(self):
         if self.overwrite and self.skip_existing:

@@ -32,7 +32,7 @@ _NAME_PATTERN = re.compile(
 class ModelConfig:
     """Stage, number of slices per input (= output channels) and variant.
 
-    Variants (DESIGN.md section 3): ``original`` reproduces the released code
+    Variants (docs/ORIGINAL.md section 3): ``original`` reproduces the released code
     (tumour-net head ReLUs, ``side_k_up`` frozen at random init); ``paper``
     follows the README (no head ReLUs, bilinear ``side_k_up``);
     ``liverseg2017`` is the parent network (no FFBs, no decoder).
@@ -102,3 +102,8 @@ class ModelConfig:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+
+def model_config_of(model) -> ModelConfig:
+    """The ``ModelConfig`` of a network built by ``build_ds_sffnet`` (from its name)."""
+    return ModelConfig.from_model_name(getattr(model, "name", ""))

@@ -25,7 +25,7 @@ from typing import Callable, Iterable, Mapping
 import numpy as np
 
 from liverseg.errors import CheckpointError, ConfigError
-from liverseg.models.config import SIDE_LEVELS, ModelConfig
+from liverseg.models.config import SIDE_LEVELS, ModelConfig, model_config_of  # noqa: F401
 from liverseg.models.ds_sffnet import (BACKBONE_BLOCKS, backbone_layer_names,
                                        side_conv_name)
 
@@ -56,11 +56,6 @@ class LoadReport:
     path: str
     loaded: tuple[str, ...]
     ignored: tuple[str, ...]
-
-
-def model_config_of(model) -> ModelConfig:
-    """The ``ModelConfig`` of a network built by ``build_ds_sffnet`` (from its name)."""
-    return ModelConfig.from_model_name(getattr(model, "name", ""))
 
 
 def _conv(mapping, tf1_prefix, layer, *, bias=True):

@@ -1,6 +1,6 @@
 """DS-SFFNet and its parent network as Keras functional models.
 
-Structure, names and maths follow DESIGN.md section 3 and the original TF1
+Structure, names and maths follow docs/ORIGINAL.md section 3 and the original TF1
 graphs: VGG-16 backbone (``conv1_1`` ... ``conv5_3``), 16-channel side convs,
 feature fusion blocks and a 3x3 transposed-conv decoder (DS-SFFNet only),
 four deep-supervision heads and the fused output. Layer names are the leaf

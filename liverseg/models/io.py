@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from liverseg.errors import CheckpointError, ConfigError, OutputError
-from liverseg.models.config import ModelConfig
+from liverseg.models.config import ModelConfig, model_config_of
 from liverseg.utils.atomic import atomic_path, atomic_write_text
 
 CONFIG_FILE = "model_config.json"
@@ -68,8 +68,6 @@ def save_model(model, directory, *, overwrite: bool = False) -> Path:
     place; in an existing directory each file is written atomically and other
     files are left alone. Returns the directory.
     """
-    from liverseg.models.converter import model_config_of
-
     config = model_config_of(model)
     dest = Path(directory)
     check_model_destination(dest, overwrite)

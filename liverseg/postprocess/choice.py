@@ -16,9 +16,10 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-from liverseg.data.preprocess import check_shifts, check_slice_fusion
+from liverseg.data.preprocess import SLICE_FUSIONS, check_shifts, check_slice_fusion
 from liverseg.errors import ConfigError
 from liverseg.utils.atomic import atomic_write_text
+from liverseg.utils.options import option
 
 STRUCTURES = ("liver", "tumor")
 CHOICE_FILE = "postprocessing.json"
@@ -48,12 +49,24 @@ class PostprocessChoice:
     smaller than ``tumor_min_volume_mm3``.
     """
 
-    slice_fusion: str = "middle"
-    tta_shifts: tuple[tuple[int, int], ...] = ()
-    crf_targets: tuple[str, ...] = STRUCTURES
-    opening_targets: tuple[str, ...] = STRUCTURES
-    liver_largest_component: bool = False
-    tumor_min_volume_mm3: float = 0.0
+    slice_fusion: str = option(
+        "middle", "Each slice's probability: the 'middle' channel of the stack centred on it "
+        "(the original) or the 'mean' over every stack holding it (free for the liver net).",
+        choices=SLICE_FUSIONS)
+    tta_shifts: tuple[tuple[int, int], ...] = option(
+        (), "Test-time shifts as ROWS:COLS pixel pairs (e.g. 2:2); each adds one pass of both "
+        "networks, whose outputs are moved back and averaged with the plain one.", kind="pairs")
+    crf_targets: tuple[str, ...] = option(
+        STRUCTURES, "Structures the 3D dense CRF refines; the others are thresholded at 0.5 "
+        "(empty: no CRF).", choices=STRUCTURES)
+    opening_targets: tuple[str, ...] = option(
+        STRUCTURES, "Structures the 6-neighbour binary opening applies to (empty: none).",
+        choices=STRUCTURES)
+    liver_largest_component: bool = option(
+        False, "Keep only the liver's largest 3D connected component.")
+    tumor_min_volume_mm3: float = option(
+        0.0, "Drop tumour components smaller than this many mm^3 (0 keeps all).",
+        lower_bound=0.0)
 
     def __post_init__(self):
         check_slice_fusion(self.slice_fusion)

@@ -1,7 +1,7 @@
 """3D fully connected CRF (Kraehenbuehl & Koltun) on one structure's probability.
 
 Reproduces what the original pipeline ran through DenseInferenceWrapper
-(DESIGN.md section 5) with ``pydensecrf``'s N-dimensional ``DenseCRF``:
+(docs/ORIGINAL.md section 5) with ``pydensecrf``'s N-dimensional ``DenseCRF``:
 
 - two labels (background, structure) with unary -log(1 - p) and -log(p);
 - Gaussian pairwise term on voxel coordinates / (3, 3, 3), Potts weight 3;

@@ -1,4 +1,4 @@
-"""Training recipes: the original one (DESIGN.md section 4) and a fast one.
+"""Training recipes: the original one (docs/ORIGINAL.md section 4) and a fast one.
 
 A recipe is data, not code: the optimiser, learning-rate schedule,
 deep-supervision phases, loss weighting and regularisation. Schedules are

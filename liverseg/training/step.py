@@ -66,29 +66,14 @@ class TrainStep:
 
     # ---- replica functions -------------------------------------------------
     def _loss(self, batch, dsn_weight, normaliser):
-        """(differentiable data loss, decay, per-output loss values, outputs).
-
-        The soft Dice term is over the global batch: its local sums are
-        all-reduced (without gradient), and each replica differentiates the
-        linearisation whose gradients sum to the global Dice gradient, so an
-        update on N replicas equals the single-device one.
-        """
-        ctx = tf.distribute.get_replica_context()
+        """(differentiable data loss, decay, per-output loss values, outputs):
+        ``losses.deep_supervision_loss`` over the global batch, plus decay."""
         outputs = self.model(batch["image"], training=True)
-        labels, mask = batch["label"], batch["mask"]
-        per_output, for_grad = {}, {}
-        for name in ("fuse",) + SIDE_OUTPUTS:
-            logits = tf.cast(outputs[name], tf.float32)
-            ce = losses.class_balanced_sigmoid_ce(
-                labels, logits, self.pos_weight, self.neg_weight, loss_mask=mask) / normaliser
-            per_output[name] = for_grad[name] = ce
-            if self.dice_weight:
-                value, surrogate = losses.soft_dice_terms(labels, logits, mask, ctx)
-                # The value is already global: each replica reports its share.
-                per_output[name] = ce + self.dice_weight * value / tf.cast(
-                    ctx.num_replicas_in_sync, tf.float32)
-                for_grad[name] = ce + self.dice_weight * surrogate
-        data_loss = for_grad["fuse"] + dsn_weight * tf.add_n([for_grad[n] for n in SIDE_OUTPUTS])
+        logits = {name: tf.cast(outputs[name], tf.float32) for name in ("fuse",) + SIDE_OUTPUTS}
+        data_loss, per_output = losses.deep_supervision_loss(
+            batch["label"], logits, dsn_weight, self.pos_weight, self.neg_weight,
+            batch["mask"], normaliser=normaliser, dice_weight=self.dice_weight,
+            replica_context=tf.distribute.get_replica_context())
         decay = tf.constant(0.0)
         if self.decay:
             decay = self.decay * 0.5 * tf.add_n([tf.reduce_sum(tf.square(k)) for k in self.kernels])

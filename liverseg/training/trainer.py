@@ -27,16 +27,22 @@ from liverseg.data.augment import AugmentOptions
 from liverseg.data.geometry import Geometry, infer_training_geometry
 from liverseg.data.plans import PLANS_FILE, load_geometry, save_plans
 from liverseg.errors import CheckpointError, ConfigError, OutputError, TrainingError
+from liverseg.models.config import VARIANTS
 from liverseg.training import checkpoints, distribute, variable_selection
+from liverseg.training.distribute import DISTRIBUTIONS
 from liverseg.training.optimizers import make_optimizer
-from liverseg.training.recipes import Recipe, foreground_fraction, get_recipe
+from liverseg.training.recipes import RECIPES, Recipe, foreground_fraction, get_recipe
 from liverseg.training.data import AUTO_PATCH, build_run_data
 from liverseg.training.step import TrainStep
+from liverseg.training.variable_selection import SELECTIONS
 from liverseg.utils.atomic import atomic_write_text
+from liverseg.utils.options import REQUIRED, option
 from liverseg.utils.progress import Progress
 
 log = logging.getLogger(__name__)
 
+STAGES = ("liver", "tumor")
+RECIPE_NAMES = tuple(RECIPES)
 LOSS_MASKS = ("gt", "liver_model")
 GEOMETRIES = ("normalize", "native")
 CONFIG_NAME = "config.json"
@@ -47,41 +53,69 @@ _RESUME_FIELDS = ("stage", "recipe", "variant", "number_slices", "image_size", "
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    stage: str
-    data_dir: str
-    model_dir: str
-    recipe: str = "fast"
-    #: None: "original", except the tumour net from scratch with the fast
-    #: recipe, which gets "paper" (``resolved`` says why).
-    variant: str | None = None
-    max_steps: int | None = None
-    batch_size: int | None = None
-    learning_rate: float | None = None
-    image_size: int | None = None
-    init_checkpoint: str | None = None
-    liver_model: str | None = None
-    loss_mask: str | None = None
-    distribution: str = "none"
-    cpu_devices: int = 0
-    mixed_precision: bool = False
-    val_every: int = 50
-    val_dir: str | None = None
-    val_fraction: float = 0.1
-    save_every: int = 200
-    log_every: int = 10
+    """One training run; every field is a ``tools/train.py`` flag. None means
+    "the recipe's" (or, where said, a choice made from the other fields)."""
+
+    stage: str = option(REQUIRED, "Which network to train.", choices=STAGES)
+    data_dir: str = option(
+        REQUIRED, "LiTS-layout NIfTI directory or a prepare.py output (TFRecords).")
+    model_dir: str = option(
+        REQUIRED, "Where checkpoints, logs and the final model go (rerunning resumes).")
+    recipe: str = option("fast", "Training recipe: 'original' (the original's, faithful) or "
+                         "'fast' (learns from scratch on a CPU; README).", choices=RECIPE_NAMES)
+    variant: str | None = option(
+        None, "Network variant (default: original; for the tumour network trained from "
+        "scratch with the fast recipe: paper, as the original's head ReLUs die there).",
+        choices=VARIANTS)
+    max_steps: int | None = option(
+        None, "Updates (default: the recipe's); schedules scale.", kind="int", lower_bound=1)
+    batch_size: int | None = option(
+        None, "Global batch size (default: the recipe's).", kind="int", lower_bound=1)
+    learning_rate: float | None = option(
+        None, "Base learning rate (default: the recipe's).", kind="float")
+    image_size: int | None = option(
+        None, "Resize examples to this square size (a deviation).", kind="int", lower_bound=16)
+    init_checkpoint: str | None = option(
+        None, "ImageNet VGG-16 (TF-slim vgg_16.ckpt or Keras .h5) or an earlier model.")
+    liver_model: str | None = option(
+        None, "Tumour stage: the liver model giving the loss mask (and the training grid).")
+    loss_mask: str | None = option(
+        None, "Tumour stage loss mask source (default: liver_model if given, else gt).",
+        choices=LOSS_MASKS)
+    distribution: str = option("none", "tf.distribute strategy.", choices=DISTRIBUTIONS)
+    cpu_devices: int = option(0, "Split the CPU into N logical devices.", lower_bound=0)
+    mixed_precision: bool = option(False, "Train with the mixed_bfloat16 policy.")
+    val_every: int = option(50, "Validate every N updates (0: never).", lower_bound=0)
+    val_dir: str | None = option(None, "Validation data (default: a fraction of data_dir).")
+    val_fraction: float = option(0.1, "Fraction of cases held out for validation (and for "
+                                 "choosing the post-processing).", lower_bound=0.0,
+                                 upper_bound=0.9)
+    save_every: int = option(200, "Checkpoint every N updates.", lower_bound=1)
+    log_every: int = option(10, "Print a progress line every N updates.", lower_bound=1)
     keep_checkpoints: int = 3
-    seed: int = 0
-    crop_variant: str = "original"
+    seed: int = option(0, "Random seed.", lower_bound=0)
+    crop_variant: str = option("original", "Tumour ROI crop variant.",
+                               choices=("original", "paper"))
     number_slices: int = 3
-    #: "original" or "all" (``variable_selection.SELECTIONS``); None: the recipe's.
-    variable_selection: str | None = None
-    #: Augment training examples on the fly; None: the recipe's (fast: on).
-    augment: bool | None = None
-    #: "normalize" (one orientation and pixel spacing, recorded in plans.json)
-    #: or "native" (volumes as stored); None: the recipe's (fast: normalize).
-    geometry: str | None = None
-    #: Side of the augmented training patches; None: from the examples' sizes.
-    patch_size: int | None = None
+    variable_selection: str | None = option(
+        None, "Variables each update moves: 'original' reproduces the original, whose last "
+        "(supervision 'none') phase leaves score-dsn_5 and upscore-fuse frozen; 'all' trains "
+        "every variable. Default: the recipe's (original recipe: original; fast: all).",
+        choices=SELECTIONS)
+    augment: bool | None = option(
+        None, "Augment training examples on the fly (rotation, scaling, elastic, intensity, "
+        "noise, blur, low resolution, gamma). Default: the recipe's (fast: on, original: "
+        "off).", kind="bool")
+    geometry: str | None = option(
+        None, "'normalize': bring every training volume to one orientation and in-plane pixel "
+        "spacing (the majority orientation and median spacing of the training volumes, or "
+        "the liver model's), recorded in the model's plans.json so that inference does the "
+        "same; 'native': volumes as stored (the original). Default: the recipe's (fast: "
+        "normalize, original: native).", choices=GEOMETRIES)
+    patch_size: int | None = option(
+        None, "Side of the augmented training patches (default: from the examples: the "
+        "median slice size for the liver, the 90th percentile crop for the tumour).",
+        kind="int", lower_bound=16)
 
     def resolved(self) -> "TrainConfig":
         """Fills recipe defaults and checks option combinations."""

@@ -162,8 +162,9 @@ def tune_postprocessing(liver_model, tumor_model, cases: Sequence[lits.Case], *,
     settings = options.network_settings()
     for n, (fusion, shifts) in enumerate(settings, start=1):
         t = time.perf_counter()
-        segmenter = Segmenter(liver_model, tumor_model, dataclasses.replace(
-            base, slice_fusion=fusion, tta_shifts=shifts), geometry=geometry)
+        segmenter = Segmenter(liver_model, tumor_model,
+                              base.with_choice(slice_fusion=fusion, tta_shifts=shifts),
+                              geometry=geometry)
         for case in cases:
             volume = nifti.load_ct(case.volume, dtype=None)
             ref = nifti.load_labels(case.segmentation).data

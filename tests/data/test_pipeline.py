@@ -11,8 +11,8 @@ import tensorflow as tf
 
 from liverseg.data import pipeline, preprocess as pp, tfrecord
 from liverseg.data.examples import VolumeRecord, iter_examples, tumor_starts
-from liverseg.data.phantom import write_phantoms
-from liverseg.data.prepare import prepare
+from liverseg.phantoms.training import write_phantoms
+from liverseg.training.prepare import prepare
 from liverseg.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -99,3 +99,20 @@ def write_ct(path: Path, data: np.ndarray, affine=None) -> Path:
     if affine is None:
         affine = np.diag([0.8, 0.8, 2.5, 1.0])
     return nifti.save_ct(path, data, affine)
+
+
+CHOICE_FIELDS = ("slice_fusion", "tta_shifts", "crf_targets", "opening_targets",
+                 "liver_largest_component", "tumor_min_volume_mm3")
+
+
+def options(**kw):
+    """``SegmentOptions`` from flat keywords: the test-time choices go into its
+    ``postprocess`` choice; ``crf=False`` / ``opening=False`` mean no structure."""
+    from liverseg.inference import SegmentOptions
+
+    choice = {k: kw.pop(k) for k in CHOICE_FIELDS if k in kw}
+    if kw.pop("crf", True) is False:
+        choice["crf_targets"] = ()
+    if kw.pop("opening", True) is False:
+        choice["opening_targets"] = ()
+    return SegmentOptions(**kw).with_choice(**choice)

@@ -7,7 +7,6 @@ probability 0.6) far from the liver. So the expected label maps are known
 exactly for every combination of post-processing switches.
 """
 
-import dataclasses
 
 import numpy as np
 import pytest
@@ -15,6 +14,7 @@ import pytest
 from liverseg.data.nifti import NiftiVolume
 from liverseg.errors import ConfigError, NiftiError
 from liverseg.inference import CrfScope, Segmenter, SegmentOptions
+from liverseg.postprocess.choice import PostprocessChoice
 from tests.inference import helpers
 from tests.inference.helpers import LIVER_BOX, SHAPE, SPECK, TUMOUR_BOX
 
@@ -45,7 +45,7 @@ def segment(fake_nets, volume=None, **options):
     liver, tumour = fake_nets
     if volume is None:
         volume = helpers.synthetic_volume(speck=True)
-    return Segmenter(liver, tumour, SegmentOptions(batch_size=4, **options)).segment(volume)
+    return Segmenter(liver, tumour, helpers.options(batch_size=4, **options)).segment(volume)
 
 
 def test_default_cascade_crf_then_opening(fake_nets):
@@ -99,9 +99,9 @@ def test_opening_targets_choose_which_structures_are_opened(fake_nets):
         result = segment(fake_nets, opening_targets=targets)
         np.testing.assert_array_equal(result.labels, labels_from(liver, tumour),
                                       err_msg=str(targets))
-    assert not SegmentOptions(opening=False).opening_for("tumor")
+    assert not helpers.options(opening=False).opening_for("tumor")
     with pytest.raises(ConfigError, match="opening_targets: unknown structure"):
-        SegmentOptions(opening_targets=("spleen",))
+        PostprocessChoice(opening_targets=("spleen",))
 
 
 def test_crf_on_whole_volume_agrees_here(fake_nets):
@@ -139,13 +139,14 @@ def test_crf_targets_choose_which_structures_the_crf_refines(fake_nets):
 
 
 def test_crf_targets_are_checked():
-    assert SegmentOptions(crf_targets=["tumor", "liver", "tumor"]).crf_targets == ("tumor", "liver")
-    assert SegmentOptions().crf_targets == ("liver", "tumor")
-    assert not SegmentOptions(crf=False).crf_for("liver")
+    assert PostprocessChoice(crf_targets=["tumor", "liver", "tumor"]).crf_targets == \
+        ("tumor", "liver")
+    assert SegmentOptions().postprocess.crf_targets == ("liver", "tumor")
+    assert not SegmentOptions().with_choice(crf_targets=()).crf_for("liver")
     with pytest.raises(ConfigError, match="unknown structure.*'lesion'"):
-        SegmentOptions(crf_targets=("liver", "lesion"))
+        PostprocessChoice(crf_targets=("liver", "lesion"))
     with pytest.raises(ConfigError, match="tuple of names"):
-        SegmentOptions(crf_targets="liver")
+        PostprocessChoice(crf_targets="liver")
 
 
 def test_without_liver_mask_dark_background_in_the_roi_is_tumour(fake_nets):
@@ -175,7 +176,7 @@ def test_tumour_probability_is_zero_outside_the_liver_mask(fake_nets):
 
 def test_liver_only_without_tumour_model(fake_nets):
     liver, _ = fake_nets
-    result = Segmenter(liver, None, SegmentOptions(opening=False, crf_spatial_scale="voxels")
+    result = Segmenter(liver, None, helpers.options(opening=False, crf_spatial_scale="voxels")
                        ).segment(helpers.synthetic_volume(speck=True))
     expected = (helpers.expected_labels() > 0).astype(np.uint8)
     np.testing.assert_array_equal(result.labels, expected)
@@ -193,7 +194,7 @@ def test_no_liver_means_no_tumour_net_call(fake_nets):
 
 def test_given_liver_probability_replaces_the_liver_net(fake_nets):
     liver, tumour = fake_nets
-    segmenter = Segmenter(liver, tumour, SegmentOptions(crf=False, opening=False))
+    segmenter = Segmenter(liver, tumour, helpers.options(crf=False, opening=False))
     prob = np.zeros(SHAPE, np.float32)
     prob[LIVER_BOX] = 1.0
     result = segmenter.segment(helpers.synthetic_volume(speck=True), liver_probability=prob)
@@ -216,19 +217,19 @@ def test_slice_fusion_and_shifts_reach_both_networks(monkeypatch):
 
     monkeypatch.setattr(cascade, "predict_slices", spy)
     volume = helpers.synthetic_volume()
-    options = SegmentOptions(batch_size=4, slice_fusion="mean", crf=False, opening=False,
+    options = helpers.options(batch_size=4, slice_fusion="mean", crf=False, opening=False,
                              tta_shifts=[(1, 1), [1, 1]])
     assert options.tta_shifts == ((1, 1),)
     result = Segmenter(liver, tumour, options).segment(volume)
     assert seen == [("mean", ((1, 1),))] * 2
     seen.clear()
-    options = dataclasses.replace(options, tta_shifts=())
+    options = options.with_choice(tta_shifts=())
     result = Segmenter(liver, tumour, options).segment(volume)
     assert seen == [("mean", ())] * 2
     expected = real(predictor.StackPredictor(liver, predictor.PredictorOptions(4)), volume,
                     cascade.pp.intensity_range(volume), fusion="mean")
     np.testing.assert_allclose(result.liver_probability, expected, rtol=1e-6)
-    middle = Segmenter(liver, tumour, SegmentOptions(batch_size=4, crf=False, opening=False))
+    middle = Segmenter(liver, tumour, helpers.options(batch_size=4, crf=False, opening=False))
     assert not np.allclose(middle.segment(volume).liver_probability, expected)
 
 
@@ -268,7 +269,7 @@ def test_options_are_checked():
     with pytest.raises(ConfigError):
         SegmentOptions(crf_margin=-1)
     with pytest.raises(ConfigError, match="slice_fusion"):
-        SegmentOptions(slice_fusion="median")
+        PostprocessChoice(slice_fusion="median")
     assert SegmentOptions(crf_on=CrfScope.VOLUME).crf_on == "volume"
     assert SegmentOptions().batch_size == "auto"
     assert SegmentOptions(batch_pixels=1000).predictor_options().batch_size_for(20, 24) == 2
@@ -285,7 +286,7 @@ def test_swapped_models_are_refused():
 
 def test_real_networks_trace_once_over_volumes_of_different_sizes():
     liver, tumour = helpers.real_models()
-    segmenter = Segmenter(liver, tumour, SegmentOptions(batch_size=2, crf=False))
+    segmenter = Segmenter(liver, tumour, helpers.options(batch_size=2, crf=False))
     rng = np.random.default_rng(3)
     for shape in ((32, 32, 4), (40, 48, 5)):
         hu = rng.normal(60, 40, shape).astype(np.int16)

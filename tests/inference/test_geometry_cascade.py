@@ -11,8 +11,9 @@ import pytest
 
 from liverseg.data import nifti
 from liverseg.data.geometry import Geometry
-from liverseg.inference import Segmenter, SegmentOptions
+from liverseg.inference import Segmenter
 from tests.data.test_geometry import FLIPS, PERMUTATIONS, stored_as
+from tests.inference.helpers import options as segment_options
 
 SPACING = (3.0, 3.0, 5.0)
 BASE = Geometry("LPS", None)
@@ -66,7 +67,7 @@ def _back_to_base(labels, perm, flips):
 
 
 def _segment(models, volume, geometry):
-    options = SegmentOptions(batch_size=2, crf=False, opening=False)
+    options = segment_options(batch_size=2, crf=False, opening=False)
     return Segmenter(*models, options, geometry=geometry).segment(volume).labels
 
 

@@ -26,7 +26,7 @@ def test_stored_choice_and_grid_by_default(model_dirs):
     save_choice(liver, ORIGINAL_CHOICE)  # the tumour model's (tuned with the pair) wins
     save_plans(liver, Geometry("LPS", (4.0, 4.0)))
     resolved = resolve_options(str(liver), str(tumor))
-    assert resolved.segment_options.choice() == TUNED
+    assert resolved.segment_options.postprocess == TUNED
     assert resolved.choice_source == str(tumor / "postprocessing.json")
     assert resolved.geometry == Geometry("LPS", (4.0, 4.0))
     assert resolved.to_dict()["postprocessing"]["choice"] == TUNED.to_dict()
@@ -34,7 +34,7 @@ def test_stored_choice_and_grid_by_default(model_dirs):
 
 def test_models_without_files_run_the_original_cascade_as_stored(model_dirs):
     resolved = resolve_options(*map(str, model_dirs))
-    assert resolved.segment_options.choice() == ORIGINAL_CHOICE
+    assert resolved.segment_options.postprocess == ORIGINAL_CHOICE
     assert resolved.geometry is None and "no stored choice" in resolved.choice_source
     assert "no plans.json" in resolved.geometry_source
 
@@ -44,7 +44,7 @@ def test_original_and_native_ignore_the_stored_files(model_dirs):
     save_choice(tumor, TUNED)
     save_plans(liver, Geometry("LPS", (4.0, 4.0)))
     resolved = resolve_options(str(liver), str(tumor), postprocess="original", geometry="native")
-    assert resolved.segment_options.choice() == ORIGINAL_CHOICE
+    assert resolved.segment_options.postprocess == ORIGINAL_CHOICE
     assert resolved.geometry is None and resolved.choice_source == "original"
 
 
@@ -52,11 +52,14 @@ def test_overrides_win_and_the_base_is_kept(model_dirs):
     liver, tumor = model_dirs
     save_choice(tumor, TUNED)
     resolved = resolve_options(str(liver), str(tumor), base=SegmentOptions(crop_variant="paper"),
-                               overrides={"crf": False, "tumor_min_volume_mm3": 30.0})
+                               overrides={"crf_targets": (), "tumor_min_volume_mm3": 30.0,
+                                          "mixed_precision": True})
     options = resolved.segment_options
     assert options.crop_variant == "paper" and options.slice_fusion == "mean"
-    assert options.choice().crf_targets == () and options.tumor_min_volume_mm3 == 30.0
-    assert "overrides: crf, tumor_min_volume_mm3" in resolved.choice_source
+    assert options.mixed_precision
+    assert options.postprocess.crf_targets == () and options.postprocess.tumor_min_volume_mm3 == 30.0
+    assert "overrides: crf_targets, mixed_precision, tumor_min_volume_mm3" in \
+        resolved.choice_source
 
 
 @pytest.mark.parametrize("kwargs,problem", [

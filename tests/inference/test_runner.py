@@ -18,7 +18,7 @@ from tests.inference import helpers
 @pytest.fixture(scope="module")
 def segmenter():
     return Segmenter(helpers.fake_liver_model(), helpers.fake_tumor_model(),
-                     SegmentOptions(batch_size=4, opening=False))
+                     helpers.options(batch_size=4, opening=False))
 
 
 def write_volume(path, dtype=np.int16):

@@ -1,6 +1,6 @@
 """Independent TF1-style reference of the original DS-SFFNet / parent graphs.
 
-Written from DESIGN.md section 3 with ``tf.compat.v1`` variables under the
+Written from docs/ORIGINAL.md section 3 with ``tf.compat.v1`` variables under the
 original names and raw ``tf.nn`` ops, as TF-slim built them: ``conv2d`` +
 ``bias_add`` (+ ``relu``), 2x2 SAME max pools, ``conv2d_transpose`` with an
 explicit dynamic ``output_shape``, and the original ``crop_features``

@@ -1,15 +1,16 @@
 """Stored test-time choices (liverseg.postprocess.choice) and their use by the cascade."""
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 
+from liverseg.data import preprocess as pp
 from liverseg.errors import ConfigError
 from liverseg.inference import Segmenter, SegmentOptions
 from liverseg.postprocess import choice as choice_lib
 from liverseg.postprocess.choice import ORIGINAL_CHOICE, PostprocessChoice
-from liverseg.data import preprocess as pp
 from liverseg.postprocess.finalize import FinalizeOptions, Probabilities, finalize
 from tests.inference import helpers
 
@@ -19,7 +20,7 @@ TUNED = PostprocessChoice(slice_fusion="mean", tta_shifts=((2, 2),), crf_targets
 
 
 def test_original_choice_is_the_original_cascade():
-    assert ORIGINAL_CHOICE == SegmentOptions().choice()
+    assert ORIGINAL_CHOICE == SegmentOptions().postprocess
     assert ORIGINAL_CHOICE.crf_targets == ("liver", "tumor")
     assert ORIGINAL_CHOICE.opening_targets == ("liver", "tumor")
     assert ORIGINAL_CHOICE.slice_fusion == "middle" and ORIGINAL_CHOICE.tta_shifts == ()
@@ -49,21 +50,21 @@ def test_a_bad_file_names_itself_and_the_problem(tmp_path, document, problem):
 
 
 def test_segment_options_apply_and_report_a_choice():
-    options = SegmentOptions(crf=False).with_choice(TUNED)
-    assert options.choice() == TUNED
+    options = SegmentOptions(crop_variant="paper").with_choice(TUNED)
+    assert options.postprocess == TUNED and options.crop_variant == "paper"
     f = options.finalize_options()
     assert f.crf_targets == () and f.opening_targets == ("tumor",)
     assert f.liver_largest_component and f.tumor_min_volume_mm3 == 12.5
-    # switches that turn whole steps off show in the choice
-    assert SegmentOptions(crf=False, opening=False).choice().crf_targets == ()
-    assert SegmentOptions(crf=False, opening=False).choice().opening_targets == ()
+    # a single choice changes without touching the others
+    assert options.with_choice(opening_targets=()).postprocess == dataclasses.replace(
+        TUNED, opening_targets=())
 
 
 @pytest.mark.parametrize("crf", [True, False])
 def test_finalize_on_saved_probabilities_equals_the_cascade(crf):
     """The decisions apply to probability maps alone: the same labels as the cascade."""
     volume = helpers.synthetic_volume(speck=True)
-    options = SegmentOptions(batch_size=4, crf_spatial_scale="voxels", opening=False, crf=crf,
+    options = helpers.options(batch_size=4, crf_spatial_scale="voxels", opening=False, crf=crf,
                              liver_largest_component=True, tumor_min_volume_mm3=3.0)
     result = Segmenter(helpers.fake_liver_model(), helpers.fake_tumor_model(),
                        options).segment(volume)
@@ -75,7 +76,7 @@ def test_finalize_on_saved_probabilities_equals_the_cascade(crf):
         return
     # the largest component drops the soft speck far from the liver
     plain = Segmenter(helpers.fake_liver_model(), helpers.fake_tumor_model(),
-                      SegmentOptions(batch_size=4, crf_spatial_scale="voxels", crf=False,
+                      helpers.options(batch_size=4, crf_spatial_scale="voxels", crf=False,
                                      opening=False)).segment(volume)
     assert result.voxel_counts()["liver"] < plain.voxel_counts()["liver"]
 

@@ -16,6 +16,7 @@ import pytest
 
 from liverseg.errors import OutputError
 from liverseg.evaluation import report as report_lib
+from liverseg.evaluation import writers as report_writers
 from tests.reliability import badfiles as bf
 from tests.reliability.conftest import assert_one_line_error, run_tool
 
@@ -136,7 +137,7 @@ def test_missing_directories_are_one_line_errors(tmp_path):
 def test_a_failed_report_write_leaves_no_report(battery, tmp_path, monkeypatch):
     pred, gt, _, _ = battery
     out = tmp_path / "report.json"
-    real = report_lib.atomic_write_text
+    real = report_writers.atomic_write_text
 
     def write_then_fail(path, text, overwrite=False):
         if str(path).endswith(".json"):
@@ -147,7 +148,7 @@ def test_a_failed_report_write_leaves_no_report(battery, tmp_path, monkeypatch):
             return atomic_write_with(path, half, overwrite=overwrite)
         return real(path, text, overwrite=overwrite)
 
-    monkeypatch.setattr(report_lib, "atomic_write_text", write_then_fail)
+    monkeypatch.setattr(report_writers, "atomic_write_text", write_then_fail)
     with pytest.raises(OutputError, match="No space left on device") as info:
         report_lib.evaluate_to_files(pred, gt, out)
     assert str(info.value).startswith(str(out))

@@ -125,7 +125,7 @@ def test_overwrite_replaces_the_symlink_not_its_target(battery_run, tiny_models,
     link = out / "segmentation-102.nii.gz"
     result = run_tool("infer", f"--input_dir={src / 'volume-102.nii.gz'}",
                       f"--output_dir={out}", f"--liver_model={liver}", "--overwrite",
-                      "--no_crf")
+                      "--crf_targets=")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "1 written, 0 skipped, 0 failed" in result.stdout
     assert not link.is_symlink() and link.is_file()

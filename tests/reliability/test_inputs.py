@@ -12,8 +12,9 @@ import pytest
 
 from liverseg import cli
 from liverseg.data import nifti
+from liverseg.data.nifti import reader as nifti_reader
 from liverseg.errors import LayoutError, NiftiError, OutputError
-from liverseg.inference import CaseStatus, Segmenter, SegmentOptions, run
+from liverseg.inference import CaseStatus, Segmenter, run
 from tests.inference import helpers
 from tests.reliability import badfiles as bf
 
@@ -22,7 +23,7 @@ from tests.reliability import badfiles as bf
 def segmenter():
     """Known-output networks (1x1 convs): fast, so the runner is what is tested."""
     return Segmenter(helpers.fake_liver_model(), helpers.fake_tumor_model(),
-                     SegmentOptions(batch_size=4, crf=False, opening=False))
+                     helpers.options(batch_size=4, crf=False, opening=False))
 
 
 def test_file_deleted_between_discovery_and_reading(tmp_path, segmenter, monkeypatch):
@@ -48,13 +49,13 @@ def test_file_deleted_between_discovery_and_reading(tmp_path, segmenter, monkeyp
 
 def test_file_vanishing_while_its_data_are_read(tmp_path, monkeypatch):
     path = bf.write_good_ct(tmp_path / "volume-1.nii.gz")
-    real = nifti._read_raw
+    real = nifti_reader._read_raw
 
     def read_after_deletion(info):
         os.remove(info.path)
         return real(info)
 
-    monkeypatch.setattr(nifti, "_read_raw", read_after_deletion)
+    monkeypatch.setattr(nifti_reader, "_read_raw", read_after_deletion)
     with pytest.raises(NiftiError, match="cannot read file: No such file or directory") as info:
         nifti.load_ct(path)
     assert info.value.path == str(path)
@@ -82,7 +83,7 @@ def test_out_of_memory_names_the_file(tmp_path, monkeypatch):
     def no_memory(*args, **kwargs):
         raise MemoryError()
 
-    monkeypatch.setattr(nifti.np, "empty", no_memory)
+    monkeypatch.setattr(nifti_reader.np, "empty", no_memory)
     with pytest.raises(NiftiError) as info:
         nifti.load_ct(path)
     assert str(info.value) == (f"{path}: out of memory reading the (32, 32, 6) int16 image "
@@ -94,7 +95,7 @@ def test_impossible_gzip_size_is_refused_before_allocating(tmp_path, monkeypatch
     next(b for b in bf.CT_BATTERY if b.expect == "cannot hold").make(path)
     allocations = []
     real_empty = np.empty
-    monkeypatch.setattr(nifti.np, "empty", lambda *a, **k: allocations.append(a) or real_empty(*a, **k))
+    monkeypatch.setattr(nifti_reader.np, "empty", lambda *a, **k: allocations.append(a) or real_empty(*a, **k))
     start = time.perf_counter()
     with pytest.raises(NiftiError, match="compressed bytes cannot hold the 2097152000 data bytes"):
         nifti.load_ct(path)

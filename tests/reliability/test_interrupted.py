@@ -12,7 +12,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from liverseg.data.phantom import write_phantoms
+from liverseg.phantoms.training import write_phantoms
 from liverseg.training import checkpoints
 from tests.reliability import badfiles as bf
 from tests.reliability.conftest import run_killed, run_tool
@@ -32,7 +32,7 @@ def test_infer_killed_while_writing_leaves_nothing_and_a_rerun_redoes_the_case(
     for i in (1, 2, 3):
         bf.write_good_ct(src / f"volume-{i}.nii.gz", seed=i)
     args = (f"--input_dir={src}", f"--output_dir={out}", f"--liver_model={liver}",
-            f"--tumor_model={tumor}", "--no_crf")
+            f"--tumor_model={tumor}", "--crf_targets=")
 
     killed = run_killed("gzip", "segmentation-2.nii.gz", "infer", *args)
     assert killed.returncode == KILLED, killed.stderr[-3000:]

@@ -9,7 +9,7 @@ import pickle
 
 import pytest
 
-from liverseg.data.phantom import write_phantoms
+from liverseg.phantoms.training import write_phantoms
 from tests.reliability.conftest import assert_one_line_error, run_tool
 
 

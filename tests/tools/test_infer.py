@@ -64,7 +64,7 @@ def test_infer_tool_segments_a_directory_and_reports_bad_files(tmp_path, models)
     assert seg.shape == (32, 32, 5) and set(np.unique(np.asarray(seg.dataobj))) <= {0, 1, 2}
 
     again = run_tool(f"--input_dir={src / 'test-volume-3.nii.gz'}", f"--output_dir={out}",
-                     f"--liver_model={liver}", "--skip_existing", "--no_crf")
+                     f"--liver_model={liver}", "--skip_existing", "--crf_targets=")
     assert again.returncode == 0, again.stderr
     assert "0 written, 1 skipped, 0 failed" in again.stdout
 
@@ -86,4 +86,4 @@ def test_infer_tool_one_line_error_for_a_missing_model(tmp_path):
                           f"--liver_model={tmp_path / 'nope'}", "--crf_targets=liver,lesion")
     assert bad_target.returncode == 1
     assert bad_target.stderr.strip().splitlines()[-1] == \
-        "error: crf_targets: unknown structure(s) 'lesion'; choose from ('liver', 'tumor')"
+        "error: crf_targets: unknown value(s) 'lesion'; choose from liver, tumor"

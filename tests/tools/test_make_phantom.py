@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from liverseg.data import lits, nifti, phantom
+from liverseg.data import lits, nifti
+from liverseg.phantoms import training as phantom
 
 REPO = Path(__file__).resolve().parents[2]
 TOOL = REPO / "tools" / "make_phantom.py"

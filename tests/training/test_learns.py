@@ -13,7 +13,7 @@ import json
 
 import pytest
 
-from liverseg.data.phantom import write_phantoms
+from liverseg.phantoms.training import write_phantoms
 from liverseg.errors import ConfigError
 from liverseg.training.trainer import TrainConfig
 from liverseg.tuning import train_then_tune

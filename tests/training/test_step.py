@@ -28,7 +28,7 @@ def _dataset(batches):
 
 
 def _hand_loss(labels, logits, mask, pos_w, neg_w):
-    """DESIGN.md section 4, written out independently of liverseg.losses."""
+    """docs/ORIGINAL.md section 4, written out independently of liverseg.losses."""
     x = tf.cast(logits, tf.float32)
     ge = tf.cast(x >= 0, tf.float32)
     l = x * (labels - ge) - tf.math.log(1 + tf.exp(x - 2 * x * ge))

@@ -2,12 +2,11 @@
 
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from liverseg.data.phantom import write_phantoms
+from liverseg.phantoms.training import write_phantoms
 from liverseg.training import checkpoints
 from liverseg.training.trainer import TrainConfig, train
 

@@ -1,4 +1,4 @@
-"""Synthetic abdominal CT phantoms (liverseg.data.phantom)."""
+"""Synthetic abdominal CT phantoms (liverseg.phantoms.training)."""
 
 import hashlib
 import os
@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from liverseg.data import lits, nifti, phantom
-from liverseg.data.phantom import Tissue
+from liverseg.data import lits, nifti
+from liverseg.phantoms import training as phantom
+from liverseg.phantoms.training import Tissue
 from liverseg.errors import ConfigError, OutputError
 
 SHAPE = (64, 64, 16)

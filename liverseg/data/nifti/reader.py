@@ -1,4 +1,4 @@
-"""NIfTI read, validate and write (nibabel headers, our own data reader).
+"""NIfTI reading and validation (nibabel headers, our own data reader).
 
 Reading is strict because everything downstream trusts the arrays:
 
@@ -49,41 +49,19 @@ import nibabel as nib
 import numpy as np
 from nibabel.volumeutils import native_code
 
-from liverseg.errors import NiftiError, OutputError
-from liverseg.utils.atomic import atomic_path
+from liverseg.data.nifti.volume import DEFAULT_MAX_VOXELS, LABEL_VALUES, NiftiVolume, _slabs
+from liverseg.errors import NiftiError
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_MAX_VOXELS = 2**30
-"""Largest declared voxel count accepted on read (about 2 GiB of int16)."""
-
-LABEL_VALUES = (0, 1, 2)
-"""Background, liver, tumour."""
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _MAX_EXTENSION_BYTES = 64 * 2**20  # header extensions larger than this are refused
 _MAX_TRAILING_BYTES = 16 * 2**20  # data after the image beyond this is refused
-_SLAB_VOXELS = 2**22  # voxels converted at a time (32 MiB of float64 scratch)
 # Deflate cannot expand data more than ~1032 times; a gzip file promising more
 # than this many bytes per compressed byte is refused before allocating memory.
 _MAX_DEFLATE_RATIO = 1100
 _INT16 = np.iinfo(np.int16)
 _SUFFIXES = (".nii", ".nii.gz")
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class NiftiVolume:
-    """A validated 3D volume: data (x, y, z as stored), affine, header, spacing."""
-
-    data: np.ndarray
-    affine: np.ndarray
-    header: nib.Nifti1Header
-    spacing: tuple[float, float, float]
-    path: str
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        return tuple(self.data.shape)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,10 +78,6 @@ class _Parsed:
     inter: float | None
     affine: np.ndarray
     spacing: tuple[float, float, float]
-
-
-# ----------------------------------------------------------------------------
-# Reading
 
 
 def _has_nifti_suffix(path: Path) -> bool:
@@ -194,7 +168,7 @@ def _format_sizes(sizes) -> str:
     return "(" + ", ".join(f"{float(v):.6g}" for v in sizes) + ")"
 
 
-def _parse_header(f: BinaryIO, path: Path, max_voxels: int) -> tuple:
+def _parse_header(f: BinaryIO, path: Path, is_gzip: bool, max_voxels: int) -> _Parsed:
     first = _read_exact(f, 4)
     klass, endian = _header_class(first)
     if klass is None:
@@ -299,7 +273,8 @@ def _parse_header(f: BinaryIO, path: Path, max_voxels: int) -> tuple:
     if codes == (0, 0):
         logger.warning("%s: qform_code and sform_code are both 0 (no orientation); "
                        "using nibabel's fallback affine from the voxel sizes", path)
-    return hdr, shape, dtype, vox_offset, slope, inter, affine, tuple(pixdim)
+    return _Parsed(path, is_gzip, hdr, shape, dtype, vox_offset, slope, inter, affine,
+                   tuple(pixdim))
 
 
 @contextlib.contextmanager
@@ -324,10 +299,9 @@ def _inspect(path: str | os.PathLike, max_voxels: int) -> _Parsed:
     with _read_errors(p, "corrupt file"):
         f = _open(p, is_gzip)
         try:
-            hdr, shape, dtype, offset, slope, inter, affine, spacing = _parse_header(f, p, max_voxels)
+            return _parse_header(f, p, is_gzip, max_voxels)
         finally:
             _close(f)
-    return _Parsed(p, is_gzip, hdr, shape, dtype, offset, slope, inter, affine, spacing)
 
 
 def _read_raw(info: _Parsed) -> np.ndarray:
@@ -372,12 +346,6 @@ def _read_raw(info: _Parsed) -> np.ndarray:
         arr.byteswap(inplace=True)
         arr = arr.view(arr.dtype.newbyteorder("="))
     return arr.reshape(info.shape, order="F")
-
-
-def _slabs(shape: tuple[int, int, int]):
-    step = max(1, _SLAB_VOXELS // max(1, shape[0] * shape[1]))
-    for z0 in range(0, shape[2], step):
-        yield slice(z0, min(z0 + step, shape[2]))
 
 
 def _scaled_slab(raw: np.ndarray, sl: slice, slope, inter) -> np.ndarray:
@@ -548,115 +516,3 @@ def load_case(volume_path: str | os.PathLike, label_path: str | os.PathLike, *,
     with _memory_guard(linfo):
         labels = _volume(linfo, _to_labels(linfo, _read_raw(linfo)))
     return volume, labels
-
-
-# ----------------------------------------------------------------------------
-# Writing
-
-
-def _output_is_gzip(path: Path) -> bool:
-    name = path.name.lower()
-    if name.endswith(".nii.gz"):
-        return True
-    if name.endswith(".nii"):
-        return False
-    raise OutputError(path, "output name must end in .nii or .nii.gz")
-
-
-def _prepare_header(header: nib.Nifti1Header | None, affine: np.ndarray,
-                    shape: tuple, dtype: np.dtype) -> nib.Nifti1Header:
-    if header is None:
-        hdr = nib.Nifti1Header()
-        hdr.set_xyzt_units("mm", "sec")
-        hdr.set_qform(affine, code="scanner")
-        hdr.set_sform(affine, code="scanner")
-    else:
-        hdr = header.copy()
-        if not np.allclose(hdr.get_best_affine(), affine, rtol=0.0, atol=1e-6):
-            hdr.set_sform(affine, code=int(hdr["sform_code"]) or "scanner")
-            hdr.set_qform(affine, code=int(hdr["qform_code"]) or "scanner")
-    hdr.set_data_shape(shape)
-    hdr.set_data_dtype(dtype)
-    hdr["scl_slope"] = 1.0
-    hdr["scl_inter"] = 0.0
-    hdr["cal_min"] = 0.0
-    hdr["cal_max"] = 0.0
-    hdr["vox_offset"] = 0  # recomputed by write_to from the extensions
-    return hdr
-
-
-def _write(path: str | os.PathLike, data: np.ndarray, hdr: nib.Nifti1Header,
-           overwrite: bool, compresslevel: int) -> Path:
-    """Writes header and data atomically; gzip output is byte-deterministic."""
-    final = Path(path)
-    is_gzip = _output_is_gzip(final)
-    stored = hdr.get_data_dtype()  # carries the header's byte order
-    with atomic_path(final, overwrite=overwrite) as tmp:
-        with open(tmp, "wb") as raw:
-            out = (gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0,
-                                 compresslevel=compresslevel) if is_gzip else raw)
-            hdr.write_to(out)
-            for sl in _slabs(data.shape):
-                out.write(np.asarray(data[:, :, sl], dtype=stored).tobytes(order="F"))
-            if is_gzip:
-                out.close()
-            raw.flush()
-            os.fsync(raw.fileno())
-    return final
-
-
-def _check_shape(data: np.ndarray, reference: NiftiVolume, what: str) -> None:
-    if data.ndim != 3 or tuple(data.shape) != tuple(reference.data.shape):
-        raise ValueError(f"{what} shape {data.shape} does not match the reference "
-                         f"{reference.path} shape {reference.data.shape}")
-
-
-def save_labels(path: str | os.PathLike, labels: np.ndarray, reference: NiftiVolume, *,
-                overwrite: bool = False, compresslevel: int = 6) -> Path:
-    """Writes a uint8 label map (values 0, 1, 2) with the reference's affine and header.
-
-    The reference header is kept (orientation codes, units, description,
-    extensions); only data type, shape, scaling (1, 0) and the display range
-    are reset. Written atomically; an existing file is replaced only with
-    ``overwrite=True``.
-    """
-    labels = np.asarray(labels)
-    _check_shape(labels, reference, "labels")
-    if labels.dtype.kind not in "biuf":
-        raise ValueError(f"labels must be numeric, got {labels.dtype}")
-    if labels.dtype != np.uint8:
-        if not np.all(np.isin(labels, LABEL_VALUES)):
-            raise ValueError("labels must only contain the values 0, 1 and 2")
-        labels = labels.astype(np.uint8)
-    elif labels.size and int(labels.max()) > max(LABEL_VALUES):
-        raise ValueError("labels must only contain the values 0, 1 and 2")
-    hdr = _prepare_header(reference.header, reference.affine, labels.shape, np.dtype(np.uint8))
-    return _write(path, labels, hdr, overwrite, compresslevel)
-
-
-def save_probabilities(path: str | os.PathLike, prob: np.ndarray, reference: NiftiVolume, *,
-                       overwrite: bool = False, compresslevel: int = 6) -> Path:
-    """Writes a float32 probability map (finite values) with the reference's affine and header."""
-    prob = np.asarray(prob)
-    _check_shape(prob, reference, "probabilities")
-    if prob.dtype.kind not in "biuf" or not np.all(np.isfinite(prob)):
-        raise ValueError("probabilities must be finite numbers")
-    hdr = _prepare_header(reference.header, reference.affine, prob.shape, np.dtype(np.float32))
-    return _write(path, prob, hdr, overwrite, compresslevel)
-
-
-def save_ct(path: str | os.PathLike, data: np.ndarray, affine: np.ndarray, *,
-            header: nib.Nifti1Header | None = None, overwrite: bool = False,
-            compresslevel: int = 6) -> Path:
-    """Writes a CT volume (int16 or float32 HU, no scaling) with ``affine``.
-
-    Without ``header`` a fresh one is made with both qform and sform set to
-    ``affine`` (code "scanner") and units mm.
-    """
-    data = np.asarray(data)
-    if data.ndim != 3:
-        raise ValueError(f"CT data must be 3D, got shape {data.shape}")
-    if data.dtype not in (np.int16, np.float32):
-        raise ValueError(f"CT data must be int16 or float32, got {data.dtype}")
-    hdr = _prepare_header(header, np.asarray(affine, dtype=np.float64), data.shape, data.dtype)
-    return _write(path, data, hdr, overwrite, compresslevel)

@@ -2,7 +2,7 @@
 
 This family exists to measure generalisation: never train on it and never tune
 the training generator (or any hyper-parameter) against it. It shares no code
-with ``liverseg.data.phantom``, only the LiTS file layout.
+with ``liverseg.phantoms.training``, only the LiTS file layout.
 
 Construction: every phantom is an abdomen built in 3D, in millimetres of a
 body frame with RAS axes (+x the patient's right, +y anterior, +z superior,

@@ -102,6 +102,7 @@ from scipy import ndimage
 
 from liverseg.data import nifti
 from liverseg.errors import ConfigError
+from liverseg.phantoms import preview as phantom_preview
 from liverseg.utils.atomic import check_can_write, safe_output_path
 
 MIN_SHAPE = (16, 16, 4)
@@ -1366,11 +1367,13 @@ def phantom_paths(output_dir: str | os.PathLike, index: int) -> tuple[Path, Path
 
 def write_phantoms(output_dir: str | os.PathLike, num_volumes: int,
                    shape: Sequence[int] = (64, 64, 20), seed: int = 0, start_index: int = 0, *,
-                   overwrite: bool = False, style: str = "narrow") -> list[tuple[Path, Path]]:
+                   overwrite: bool = False, style: str = "narrow",
+                   preview: str | os.PathLike | None = None) -> list[tuple[Path, Path]]:
     """Writes phantoms ``start_index .. start_index + num_volumes - 1`` in LiTS layout.
 
     All output names are checked before anything is written, so an existing
-    file (without ``overwrite``) leaves the directory untouched.
+    file (without ``overwrite``) leaves the directory untouched. ``preview``:
+    also a PNG grid of every phantom's middle slice there.
     """
     if num_volumes < 1:
         raise ConfigError(f"num_volumes must be at least 1, got {num_volumes}")
@@ -1383,10 +1386,17 @@ def write_phantoms(output_dir: str | os.PathLike, num_volumes: int,
     for pair in paths:
         for p in pair:
             check_can_write(p, overwrite)
+    panels = []
     for i, (vol_path, seg_path) in zip(indices, paths):
         ph = make_phantom(shape, seed, i, style=style)
         nifti.save_ct(vol_path, ph.hu, ph.affine, overwrite=overwrite, compresslevel=1)
         reference = nifti.read_header(vol_path)
         nifti.save_labels(seg_path, ph.labels, dataclasses.replace(reference, data=ph.labels),
                           overwrite=overwrite)
+        if preview is not None:
+            k = ph.hu.shape[2] // 2
+            panels.append((ph.hu[:, :, k].copy(), ph.labels[:, :, k].copy(),
+                           phantom_preview.title_of(i, ph)))
+    if preview is not None:
+        phantom_preview.write_preview(preview, panels)
     return paths

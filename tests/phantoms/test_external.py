@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from liverseg.data import external_phantom as ep
+from liverseg.phantoms import external as ep
 from liverseg.data import lits, nifti
 from liverseg.errors import ConfigError, OutputError
 

@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from liverseg.data import pipeline, tfrecord
+from liverseg.data.preprocess import CROP_VARIANTS
 from liverseg.data.augment import AugmentOptions
 from liverseg.data.geometry import Geometry, infer_training_geometry
 from liverseg.data.plans import PLANS_FILE, load_geometry, save_plans
@@ -94,8 +95,7 @@ class TrainConfig:
     log_every: int = option(10, "Print a progress line every N updates.", lower_bound=1)
     keep_checkpoints: int = 3
     seed: int = option(0, "Random seed.", lower_bound=0)
-    crop_variant: str = option("original", "Tumour ROI crop variant.",
-                               choices=("original", "paper"))
+    crop_variant: str = option("original", "Tumour ROI crop variant.", choices=CROP_VARIANTS)
     number_slices: int = 3
     variable_selection: str | None = option(
         None, "Variables each update moves: 'original' reproduces the original, whose last "

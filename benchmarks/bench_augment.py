@@ -48,8 +48,13 @@ from liverseg.training.step import TrainStep
 
 def _every() -> AugmentOptions:
     return dataclasses.replace(
-        AugmentOptions(), **{f.name: 1.0 for f in dataclasses.fields(AugmentOptions)
-                             if f.name.endswith("_probability") and f.name != "mirror_probability"})
+        AugmentOptions(),
+        **{
+            f.name: 1.0
+            for f in dataclasses.fields(AugmentOptions)
+            if f.name.endswith("_probability") and f.name != "mirror_probability"
+        },
+    )
 
 
 OPTIONS = {"default": AugmentOptions, "every": _every}
@@ -59,7 +64,7 @@ def _examples(size: int, n_slices: int = 12):
     rng = np.random.default_rng(0)
     hu = rng.integers(-1000, 1000, (size, size, n_slices)).astype(np.int16)
     labels = np.zeros_like(hu, dtype=np.uint8)
-    labels[size // 4: size // 2, size // 4: 3 * size // 4, 1:-1] = 1
+    labels[size // 4 : size // 2, size // 4 : 3 * size // 4, 1:-1] = 1
     return pipeline.examples_from_records([VolumeRecord("0", hu, labels)], "liver")
 
 
@@ -74,12 +79,18 @@ def _time_steps(step, iterator, n: int, lr: float) -> tuple[float, float]:
 def bench(name: str, args) -> dict:
     recipe = get_recipe("fast")
     patch = (args.patch, args.patch)
-    opts = pipeline.PipelineOptions(batch_size=args.batch, seed=0, augment=OPTIONS[name](),
-                                    patch_size=patch)
+    opts = pipeline.PipelineOptions(
+        batch_size=args.batch, seed=0, augment=OPTIONS[name](), patch_size=patch
+    )
     ds = pipeline.dataset_from_examples(_examples(args.source_size), opts)
     model = build_ds_sffnet("liver", seed=0)
-    step = TrainStep(model, make_optimizer(recipe, model.trainable_variables), recipe, "liver",
-                     tf.distribute.get_strategy())
+    step = TrainStep(
+        model,
+        make_optimizer(recipe, model.trainable_variables),
+        recipe,
+        "liver",
+        tf.distribute.get_strategy(),
+    )
     lr = recipe.learning_rate
     fed_it = iter(ds)
     fixed_it = iter(tf.data.Dataset.from_tensors(next(iter(ds))).repeat())
@@ -87,8 +98,9 @@ def bench(name: str, args) -> dict:
     step(fixed_it, "strong", lr)
     fed, fixed = [], []
     for r in range(args.rounds):
-        order = ((fed, fed_it), (fixed, fixed_it)) if r % 2 == 0 else (
-            (fixed, fixed_it), (fed, fed_it))
+        order = (
+            ((fed, fed_it), (fixed, fixed_it)) if r % 2 == 0 else ((fixed, fixed_it), (fed, fed_it))
+        )
         for times, it in order:
             times.append(_time_steps(step, it, args.steps, lr))
     n = args.steps * args.rounds
@@ -106,19 +118,24 @@ def bench(name: str, args) -> dict:
     examples = batches * args.batch
     pipeline_cpu_per_batch = cpu / batches
     step_cpu = fixed_cpu / n
-    return {"options": name, "batch": args.batch, "patch": args.patch,
-            "source_size": args.source_size,
-            "fed_updates_per_s": round(n / fed_wall, 3),
-            "fixed_batch_updates_per_s": round(n / fixed_wall, 3),
-            "model_busy_wall": round(fixed_wall / fed_wall, 3),
-            "median_round_busy_wall": round(float(np.median(
-                [b[0] / a[0] for a, b in zip(fed, fixed)])), 3),
-            "fed_cpu_s_per_update": round(fed_cpu / n, 3),
-            "fixed_batch_cpu_s_per_update": round(fixed_cpu / n, 3),
-            "model_busy_cpu": round(fixed_cpu / fed_cpu, 3),
-            "augment_examples_per_s": round(examples / wall, 1),
-            "augment_cpu_ms_per_example": round(1e3 * cpu / examples, 2),
-            "model_busy_estimate": round(step_cpu / (step_cpu + pipeline_cpu_per_batch), 4)}
+    return {
+        "options": name,
+        "batch": args.batch,
+        "patch": args.patch,
+        "source_size": args.source_size,
+        "fed_updates_per_s": round(n / fed_wall, 3),
+        "fixed_batch_updates_per_s": round(n / fixed_wall, 3),
+        "model_busy_wall": round(fixed_wall / fed_wall, 3),
+        "median_round_busy_wall": round(
+            float(np.median([b[0] / a[0] for a, b in zip(fed, fixed)])), 3
+        ),
+        "fed_cpu_s_per_update": round(fed_cpu / n, 3),
+        "fixed_batch_cpu_s_per_update": round(fixed_cpu / n, 3),
+        "model_busy_cpu": round(fixed_cpu / fed_cpu, 3),
+        "augment_examples_per_s": round(examples / wall, 1),
+        "augment_cpu_ms_per_example": round(1e3 * cpu / examples, 2),
+        "model_busy_estimate": round(step_cpu / (step_cpu + pipeline_cpu_per_batch), 4),
+    }
 
 
 def main() -> None:
@@ -137,9 +154,13 @@ def main() -> None:
         r = bench(name, args)
         print(json.dumps(r), flush=True)
         results.append(r)
-    info = {"machine": f"{platform.machine()} {os.cpu_count()} cpus", "tf": tf.__version__,
-            "date": time.strftime("%Y-%m-%d %H:%M"), "load_average": os.getloadavg(),
-            "results": results}
+    info = {
+        "machine": f"{platform.machine()} {os.cpu_count()} cpus",
+        "tf": tf.__version__,
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "load_average": os.getloadavg(),
+        "results": results,
+    }
     print(json.dumps({k: v for k, v in info.items() if k != "results"}), flush=True)
     if args.output:
         with open(args.output, "w") as f:

@@ -40,11 +40,11 @@ from scipy import ndimage, special
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from liverseg.postprocess.crf import crf_roi, dense_crf_3d, dense_crf_3d_roi  # noqa: E402
+from liverseg.postprocess.crf import crf_roi, dense_crf_3d, dense_crf_3d_roi
 
 
 def lobed_ellipsoid(shape, centre, radii, phase):
-    x, y, z = np.ogrid[:shape[0], :shape[1], :shape[2]]
+    x, y, z = np.ogrid[: shape[0], : shape[1], : shape[2]]
     f = sum(((a - c) / r) ** 2 for a, c, r in zip((x, y, z), centre, radii))
     f = f + 0.15 * np.sin(x / 9.0 + phase) * np.sin(y / 11.0) * np.sin(z / 5.0 + phase)
     return f <= 1.0
@@ -57,7 +57,7 @@ def phantom(slices: int, seed: int = 0):
     x, y = np.ogrid[:512, :512]
     body = ((x - 256) / 230.0) ** 2 + ((y - 256) / 180.0) ** 2 <= 1
     inner = ((x - 256) / 215.0) ** 2 + ((y - 256) / 165.0) ** 2 <= 1
-    spine = (x - 256) ** 2 + (y - 390) ** 2 <= 22 ** 2
+    spine = (x - 256) ** 2 + (y - 390) ** 2 <= 22**2
     plane = np.full((512, 512), -1000.0, dtype=np.float32)
     plane[body] = -100.0
     plane[inner] = 40.0
@@ -70,7 +70,7 @@ def phantom(slices: int, seed: int = 0):
     image = (np.clip(hu, -150, 250) + 150) * (255.0 / 400.0)
 
     guess = lobed_ellipsoid(shape, (212.0, 218.0, slices / 2), (102.0, 84.0, 0.42 * slices), 0.4)
-    signed = (ndimage.distance_transform_edt(~guess) - ndimage.distance_transform_edt(guess))
+    signed = ndimage.distance_transform_edt(~guess) - ndimage.distance_transform_edt(guess)
     noise = ndimage.gaussian_filter(rng.normal(0, 1, shape), 2.0) * 6.0
     prob = special.expit(noise - 2.5 * signed)
     return image.astype(np.float32), prob.astype(np.float32), liver
@@ -99,8 +99,10 @@ def lits_phantom(slices: int, seed: int = 0):
     ph = make_phantom((512, 512, slices), seed=seed, index=0, with_tissue=True)
     rng = np.random.default_rng(seed + 1)
     truth = ph.labels >= 1
-    big = tuple(slice(max(b.start - 40, 0), min(b.stop + 40, n))
-                for b, n in zip(crf_roi(truth.astype(np.float32), margin=0), truth.shape))
+    big = tuple(
+        slice(max(b.start - 40, 0), min(b.stop + 40, n))
+        for b, n in zip(crf_roi(truth.astype(np.float32), margin=0), truth.shape)
+    )
     t = truth[big]
 
     def smooth(sigma, sd):
@@ -128,14 +130,26 @@ def run_slab_mode(args):
     base = peak_rss_mb()
     t = time.perf_counter()
     overlap = args.margin  # spawn()'s number: the slab overlap, -1 for one piece
-    out = dense_crf_3d(prob, image, intensity_range=(0.0, 255.0),
-                       max_voxels=args.max_voxels[0] if overlap >= 0 else None,
-                       overlap=max(overlap, 0))
+    out = dense_crf_3d(
+        prob,
+        image,
+        intensity_range=(0.0, 255.0),
+        max_voxels=args.max_voxels[0] if overlap >= 0 else None,
+        overlap=max(overlap, 0),
+    )
     seconds = time.perf_counter() - t
     peak = peak_rss_mb()
     np.save(os.path.join(args.workdir, f"slab{overlap}.npy"), out, allow_pickle=False)
-    print(json.dumps({"seconds": seconds, "voxels": prob.size, "crf_mb": peak - base,
-                      "load": os.getloadavg()[0]}))
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "voxels": prob.size,
+                "crf_mb": peak - base,
+                "load": os.getloadavg()[0],
+            }
+        )
+    )
 
 
 def slab_experiment(args):
@@ -143,34 +157,46 @@ def slab_experiment(args):
 
     t = time.perf_counter()
     image, prob, truth, box = lits_phantom(args.slices)
-    print(f"phantom 512x512x{args.slices} ({time.perf_counter() - t:.0f} s); CRF box "
-          f"{[(b.start, b.stop) for b in box]} = {prob.size} voxels; liver {truth.sum()} voxels; "
-          f"threshold Dice {dice(prob > 0.5, truth):.4f}; load {os.getloadavg()[0]:.1f}",
-          flush=True)
+    print(
+        f"phantom 512x512x{args.slices} ({time.perf_counter() - t:.0f} s); CRF box "
+        f"{[(b.start, b.stop) for b in box]} = {prob.size} voxels; liver {truth.sum()} voxels; "
+        f"threshold Dice {dice(prob > 0.5, truth):.4f}; load {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         np.save(os.path.join(tmp, "image.npy"), image, allow_pickle=False)
         np.save(os.path.join(tmp, "prob.npy"), prob, allow_pickle=False)
         ref_stats, ref = spawn(tmp, "slab", -1, ["--max_voxels", "0"])
-        print(f"one piece: {ref_stats['seconds']:.1f} s, +{ref_stats['crf_mb']:.0f} MB "
-              f"({ref_stats['crf_mb'] * 2**20 / prob.size:.0f} B/voxel), Dice to truth "
-              f"{dice(ref, truth):.4f}, load {ref_stats['load']:.1f}", flush=True)
+        print(
+            f"one piece: {ref_stats['seconds']:.1f} s, +{ref_stats['crf_mb']:.0f} MB "
+            f"({ref_stats['crf_mb'] * 2**20 / prob.size:.0f} B/voxel), Dice to truth "
+            f"{dice(ref, truth):.4f}, load {ref_stats['load']:.1f}",
+            flush=True,
+        )
         rows.append(("one piece", 1, ref_stats, 1.0, dice(ref, truth)))
         for max_voxels in args.max_voxels:
             for overlap in args.overlaps:
                 stats, out = spawn(tmp, "slab", overlap, ["--max_voxels", str(max_voxels)])
                 n = len(z_slabs(prob.shape, max_voxels, overlap))
                 name = f"{max_voxels / 1e6:g} M voxels, overlap {overlap}"
-                print(f"{name}: {n} slabs, {stats['seconds']:.1f} s, "
-                      f"+{stats['crf_mb']:.0f} MB, Dice to one piece {dice(out, ref):.5f} "
-                      f"({np.count_nonzero(out != ref)} voxels differ), Dice to truth "
-                      f"{dice(out, truth):.4f}, load {stats['load']:.1f}", flush=True)
+                print(
+                    f"{name}: {n} slabs, {stats['seconds']:.1f} s, "
+                    f"+{stats['crf_mb']:.0f} MB, Dice to one piece {dice(out, ref):.5f} "
+                    f"({np.count_nonzero(out != ref)} voxels differ), Dice to truth "
+                    f"{dice(out, truth):.4f}, load {stats['load']:.1f}",
+                    flush=True,
+                )
                 rows.append((name, n, stats, dice(out, ref), dice(out, truth)))
-    print("\n| CRF | slabs | time | CRF memory | Dice to one piece | Dice to truth |\n"
-          "|---|---|---|---|---|---|")
+    print(
+        "\n| CRF | slabs | time | CRF memory | Dice to one piece | Dice to truth |\n"
+        "|---|---|---|---|---|---|"
+    )
     for name, n, stats, d_ref, d_truth in rows:
-        print(f"| {name} | {n} | {stats['seconds']:.1f} s | +{stats['crf_mb']:.0f} MB | "
-              f"{d_ref:.5f} | {d_truth:.4f} |")
+        print(
+            f"| {name} | {n} | {stats['seconds']:.1f} s | +{stats['crf_mb']:.0f} MB | "
+            f"{d_ref:.5f} | {d_truth:.4f} |"
+        )
 
 
 def run_mode(args):
@@ -195,9 +221,23 @@ def spawn(workdir, mode, margin=0, extra=()):
     env = dict(os.environ)
     root = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
-    out = subprocess.run([sys.executable, __file__, "--mode", mode, "--margin", str(margin),
-                          "--workdir", workdir, *extra], capture_output=True, text=True, env=env,
-                         check=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--mode",
+            mode,
+            "--margin",
+            str(margin),
+            "--workdir",
+            workdir,
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
     stats = json.loads(out.stdout.strip().splitlines()[-1])
     name = f"{mode}{margin}.npy"
     result = np.load(os.path.join(workdir, name), allow_pickle=False).astype(bool)
@@ -208,8 +248,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--slices", type=int, default=32)
     parser.add_argument("--margins", type=int, nargs="+", default=[0, 10, 20])
-    parser.add_argument("--slabs", action="store_true",
-                        help="slabbed against one-piece ROI CRF on a LiTS-like phantom")
+    parser.add_argument(
+        "--slabs",
+        action="store_true",
+        help="slabbed against one-piece ROI CRF on a LiTS-like phantom",
+    )
     parser.add_argument("--max_voxels", type=int, nargs="+", default=[1_500_000])
     parser.add_argument("--overlaps", type=int, nargs="+", default=[0, 3, 7])
     parser.add_argument("--mode", choices=["whole", "roi", "slab"], help=argparse.SUPPRESS)
@@ -227,22 +270,28 @@ def main():
         return
 
     image, prob, liver = phantom(args.slices)
-    print(f"phantom 512x512x{args.slices}; liver {liver.sum()} voxels; "
-          f"threshold Dice {dice(prob > 0.5, liver):.4f}")
+    print(
+        f"phantom 512x512x{args.slices}; liver {liver.sum()} voxels; "
+        f"threshold Dice {dice(prob > 0.5, liver):.4f}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         np.save(os.path.join(tmp, "image.npy"), image, allow_pickle=False)
         np.save(os.path.join(tmp, "prob.npy"), prob, allow_pickle=False)
         del image, prob
         whole, whole_out = spawn(tmp, "whole")
-        print(f"whole volume: {whole['voxels']} voxels, {whole['seconds']:.2f} s, "
-              f"CRF memory +{whole['crf_mb']:.0f} MB, Dice to truth {dice(whole_out, liver):.4f}")
+        print(
+            f"whole volume: {whole['voxels']} voxels, {whole['seconds']:.2f} s, "
+            f"CRF memory +{whole['crf_mb']:.0f} MB, Dice to truth {dice(whole_out, liver):.4f}"
+        )
         for margin in args.margins:
             roi, roi_out = spawn(tmp, "roi", margin)
-            print(f"ROI margin {margin}: {roi['voxels']} voxels, {roi['seconds']:.2f} s "
-                  f"({whole['seconds'] / roi['seconds']:.1f}x faster), CRF memory "
-                  f"+{roi['crf_mb']:.0f} MB, Dice to whole-volume CRF {dice(roi_out, whole_out):.5f} "
-                  f"({np.count_nonzero(roi_out != whole_out)} voxels differ), "
-                  f"Dice to truth {dice(roi_out, liver):.4f}")
+            print(
+                f"ROI margin {margin}: {roi['voxels']} voxels, {roi['seconds']:.2f} s "
+                f"({whole['seconds'] / roi['seconds']:.1f}x faster), CRF memory "
+                f"+{roi['crf_mb']:.0f} MB, Dice to whole-volume CRF {dice(roi_out, whole_out):.5f} "
+                f"({np.count_nonzero(roi_out != whole_out)} voxels differ), "
+                f"Dice to truth {dice(roi_out, liver):.4f}"
+            )
 
 
 if __name__ == "__main__":

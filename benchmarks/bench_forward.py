@@ -29,19 +29,22 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import numpy as np
+import tensorflow as tf
 
-from liverseg.models import build_ds_sffnet  # noqa: E402
+from liverseg.models import build_ds_sffnet
 
 POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
 
 
 def forward_gflop(model, height: int, width: int) -> float:
     """Nominal GFLOP of one forward pass of one image (convs and transposed convs)."""
-    convs = [l for l in model.layers
-             if isinstance(l, (keras.layers.Conv2D, keras.layers.Conv2DTranspose))]
+    convs = [
+        l
+        for l in model.layers
+        if isinstance(l, (keras.layers.Conv2D, keras.layers.Conv2DTranspose))
+    ]
     probe = keras.Model(model.input, {l.name: [l.input, l.output] for l in convs})
     spec = probe.compute_output_spec(keras.KerasTensor((1, height, width, 3)))
     total = 0
@@ -49,8 +52,11 @@ def forward_gflop(model, height: int, width: int) -> float:
         x, y = spec[layer.name]
         kh, kw = layer.kernel_size
         # A transposed conv does its multiply-adds per input pixel, a conv per output pixel.
-        pixels = x.shape[1] * x.shape[2] if isinstance(
-            layer, keras.layers.Conv2DTranspose) else y.shape[1] * y.shape[2]
+        pixels = (
+            x.shape[1] * x.shape[2]
+            if isinstance(layer, keras.layers.Conv2DTranspose)
+            else y.shape[1] * y.shape[2]
+        )
         total += 2 * pixels * kh * kw * x.shape[3] * layer.filters
     return total / 1e9
 
@@ -69,7 +75,7 @@ class Matmul:
         for _ in range(repeats):
             start = time.perf_counter()
             self.fn(self.a).numpy()
-            self.best = max(self.best, 2 * self.n ** 3 / (time.perf_counter() - start) / 1e9)
+            self.best = max(self.best, 2 * self.n**3 / (time.perf_counter() - start) / 1e9)
         return self.best
 
 
@@ -95,9 +101,11 @@ def main():
     batches = [int(b) for b in args.batches.split(",")]
     dtypes = args.dtypes.split(",")
 
-    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, "
-          f"TF {tf.__version__}, Keras {keras.__version__}, "
-          f"{time.strftime('%Y-%m-%d %H:%M')}, load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"# {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, "
+        f"TF {tf.__version__}, Keras {keras.__version__}, "
+        f"{time.strftime('%Y-%m-%d %H:%M')}, load average {os.getloadavg()[0]:.1f}"
+    )
     matmul = Matmul(tf.float32)
     matmul(repeats=3)
 
@@ -110,8 +118,10 @@ def main():
             model = build_ds_sffnet("tumor", seed=0)
         finally:
             keras.config.set_dtype_policy(previous)
-        fn = tf.function(lambda x, m=model: m(x, training=False),
-                         input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
+        fn = tf.function(
+            lambda x, m=model: m(x, training=False),
+            input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)],
+        )
         for size in sizes:
             gflop = forward_gflop(model, size, size)
             for batch in batches:
@@ -122,15 +132,21 @@ def main():
 
     reference = matmul(repeats=3)
     bf16_matmul = Matmul(tf.bfloat16)(repeats=3)
-    print(f"\nfloat32 matmul 4096^2: best {reference:.1f} GFLOP/s (bfloat16 matmul: "
-          f"{bf16_matmul:.1f}); load average {os.getloadavg()[0]:.1f}\n")
-    print("| dtype | size | batch | GFLOP / image | s / batch | images / s | GFLOP/s "
-          "| % of fp32 matmul |")
+    print(
+        f"\nfloat32 matmul 4096^2: best {reference:.1f} GFLOP/s (bfloat16 matmul: "
+        f"{bf16_matmul:.1f}); load average {os.getloadavg()[0]:.1f}\n"
+    )
+    print(
+        "| dtype | size | batch | GFLOP / image | s / batch | images / s | GFLOP/s "
+        "| % of fp32 matmul |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for dtype, size, batch, gflop, seconds in rows:
         rate = gflop * batch / seconds
-        print(f"| {dtype} | {size} | {batch} | {gflop:.1f} | {seconds:.3f} | "
-              f"{batch / seconds:.2f} | {rate:.1f} | {100 * rate / reference:.0f} % |")
+        print(
+            f"| {dtype} | {size} | {batch} | {gflop:.1f} | {seconds:.3f} | "
+            f"{batch / seconds:.2f} | {rate:.1f} | {100 * rate / reference:.0f} % |"
+        )
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from liverseg.data import geometry as geo  # noqa: E402
+from liverseg.data import geometry as geo
 
 METHODS = ("geometry", "dense", "sparse", "zoom", "zoom_gauss", "tf", "labels")
 SPACING_IN, SPACING_OUT = 0.8, 3.9
@@ -60,8 +60,12 @@ def _inputs(slices: int):
     for z in range(slices):
         ct[:, :, z] = plane + rng.normal(0, 20, (512, 512)).astype(np.int16)
     affine = np.diag([-SPACING_IN, -SPACING_IN, 2.0, 1.0])  # LPS storage
-    grid = geo.GridTransform.for_volume(affine, ct.shape, (SPACING_IN, SPACING_IN, 2.0),
-                                        geo.Geometry("RAS", (SPACING_OUT, SPACING_OUT)))
+    grid = geo.GridTransform.for_volume(
+        affine,
+        ct.shape,
+        (SPACING_IN, SPACING_IN, 2.0),
+        geo.Geometry("RAS", (SPACING_OUT, SPACING_OUT)),
+    )
     prob = np.asfortranarray(rng.random(grid.model_shape, dtype=np.float32))
     return ct, prob, grid
 
@@ -125,12 +129,21 @@ def _runner(method: str):
     if method in ("geometry", "dense", "labels"):
         order = 0 if method == "labels" else 1
         return (lambda ct, g: g.forward(ct, order)), (lambda p, g: g.backward(p, order))
-    alt = {"sparse": _sparse, "zoom": lambda s, t: _zoom(s, t, False),
-           "zoom_gauss": lambda s, t: _zoom(s, t, True), "tf": _tf}[method]
-    return (lambda ct, g: alt(geo.ornt_lib.apply_orientation(ct, g.transform), g.model_shape),
-            lambda p, g: geo.ornt_lib.apply_orientation(
-                alt(p, g.reoriented_shape), geo.ornt_lib.ornt_transform(
-                    geo.ornt_lib.axcodes2ornt("RAS"), geo.ornt_lib.axcodes2ornt("LPS"))))
+    alt = {
+        "sparse": _sparse,
+        "zoom": lambda s, t: _zoom(s, t, False),
+        "zoom_gauss": lambda s, t: _zoom(s, t, True),
+        "tf": _tf,
+    }[method]
+    return (
+        lambda ct, g: alt(geo.ornt_lib.apply_orientation(ct, g.transform), g.model_shape),
+        lambda p, g: geo.ornt_lib.apply_orientation(
+            alt(p, g.reoriented_shape),
+            geo.ornt_lib.ornt_transform(
+                geo.ornt_lib.axcodes2ornt("RAS"), geo.ornt_lib.axcodes2ornt("LPS")
+            ),
+        ),
+    )
 
 
 def _measure(fn, repeats: int):
@@ -163,8 +176,9 @@ def run_one(method: str, direction: str, slices: int, repeats: int, out_dir: Pat
     if direction == "forward":
         out, *figures = _measure(lambda: fwd(ct, grid), repeats)
         noise = np.random.default_rng(1).normal(0, 20, (512, 512, 8)).astype(np.float32)
-        small = geo.GridTransform.for_volume(grid.input_affine, noise.shape,
-                                             grid.input_spacing, grid.target)
+        small = geo.GridTransform.for_volume(
+            grid.input_affine, noise.shape, grid.input_spacing, grid.target
+        )
         if method != "labels":
             result["noise_sd"] = float(np.std(fwd(noise, small)))
     else:
@@ -193,8 +207,19 @@ def main() -> None:
         for method in args.methods:
             row = {"method": method}
             for direction in ("forward", "backward"):
-                cmd = [sys.executable, __file__, "--one", method, direction, "--slices",
-                       str(args.slices), "--repeats", str(args.repeats), "--out", tmp]
+                cmd = [
+                    sys.executable,
+                    __file__,
+                    "--one",
+                    method,
+                    direction,
+                    "--slices",
+                    str(args.slices),
+                    "--repeats",
+                    str(args.repeats),
+                    "--out",
+                    tmp,
+                ]
                 env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
                 proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
                 row[direction] = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -203,20 +228,29 @@ def main() -> None:
 
 
 def _report(rows: list[dict], tmp: Path, slices: int) -> None:
-    print(f"512x512x{slices} int16 at {SPACING_IN} mm (LPS) -> RAS {SPACING_OUT} mm "
-          f"{rows[0]['forward']['shape']}; back to {rows[0]['backward']['shape']} (float32)")
-    print(f"{'method':<11} {'fwd s':>6} {'CPU s':>6} {'np MiB':>7} {'RSS MiB':>7} {'bwd s':>6} "
-          f"{'CPU s':>6} {'np MiB':>7} {'RSS MiB':>7} {'noise':>6} {'max|diff| fwd/bwd':>18}")
+    print(
+        f"512x512x{slices} int16 at {SPACING_IN} mm (LPS) -> RAS {SPACING_OUT} mm "
+        f"{rows[0]['forward']['shape']}; back to {rows[0]['backward']['shape']} (float32)"
+    )
+    print(
+        f"{'method':<11} {'fwd s':>6} {'CPU s':>6} {'np MiB':>7} {'RSS MiB':>7} {'bwd s':>6} "
+        f"{'CPU s':>6} {'np MiB':>7} {'RSS MiB':>7} {'noise':>6} {'max|diff| fwd/bwd':>18}"
+    )
     have_ref = any(r["method"] == "geometry" for r in rows)
     for r in rows:
-        diff = "/".join(_max_diff(tmp, r["method"], d) for d in ("forward", "backward")) \
-            if have_ref and r["method"] != "labels" else "-"
+        diff = (
+            "/".join(_max_diff(tmp, r["method"], d) for d in ("forward", "backward"))
+            if have_ref and r["method"] != "labels"
+            else "-"
+        )
         f, b = r["forward"], r["backward"]
         noise = f"{f['noise_sd']:6.2f}" if "noise_sd" in f else f"{'-':>6}"
-        print(f"{r['method']:<11} {f['s']:6.2f} {f['cpu_s']:6.2f} {f['numpy_mib']:7.0f} "
-              f"{f['rss_mib']:7.0f} {b['s']:6.2f} {b['cpu_s']:6.2f} {b['numpy_mib']:7.0f} "
-              f"{b['rss_mib']:7.0f} {noise} "
-              f"{diff:>18}")
+        print(
+            f"{r['method']:<11} {f['s']:6.2f} {f['cpu_s']:6.2f} {f['numpy_mib']:7.0f} "
+            f"{f['rss_mib']:7.0f} {b['s']:6.2f} {b['cpu_s']:6.2f} {b['numpy_mib']:7.0f} "
+            f"{b['rss_mib']:7.0f} {noise} "
+            f"{diff:>18}"
+        )
 
 
 def _max_diff(tmp: Path, method: str, direction: str) -> str:

@@ -44,8 +44,9 @@ def main() -> None:
     cases = lits.discover_cases(args.data_dir)
     results = {}
     for name, mixed in (("float32", False), ("bfloat16", True)):
-        seg = Segmenter(liver, tumor, SegmentOptions(batch_size=args.batch_size,
-                                                     mixed_precision=mixed))
+        seg = Segmenter(
+            liver, tumor, SegmentOptions(batch_size=args.batch_size, mixed_precision=mixed)
+        )
         rows, net_time = [], 0.0
         for case in cases:
             volume = nifti.load_ct(case.volume, dtype=None)
@@ -53,18 +54,30 @@ def main() -> None:
             t = time.perf_counter()
             out = seg.segment(volume)
             net_time += out.timings["liver_net"] + out.timings["tumor_net"]
-            rows.append({"case": case.case_id,
-                         "liver_dice": round(_dice(out.labels >= 1, ref >= 1), 5),
-                         "tumor_dice": round(_dice(out.labels == 2, ref == 2), 5),
-                         "seconds": round(time.perf_counter() - t, 2)})
+            rows.append(
+                {
+                    "case": case.case_id,
+                    "liver_dice": round(_dice(out.labels >= 1, ref >= 1), 5),
+                    "tumor_dice": round(_dice(out.labels == 2, ref == 2), 5),
+                    "seconds": round(time.perf_counter() - t, 2),
+                }
+            )
         results[name] = {"network_seconds": round(net_time, 2), "cases": rows}
         print(name, json.dumps(results[name]), flush=True)
-    diffs = [abs(a[k] - b[k]) for a, b in zip(results["float32"]["cases"],
-                                              results["bfloat16"]["cases"])
-             for k in ("liver_dice", "tumor_dice")]
+    diffs = [
+        abs(a[k] - b[k])
+        for a, b in zip(results["float32"]["cases"], results["bfloat16"]["cases"])
+        for k in ("liver_dice", "tumor_dice")
+    ]
     speedup = results["float32"]["network_seconds"] / results["bfloat16"]["network_seconds"]
-    print(json.dumps({"max_abs_dice_difference": round(max(diffs), 5),
-                      "network_speedup_bf16": round(speedup, 2)}))
+    print(
+        json.dumps(
+            {
+                "max_abs_dice_difference": round(max(diffs), 5),
+                "network_speedup_bf16": round(speedup, 2),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -25,41 +25,55 @@ from pathlib import Path
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from liverseg import demo  # noqa: E402
+from liverseg import demo
 
 #: name -> (what it changes, DemoSettings overrides)
 CONFIGS = {
     "default": ("wide phantoms, augmentation, one grid (the demo)", {}),
     "no_augment": ("wide phantoms, no augmentation", {"augment": False}),
     "narrow": ("narrow phantoms (one phase, one storage), augmentation", {"style": "narrow"}),
-    "previous": ("narrow phantoms, no augmentation, volumes as stored (the previous demo)",
-                 {"style": "narrow", "augment": False, "geometry": "native"}),
+    "previous": (
+        "narrow phantoms, no augmentation, volumes as stored (the previous demo)",
+        {"style": "narrow", "augment": False, "geometry": "native"},
+    ),
 }
 
 #: inference variants on the default models: name -> (what, resolve_options arguments)
 INFERENCE = {
     "stored": ("stored post-processing, model grid (infer.py defaults)", {}),
-    "original_postprocess": ("the original cascade, model grid",
-                             {"postprocess": "original"}),
+    "original_postprocess": ("the original cascade, model grid", {"postprocess": "original"}),
     "native_grid": ("stored post-processing, volumes as stored", {"geometry": "native"}),
     "previous_demo_postprocess": (
         "the previous demo's fixed choice (mean, 2:2 shift, no CRF, opening on the tumour)",
-        {"overrides": {"slice_fusion": "mean", "tta_shifts": ((2, 2),), "crf_targets": (),
-                       "opening_targets": ("tumor",)}}),
+        {
+            "overrides": {
+                "slice_fusion": "mean",
+                "tta_shifts": ((2, 2),),
+                "crf_targets": (),
+                "opening_targets": ("tumor",),
+            }
+        },
+    ),
 }
 
 
 def _scores(report: dict) -> dict:
-    return {"liver": report["liver"].get("dice_per_case"),
-            "tumor": report["tumor"].get("dice_per_case")}
+    return {
+        "liver": report["liver"].get("dice_per_case"),
+        "tumor": report["tumor"].get("dice_per_case"),
+    }
 
 
 def _train_config(work: Path, name: str, base: demo.DemoSettings) -> dict:
     settings = dataclasses.replace(base, **CONFIGS[name][1])
     t = time.perf_counter()
     report = demo.run_demo(str(work / name), settings=settings)
-    return {"what": CONFIGS[name][0], "seconds": round(time.perf_counter() - t),
-            "held_out": _scores(report), "external": _scores(report["external"])}
+    return {
+        "what": CONFIGS[name][0],
+        "seconds": round(time.perf_counter() - t),
+        "held_out": _scores(report),
+        "external": _scores(report["external"]),
+    }
 
 
 def _inference_variant(work: Path, name: str) -> dict:
@@ -72,20 +86,31 @@ def _inference_variant(work: Path, name: str) -> dict:
     out = {"what": INFERENCE[name][0]}
     for key, test in (("held_out", "test"), ("external", "external")):
         pred = work / "inference" / name / key
-        run(work / "default" / "phantoms" / test, pred, options=RunOptions(skip_existing=True),
-            liver_model=liver, tumor_model=tumor, segment_options=resolved.segment_options,
-            geometry=resolved.geometry)
+        run(
+            work / "default" / "phantoms" / test,
+            pred,
+            options=RunOptions(skip_existing=True),
+            liver_model=liver,
+            tumor_model=tumor,
+            segment_options=resolved.segment_options,
+            geometry=resolved.geometry,
+        )
         out[key] = _scores(evaluate_directories(pred, work / "default" / "phantoms" / test))
     return out
 
 
 def _table(results: dict) -> str:
-    rows = ["| configuration | held-out liver | held-out tumour | external liver | "
-            "external tumour |", "|---|---|---|---|---|"]
+    rows = [
+        "| configuration | held-out liver | held-out tumour | external liver | external tumour |",
+        "|---|---|---|---|---|",
+    ]
     for name, r in results.items():
         cells = [r[k][s] for k in ("held_out", "external") for s in ("liver", "tumor")]
-        rows.append(f"| {name}: {r['what']} | " + " | ".join(
-            "-" if c is None else f"{c:.3f}" for c in cells) + " |")
+        rows.append(
+            f"| {name}: {r['what']} | "
+            + " | ".join("-" if c is None else f"{c:.3f}" for c in cells)
+            + " |"
+        )
     return "\n".join(rows)
 
 

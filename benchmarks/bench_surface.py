@@ -29,11 +29,14 @@ def lobed_ellipsoid(shape, centre, radii, phase):
     mask = np.zeros(shape, dtype=bool)
     lo = [max(int(c - 1.2 * r), 0) for c, r in zip(centre, radii)]
     hi = [min(int(c + 1.2 * r) + 1, n) for c, r, n in zip(centre, radii, shape)]
-    x, y, z = np.ogrid[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
-    f = (((x - centre[0]) / radii[0]) ** 2 + ((y - centre[1]) / radii[1]) ** 2
-         + ((z - centre[2]) / radii[2]) ** 2)
+    x, y, z = np.ogrid[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
+    f = (
+        ((x - centre[0]) / radii[0]) ** 2
+        + ((y - centre[1]) / radii[1]) ** 2
+        + ((z - centre[2]) / radii[2]) ** 2
+    )
     f = f + 0.15 * np.sin(x / 9.0 + phase) * np.sin(y / 11.0) * np.sin(z / 7.0 + phase)
-    mask[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = f <= 1.0
+    mask[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]] = f <= 1.0
     return mask
 
 
@@ -42,8 +45,9 @@ def make_case(shape):
     centre = (0.4 * sx, 0.45 * sy, 0.5 * sz)
     radii = (0.2 * sx, 0.17 * sy, 0.15 * sz)
     ref = lobed_ellipsoid(shape, centre, radii, 0.0).astype(np.uint8)
-    pred = lobed_ellipsoid(shape, tuple(c + 3 for c in centre),
-                           tuple(1.03 * r for r in radii), 0.7).astype(np.uint8)
+    pred = lobed_ellipsoid(
+        shape, tuple(c + 3 for c in centre), tuple(1.03 * r for r in radii), 0.7
+    ).astype(np.uint8)
     rng = np.random.default_rng(0)
     for _ in range(6):
         c = np.asarray(centre) + rng.uniform(-0.5, 0.5, 3) * np.asarray(radii)
@@ -63,7 +67,7 @@ def full_volume_distances(pred, ref, spacing):
     a = ndimage.distance_transform_edt(~sr, sampling=spacing)[sp]
     b = ndimage.distance_transform_edt(~sp, sampling=spacing)[sr]
     d = np.concatenate([a, b])
-    return d.mean(), d.max(), np.sqrt((d ** 2).mean())
+    return d.mean(), d.max(), np.sqrt((d**2).mean())
 
 
 def main():
@@ -76,26 +80,34 @@ def main():
 
     pred, ref = make_case(shape)
     liver_p, liver_r = pred >= 1, ref >= 1
-    print(f"volume {shape}, spacing {spacing}; liver {liver_r.sum()} ref / {liver_p.sum()} pred voxels")
+    print(
+        f"volume {shape}, spacing {spacing}; liver {liver_r.sum()} ref / {liver_p.sum()} pred voxels"
+    )
 
     t = time.perf_counter()
     d = surface_distances(liver_p, liver_r, spacing)
     t_surface = time.perf_counter() - t
-    print(f"surface_distances (bounding box): {t_surface:.2f} s  "
-          f"assd {d.assd:.4f} msd {d.msd:.4f} rmsd {d.rmsd:.4f}")
+    print(
+        f"surface_distances (bounding box): {t_surface:.2f} s  "
+        f"assd {d.assd:.4f} msd {d.msd:.4f} rmsd {d.rmsd:.4f}"
+    )
 
     t = time.perf_counter()
     m = case_metrics(pred, ref, spacing)
     t_case = time.perf_counter() - t
-    print(f"case_metrics (liver + tumour, {m['tumor']['num_reference_lesions']} lesions, "
-          f"{m['tumor']['num_detected']} detected): {t_case:.2f} s")
+    print(
+        f"case_metrics (liver + tumour, {m['tumor']['num_reference_lesions']} lesions, "
+        f"{m['tumor']['num_detected']} detected): {t_case:.2f} s"
+    )
 
     if args.full:
         t = time.perf_counter()
         full = full_volume_distances(liver_p, liver_r, spacing)
         t_full = time.perf_counter() - t
-        print(f"uncropped distances: {t_full:.2f} s  assd {full[0]:.4f} msd {full[1]:.4f} "
-              f"rmsd {full[2]:.4f}  (speed-up {t_full / t_surface:.1f}x)")
+        print(
+            f"uncropped distances: {t_full:.2f} s  assd {full[0]:.4f} msd {full[1]:.4f} "
+            f"rmsd {full[2]:.4f}  (speed-up {t_full / t_surface:.1f}x)"
+        )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS {peak:.0f} MB")
 

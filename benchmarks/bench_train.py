@@ -38,7 +38,7 @@ def _examples(size: int, n_slices: int = 12):
     rng = np.random.default_rng(0)
     hu = rng.integers(-1000, 1000, (size, size, n_slices)).astype(np.int16)
     labels = np.zeros_like(hu, dtype=np.uint8)
-    labels[size // 4: size // 2, size // 4: 3 * size // 4, 1:-1] = 1
+    labels[size // 4 : size // 2, size // 4 : 3 * size // 4, 1:-1] = 1
     return pipeline.examples_from_records([VolumeRecord("0", hu, labels)], "liver")
 
 
@@ -52,8 +52,13 @@ def bench(size: int, recipe_name: str, steps: int) -> dict:
     opts = pipeline.PipelineOptions(batch_size=batch, seed=0)
     ds = pipeline.dataset_from_examples(examples, opts)
     model = build_ds_sffnet("liver", seed=0)
-    step = TrainStep(model, make_optimizer(recipe, model.trainable_variables), recipe, "liver",
-                     tf.distribute.get_strategy())
+    step = TrainStep(
+        model,
+        make_optimizer(recipe, model.trainable_variables),
+        recipe,
+        "liver",
+        tf.distribute.get_strategy(),
+    )
     it = iter(ds)
     step(it, "strong", recipe.learning_rate)  # trace + warm-up
     t = time.perf_counter()
@@ -78,13 +83,18 @@ def bench(size: int, recipe_name: str, steps: int) -> dict:
     pipe = (time.perf_counter() - t) / n_batches
     examples_per_update = batch * recipe.iter_mean_grad
     flops = 3 * 168.2e9 * (size * size) / (512 * 512) * examples_per_update
-    return {"size": size, "recipe": recipe_name, "batch": batch,
-            "iter_mean_grad": recipe.iter_mean_grad,
-            "updates_per_s": round(1 / fed, 4), "examples_per_s": round(examples_per_update / fed, 2),
-            "model_only_updates_per_s": round(1 / model_only, 4),
-            "model_busy_fraction": round(model_only / fed, 3),
-            "pipeline_batches_per_s": round(1 / pipe, 1),
-            "approx_train_gflop_per_s": round(flops / fed / 1e9, 1)}
+    return {
+        "size": size,
+        "recipe": recipe_name,
+        "batch": batch,
+        "iter_mean_grad": recipe.iter_mean_grad,
+        "updates_per_s": round(1 / fed, 4),
+        "examples_per_s": round(examples_per_update / fed, 2),
+        "model_only_updates_per_s": round(1 / model_only, 4),
+        "model_busy_fraction": round(model_only / fed, 3),
+        "pipeline_batches_per_s": round(1 / pipe, 1),
+        "approx_train_gflop_per_s": round(flops / fed / 1e9, 1),
+    }
 
 
 def main() -> None:
@@ -100,8 +110,12 @@ def main() -> None:
             r = bench(size, name, args.steps)
             print(json.dumps(r), flush=True)
             results.append(r)
-    info = {"machine": f"{platform.machine()} {os.cpu_count()} cpus", "tf": tf.__version__,
-            "date": time.strftime("%Y-%m-%d"), "results": results}
+    info = {
+        "machine": f"{platform.machine()} {os.cpu_count()} cpus",
+        "tf": tf.__version__,
+        "date": time.strftime("%Y-%m-%d"),
+        "results": results,
+    }
     if args.output:
         with open(args.output, "w") as f:
             json.dump(info, f, indent=2)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from liverseg.errors import LiverSegError
 
@@ -54,9 +54,12 @@ def run_tool(main, argv) -> None:
     except Exception as exc:  # a bug: no traceback for the user unless asked for
         if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
             raise
-        print(f"error: internal error ({type(exc).__name__}: {_one_line(exc, _MAX_MESSAGE)}); "
-              f"please report it (set {DEBUG_ENV}=1 to see the traceback)",
-              file=sys.stderr, flush=True)
+        print(
+            f"error: internal error ({type(exc).__name__}: {_one_line(exc, _MAX_MESSAGE)}); "
+            f"please report it (set {DEBUG_ENV}=1 to see the traceback)",
+            file=sys.stderr,
+            flush=True,
+        )
         sys.exit(EXIT_INTERNAL)
     if isinstance(result, int) and result:
         sys.exit(result)

@@ -23,8 +23,9 @@ def _printable(path: str) -> str:
     """The path with control characters escaped, so an error stays on one line."""
     if path.isprintable():
         return path
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
-                   for c in path)
+    return "".join(
+        c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in path
+    )
 
 
 class NiftiError(InputFileError):

@@ -17,7 +17,7 @@ longer apply.
 from __future__ import annotations
 
 import enum
-from typing import Mapping
+from collections.abc import Mapping
 
 import tensorflow as tf
 
@@ -32,24 +32,26 @@ class Supervision(str, enum.Enum):
     """Deep supervision: weight of the four side outputs' losses next to the main one."""
 
     STRONG = "strong"  # main + dsn_2 + dsn_3 + dsn_4 + dsn_5
-    WEAK = "weak"      # main + 0.5 * (sum of dsn)
-    NONE = "none"      # main only
+    WEAK = "weak"  # main + 0.5 * (sum of dsn)
+    NONE = "none"  # main only
 
     @property
     def side_weight(self) -> float:
         return {"strong": 1.0, "weak": 0.5, "none": 0.0}[self.value]
 
     @classmethod
-    def parse(cls, value) -> "Supervision":
+    def parse(cls, value) -> Supervision:
         try:
             return cls(value)
         except ValueError:
-            raise ConfigError(f"supervision must be one of {[s.value for s in cls]}, "
-                              f"got {value!r}") from None
+            raise ConfigError(
+                f"supervision must be one of {[s.value for s in cls]}, got {value!r}"
+            ) from None
 
 
-def class_balanced_sigmoid_ce(labels, logits, pos_weight, neg_weight, loss_mask=None, *,
-                              normalize: bool = False) -> tf.Tensor:
+def class_balanced_sigmoid_ce(
+    labels, logits, pos_weight, neg_weight, loss_mask=None, *, normalize: bool = False
+) -> tf.Tensor:
     """Summed class-balanced sigmoid cross-entropy of the original (float32 scalar).
 
     ``labels`` are binarised at 0.5; ``loss_mask`` (broadcastable to
@@ -76,8 +78,9 @@ def class_balanced_sigmoid_ce(labels, logits, pos_weight, neg_weight, loss_mask=
     return loss
 
 
-def soft_dice_terms(labels, logits, loss_mask=None, replica_context=None,
-                    smooth: float = 1.0) -> tuple[tf.Tensor, tf.Tensor]:
+def soft_dice_terms(
+    labels, logits, loss_mask=None, replica_context=None, smooth: float = 1.0
+) -> tuple[tf.Tensor, tf.Tensor]:
     """Soft Dice loss ``1 - (2*I + s) / (P + Y + s)`` over the whole batch, with
     ``I = sum(p*y*m)``, ``P = sum(p*m)``, ``Y = sum(y*m)``, ``p = sigmoid(logits)``.
 
@@ -106,10 +109,19 @@ def soft_dice_terms(labels, logits, loss_mask=None, replica_context=None,
     return value, surrogate
 
 
-def deep_supervision_loss(labels, outputs: Mapping[str, tf.Tensor], supervision,
-                          pos_weight, neg_weight, loss_mask=None, *, normalize: bool = False,
-                          normaliser=None, dice_weight: float = 0.0,
-                          replica_context=None) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+def deep_supervision_loss(
+    labels,
+    outputs: Mapping[str, tf.Tensor],
+    supervision,
+    pos_weight,
+    neg_weight,
+    loss_mask=None,
+    *,
+    normalize: bool = False,
+    normaliser=None,
+    dice_weight: float = 0.0,
+    replica_context=None,
+) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
     """The training loss: ``fuse`` + side weight x (``dsn_2`` + ... + ``dsn_5``).
 
     ``supervision``: a mode ("strong", "weak", "none") or the side weight
@@ -127,22 +139,34 @@ def deep_supervision_loss(labels, outputs: Mapping[str, tf.Tensor], supervision,
     each replica reports its share of the global Dice, so the values sum
     over replicas), also those that ``supervision`` leaves out of the total.
     """
-    side_weight = (supervision if isinstance(supervision, (float, tf.Tensor))
-                   else Supervision.parse(supervision).side_weight)
+    side_weight = (
+        supervision
+        if isinstance(supervision, (float, tf.Tensor))
+        else Supervision.parse(supervision).side_weight
+    )
     missing = [name for name in OUTPUT_NAMES if name not in outputs]
     if missing:
         raise ConfigError(f"model outputs lack {missing} (have {sorted(outputs)})")
     per_output, for_grad = {}, {}
     for name in OUTPUT_NAMES:
-        ce = class_balanced_sigmoid_ce(labels, outputs[name], pos_weight, neg_weight, loss_mask,
-                                       normalize=normalize and normaliser is None)
+        ce = class_balanced_sigmoid_ce(
+            labels,
+            outputs[name],
+            pos_weight,
+            neg_weight,
+            loss_mask,
+            normalize=normalize and normaliser is None,
+        )
         if normaliser is not None:
             ce = ce / normaliser
         per_output[name] = for_grad[name] = ce
         if dice_weight:
             value, surrogate = soft_dice_terms(labels, outputs[name], loss_mask, replica_context)
-            share = (1.0 if replica_context is None
-                     else tf.cast(replica_context.num_replicas_in_sync, tf.float32))
+            share = (
+                1.0
+                if replica_context is None
+                else tf.cast(replica_context.num_replicas_in_sync, tf.float32)
+            )
             per_output[name] = ce + dice_weight * value / share
             for_grad[name] = ce + dice_weight * surrogate
     total = for_grad["fuse"] + side_weight * tf.add_n([for_grad[n] for n in OUTPUT_NAMES[1:]])

@@ -25,7 +25,7 @@ def make_header(shape, dtype, affine, codes=(1, 1), endian="<", **fields) -> nib
         if key == "dim":
             hdr["dim"][: len(value)] = value
         elif key == "pixdim":
-            hdr["pixdim"][1:1 + len(value)] = value
+            hdr["pixdim"][1 : 1 + len(value)] = value
         else:
             hdr[key] = value
     return hdr

@@ -12,10 +12,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_import_contracts_hold():
     lint = shutil.which("lint-imports") or pytest.fail(
-        "lint-imports not found: install requirements-dev.txt")
-    result = subprocess.run([lint, "--config", str(ROOT / "pyproject.toml")], cwd=ROOT,
-                            capture_output=True, text=True, timeout=300,
-                            env={"PYTHONPATH": str(ROOT), "PATH": str(Path(sys.executable).parent)})
+        "lint-imports not found: install requirements-dev.txt"
+    )
+    result = subprocess.run(
+        [lint, "--config", str(ROOT / "pyproject.toml")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PYTHONPATH": str(ROOT), "PATH": str(Path(sys.executable).parent)},
+    )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "3 kept, 0 broken" in result.stdout
 
@@ -23,6 +29,7 @@ def test_import_contracts_hold():
 def test_every_tool_is_an_installable_command():
     """pyproject's [project.scripts] name every tool, each pointing at a run()."""
     import ast
+
     import tomllib
 
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]

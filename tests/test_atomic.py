@@ -20,11 +20,10 @@ def test_atomic_write_replaces_symlink_not_its_target(tmp_path):
 
 def test_failure_leaves_nothing(tmp_path):
     out = tmp_path / "x.nii.gz"
-    with pytest.raises(RuntimeError):
-        with atomic_path(out) as tmp:
-            assert tmp.name.endswith(".nii.gz")
-            tmp.write_bytes(b"partial")
-            raise RuntimeError("killed")
+    with pytest.raises(RuntimeError), atomic_path(out) as tmp:
+        assert tmp.name.endswith(".nii.gz")
+        tmp.write_bytes(b"partial")
+        raise RuntimeError("killed")
     assert list(tmp_path.iterdir()) == []
 
 

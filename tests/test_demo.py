@@ -6,9 +6,18 @@ import pytest
 
 from liverseg.demo import DEFAULT, QUICK, DemoSettings, run_demo
 
-TINY = DemoSettings(shape=(32, 32, 10), num_train=4, num_test=1, liver_steps=2, tumor_steps=2,
-                    batch_size=2, num_external=1, external_size=32, external_slices=10,
-                    val_fraction=0.25)
+TINY = DemoSettings(
+    shape=(32, 32, 10),
+    num_train=4,
+    num_test=1,
+    liver_steps=2,
+    tumor_steps=2,
+    batch_size=2,
+    num_external=1,
+    external_size=32,
+    external_slices=10,
+    val_fraction=0.25,
+)
 
 
 @pytest.mark.slow
@@ -20,8 +29,11 @@ def test_demo_writes_every_output_and_resumes(tmp_path, capsys):
     external = json.loads((work / "report_external.json").read_text())
     assert external["liver"] == report["external"]["liver"]
     assert (work / "report.csv").is_file() and (work / "report_external.csv").is_file()
-    for png in [work / "training_curves.png", work / "overlays" / "case-1000.png",
-                work / "overlays_external" / "case-0.png"]:
+    for png in [
+        work / "training_curves.png",
+        work / "overlays" / "case-1000.png",
+        work / "overlays_external" / "case-0.png",
+    ]:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for stage in ("liver", "tumor"):
         model = work / "models" / stage

@@ -5,8 +5,13 @@ import pytest
 import tensorflow as tf
 
 from liverseg.errors import ConfigError
-from liverseg.losses import (STAGE_CLASS_WEIGHTS, Supervision, class_balanced_sigmoid_ce,
-                             deep_supervision_loss, soft_dice_terms)
+from liverseg.losses import (
+    STAGE_CLASS_WEIGHTS,
+    Supervision,
+    class_balanced_sigmoid_ce,
+    deep_supervision_loss,
+    soft_dice_terms,
+)
 
 
 def _self_check_inputs():
@@ -25,8 +30,7 @@ def test_self_check_liver():
 
 def test_self_check_tumour_with_mask():
     labels, mask, logits = _self_check_inputs()
-    loss = class_balanced_sigmoid_ce(labels, logits, *STAGE_CLASS_WEIGHTS["tumor"],
-                                     loss_mask=mask)
+    loss = class_balanced_sigmoid_ce(labels, logits, *STAGE_CLASS_WEIGHTS["tumor"], loss_mask=mask)
     assert float(loss) == pytest.approx(4032.8098, rel=1e-4)
 
 
@@ -41,8 +45,7 @@ def test_matches_float64_sigmoid_cross_entropy():
     expected = 0.3 * np.sum(y * ce * m) + 0.7 * np.sum((1 - y) * ce * m)
     actual = class_balanced_sigmoid_ce(labels, logits, 0.3, 0.7, loss_mask=mask)
     assert float(actual) == pytest.approx(expected, rel=1e-5)
-    normalized = class_balanced_sigmoid_ce(labels, logits, 0.3, 0.7, loss_mask=mask,
-                                           normalize=True)
+    normalized = class_balanced_sigmoid_ce(labels, logits, 0.3, 0.7, loss_mask=mask, normalize=True)
     assert float(normalized) == pytest.approx(expected / m.sum(), rel=1e-5)
     plain = class_balanced_sigmoid_ce(labels, logits, 0.3, 0.7, normalize=True)
     expected_plain = (0.3 * np.sum(y * ce) + 0.7 * np.sum((1 - y) * ce)) / x.size
@@ -54,8 +57,9 @@ def test_labels_binarised_at_half_and_zero_mask_gives_zero():
     soft = class_balanced_sigmoid_ce(np.array([[[[0.6, 0.4]]]]), logits, 0.9, 0.1)
     hard = class_balanced_sigmoid_ce(np.array([[[[1.0, 0.0]]]]), logits, 0.9, 0.1)
     assert float(soft) == float(hard)
-    zero = class_balanced_sigmoid_ce(np.ones((1, 1, 1, 2)), logits, 0.9, 0.1,
-                                     loss_mask=np.zeros((1, 1, 1, 2)), normalize=True)
+    zero = class_balanced_sigmoid_ce(
+        np.ones((1, 1, 1, 2)), logits, 0.9, 0.1, loss_mask=np.zeros((1, 1, 1, 2)), normalize=True
+    )
     assert float(zero) == 0.0
 
 
@@ -64,20 +68,29 @@ def test_low_precision_logits_are_computed_in_float32(dtype):
     labels, mask, logits = _self_check_inputs()
     low = tf.cast(logits, dtype)
     loss = class_balanced_sigmoid_ce(labels, low, 0.8982, 0.1018, loss_mask=mask)
-    reference = class_balanced_sigmoid_ce(labels, tf.cast(low, tf.float32), 0.8982, 0.1018,
-                                          loss_mask=mask)
+    reference = class_balanced_sigmoid_ce(
+        labels, tf.cast(low, tf.float32), 0.8982, 0.1018, loss_mask=mask
+    )
     assert loss.dtype == tf.float32 and float(loss) == float(reference)
 
 
 def _outputs():
     rng = np.random.default_rng(3)
-    return {name: rng.normal(0, 2, (1, 16, 16, 3)).astype(np.float32)
-            for name in ("fuse", "dsn_2", "dsn_3", "dsn_4", "dsn_5")}
+    return {
+        name: rng.normal(0, 2, (1, 16, 16, 3)).astype(np.float32)
+        for name in ("fuse", "dsn_2", "dsn_3", "dsn_4", "dsn_5")
+    }
 
 
-@pytest.mark.parametrize("supervision, side_weight", [
-    ("strong", 1.0), ("weak", 0.5), ("none", 0.0), (Supervision.WEAK, 0.5),
-])
+@pytest.mark.parametrize(
+    "supervision, side_weight",
+    [
+        ("strong", 1.0),
+        ("weak", 0.5),
+        ("none", 0.0),
+        (Supervision.WEAK, 0.5),
+    ],
+)
 def test_deep_supervision_combination(supervision, side_weight):
     outputs = _outputs()
     labels = np.random.default_rng(4).uniform(size=(1, 16, 16, 3)) > 0.6
@@ -85,10 +98,10 @@ def test_deep_supervision_combination(supervision, side_weight):
     assert set(per_output) == set(outputs)
     for name, logits in outputs.items():
         assert float(per_output[name]) == float(
-            class_balanced_sigmoid_ce(labels, logits, 0.931, 0.069))
+            class_balanced_sigmoid_ce(labels, logits, 0.931, 0.069)
+        )
     side = sum(float(per_output[f"dsn_{k}"]) for k in (2, 3, 4, 5))
-    assert float(total) == pytest.approx(float(per_output["fuse"]) + side_weight * side,
-                                         rel=1e-6)
+    assert float(total) == pytest.approx(float(per_output["fuse"]) + side_weight * side, rel=1e-6)
 
 
 def test_deep_supervision_normalize_and_errors():
@@ -136,10 +149,15 @@ def test_soft_dice_value_and_surrogate_gradient_on_one_device():
         value, surrogate = soft_dice_terms(labels, logits, mask)
         pm = tf.sigmoid(logits) * mask
         direct = 1.0 - (2.0 * tf.reduce_sum(pm * y) + 1.0) / (
-            tf.reduce_sum(pm) + tf.reduce_sum(y) + 1.0)
+            tf.reduce_sum(pm) + tf.reduce_sum(y) + 1.0
+        )
     assert float(value) == pytest.approx(expected, rel=1e-5)
-    np.testing.assert_allclose(tape.gradient(surrogate, logits).numpy(),
-                               tape.gradient(direct, logits).numpy(), rtol=1e-4, atol=1e-8)
+    np.testing.assert_allclose(
+        tape.gradient(surrogate, logits).numpy(),
+        tape.gradient(direct, logits).numpy(),
+        rtol=1e-4,
+        atol=1e-8,
+    )
     # Masked-out pixels get no gradient; a perfect prediction scores ~0.
     assert np.all(tape.gradient(surrogate, logits).numpy()[mask == 0] == 0)
     perfect, _ = soft_dice_terms(labels, np.where(labels > 0, 30.0, -30.0), None)

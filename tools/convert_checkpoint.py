@@ -5,7 +5,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from liverseg.commands import convert_checkpoint  # noqa: E402
+from liverseg.commands import convert_checkpoint
 
 __doc__ = convert_checkpoint.__doc__
 

@@ -5,10 +5,11 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from liverseg.bootstrap import ensure_requirements  # noqa: E402 (stdlib only)
+from liverseg.bootstrap import ensure_requirements
 
-ensure_requirements(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
-                                 "requirements.txt"))
+ensure_requirements(
+    os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "requirements.txt")
+)
 
 from liverseg.commands import demo  # noqa: E402
 

@@ -5,7 +5,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from liverseg.commands import make_external_phantoms  # noqa: E402
+from liverseg.commands import make_external_phantoms
 
 __doc__ = make_external_phantoms.__doc__
 

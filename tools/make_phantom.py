@@ -5,7 +5,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from liverseg.commands import make_phantom  # noqa: E402
+from liverseg.commands import make_phantom
 
 __doc__ = make_phantom.__doc__
 

@@ -15,12 +15,17 @@ from absl import flags
 from liverseg.cli import main_entry
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("tf1_checkpoint", None, "TF1 checkpoint prefix (or one of its files, "
-                    "or its directory).")
+flags.DEFINE_string(
+    "tf1_checkpoint", None, "TF1 checkpoint prefix (or one of its files, or its directory)."
+)
 flags.DEFINE_enum("stage", None, ["liver", "tumor"], "Which network the checkpoint holds.")
-flags.DEFINE_enum("variant", "original", ["original", "paper", "liverseg2017"],
-                  "Network variant: 'original' code (DS-SFFNet), 'paper' (README), "
-                  "'liverseg2017' (parent network).")
+flags.DEFINE_enum(
+    "variant",
+    "original",
+    ["original", "paper", "liverseg2017"],
+    "Network variant: 'original' code (DS-SFFNet), 'paper' (README), "
+    "'liverseg2017' (parent network).",
+)
 flags.DEFINE_integer("number_slices", None, "Slices per input; default: read from the checkpoint.")
 flags.DEFINE_string("output", None, "Model directory to write.")
 flags.DEFINE_bool("overwrite", False, "Replace an existing model in --output.")
@@ -31,9 +36,14 @@ def main(argv):
     del argv
     from liverseg.models.converter import convert_tf1_checkpoint
 
-    out = convert_tf1_checkpoint(FLAGS.tf1_checkpoint, FLAGS.output, FLAGS.stage,
-                                 variant=FLAGS.variant, number_slices=FLAGS.number_slices,
-                                 overwrite=FLAGS.overwrite)
+    out = convert_tf1_checkpoint(
+        FLAGS.tf1_checkpoint,
+        FLAGS.output,
+        FLAGS.stage,
+        variant=FLAGS.variant,
+        number_slices=FLAGS.number_slices,
+        overwrite=FLAGS.overwrite,
+    )
     print(f"{FLAGS.stage} network ({FLAGS.variant}) from {FLAGS.tf1_checkpoint} -> {out}")
 
 

@@ -22,11 +22,18 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("pred_dir", None, "Directory of predicted segmentation-N.nii[.gz] files.")
 flags.DEFINE_string("gt_dir", None, "Directory of reference segmentation-N.nii[.gz] files.")
 flags.DEFINE_string("output", None, "JSON report path; the CSV is written beside it (.csv).")
-flags.DEFINE_enum("missing", report_lib.MissingPolicy.ERROR.value,
-                  [m.value for m in report_lib.MissingPolicy],
-                  "A reference without prediction: 'error' (case fails) or 'empty' (scored as empty).")
-flags.DEFINE_enum("rvd_convention", RvdConvention.REFERENCE.value, [c.value for c in RvdConvention],
-                  "'reference': (|P|-|G|)/|G|; 'scoring_program': (|G|-|P|)/|P| as the LiTS program.")
+flags.DEFINE_enum(
+    "missing",
+    report_lib.MissingPolicy.ERROR.value,
+    [m.value for m in report_lib.MissingPolicy],
+    "A reference without prediction: 'error' (case fails) or 'empty' (scored as empty).",
+)
+flags.DEFINE_enum(
+    "rvd_convention",
+    RvdConvention.REFERENCE.value,
+    [c.value for c in RvdConvention],
+    "'reference': (|P|-|G|)/|G|; 'scoring_program': (|G|-|P|)/|P| as the LiTS program.",
+)
 flags.DEFINE_bool("overwrite", False, "Replace existing report files.")
 flags.mark_flags_as_required(["pred_dir", "gt_dir", "output"])
 
@@ -34,12 +41,18 @@ flags.mark_flags_as_required(["pred_dir", "gt_dir", "output"])
 def main(argv):
     del argv
     report = report_lib.evaluate_to_files(
-        FLAGS.pred_dir, FLAGS.gt_dir, FLAGS.output, missing=FLAGS.missing,
-        rvd_convention=FLAGS.rvd_convention, overwrite=FLAGS.overwrite)
+        FLAGS.pred_dir,
+        FLAGS.gt_dir,
+        FLAGS.output,
+        missing=FLAGS.missing,
+        rvd_convention=FLAGS.rvd_convention,
+        overwrite=FLAGS.overwrite,
+    )
     print(report_lib.format_table(report))
     if report["failures"]:
-        raise LiverSegError(f"{len(report['failures'])} case(s) could not be scored; "
-                            f"see {FLAGS.output}")
+        raise LiverSegError(
+            f"{len(report['failures'])} case(s) could not be scored; see {FLAGS.output}"
+        )
 
 
 def run() -> None:

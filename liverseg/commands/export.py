@@ -19,8 +19,9 @@ from liverseg.cli import main_entry
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "liverseg model directory (save_model) or .keras file.")
 flags.DEFINE_enum("stage", None, ["liver", "tumor"], "Stage the model must be (checked).")
-flags.DEFINE_string("export_dir", None, "TF Serving model base path; the export goes to "
-                                        "EXPORT_DIR/VERSION.")
+flags.DEFINE_string(
+    "export_dir", None, "TF Serving model base path; the export goes to EXPORT_DIR/VERSION."
+)
 flags.DEFINE_integer("version", 1, "Version directory (a positive integer).")
 flags.DEFINE_bool("overwrite", False, "Replace an existing export of this version.")
 flags.mark_flags_as_required(["model", "stage", "export_dir"])
@@ -30,8 +31,13 @@ def main(argv):
     del argv
     from liverseg.export import export_model_file
 
-    path = export_model_file(FLAGS.model, FLAGS.export_dir, stage=FLAGS.stage,
-                             version=FLAGS.version, overwrite=FLAGS.overwrite)
+    path = export_model_file(
+        FLAGS.model,
+        FLAGS.export_dir,
+        stage=FLAGS.stage,
+        version=FLAGS.version,
+        overwrite=FLAGS.overwrite,
+    )
     print(f"exported {FLAGS.stage} model {FLAGS.model} -> {path}")
 
 

@@ -54,9 +54,12 @@ RUN_FLAGS = define_flags(RunOptions, FLAGS)
 SOURCE_FLAGS = define_flags(Sources, FLAGS)
 CASCADE_FLAGS = define_flags(SegmentOptions, FLAGS)
 # Not given = the models' stored choice (or the original's): see --postprocess.
-CHOICE_FLAGS = define_flags(PostprocessChoice, FLAGS,
-                            unset_defaults=list(PostprocessChoice.__dataclass_fields__),
-                            unset_help="Default: as --postprocess says.")
+CHOICE_FLAGS = define_flags(
+    PostprocessChoice,
+    FLAGS,
+    unset_defaults=list(PostprocessChoice.__dataclass_fields__),
+    unset_help="Default: as --postprocess says.",
+)
 flags.mark_flags_as_required(["input_dir", "output_dir", "liver_model"])
 
 
@@ -68,19 +71,30 @@ def main(argv):
     from liverseg.inference import resolve_options, run
 
     resolved = resolve_options(
-        FLAGS.liver_model, FLAGS.tumor_model, **from_flags(Sources, FLAGS, SOURCE_FLAGS),
+        FLAGS.liver_model,
+        FLAGS.tumor_model,
+        **from_flags(Sources, FLAGS, SOURCE_FLAGS),
         overrides=from_flags(PostprocessChoice, FLAGS, CHOICE_FLAGS, given_only=True),
-        base=SegmentOptions(**from_flags(SegmentOptions, FLAGS, CASCADE_FLAGS)))
+        base=SegmentOptions(**from_flags(SegmentOptions, FLAGS, CASCADE_FLAGS)),
+    )
     print(f"post-processing: {resolved.choice_source}; grid: {resolved.geometry_source}")
     report = run(
-        FLAGS.input_dir, FLAGS.output_dir,
-        liver_model=FLAGS.liver_model, tumor_model=FLAGS.tumor_model,
-        segment_options=resolved.segment_options, geometry=resolved.geometry,
-        provenance={"postprocessing": {"source": resolved.choice_source},
-                    "geometry": {"source": resolved.geometry_source}},
-        options=RunOptions(**from_flags(RunOptions, FLAGS, RUN_FLAGS)))
-    print(f"{len(report.written)} written, {len(report.skipped)} skipped, "
-          f"{len(report.failed)} failed -> {FLAGS.output_dir}")
+        FLAGS.input_dir,
+        FLAGS.output_dir,
+        liver_model=FLAGS.liver_model,
+        tumor_model=FLAGS.tumor_model,
+        segment_options=resolved.segment_options,
+        geometry=resolved.geometry,
+        provenance={
+            "postprocessing": {"source": resolved.choice_source},
+            "geometry": {"source": resolved.geometry_source},
+        },
+        options=RunOptions(**from_flags(RunOptions, FLAGS, RUN_FLAGS)),
+    )
+    print(
+        f"{len(report.written)} written, {len(report.skipped)} skipped, "
+        f"{len(report.failed)} failed -> {FLAGS.output_dir}"
+    )
     return 0 if report.ok else 1
 
 

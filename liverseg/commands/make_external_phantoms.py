@@ -28,11 +28,11 @@ flags.DEFINE_integer("num_volumes", 8, "Number of phantoms to write.", lower_bou
 flags.DEFINE_integer("seed", 0, "Family seed.", lower_bound=0)
 flags.DEFINE_integer("size", 96, "Largest in-plane size in pixels (16..1024).")
 flags.DEFINE_integer("num_slices", 32, "Slices per volume (2..1024).")
-flags.DEFINE_integer("start_index", 0, "Index of the first phantom (file volume-N).",
-                     lower_bound=0)
+flags.DEFINE_integer("start_index", 0, "Index of the first phantom (file volume-N).", lower_bound=0)
 flags.DEFINE_bool("overwrite", False, "Replace existing cases of the same indices.")
 flags.DEFINE_string("preview_png", None, "Also write a preview grid of up to 8 written cases.")
 flags.mark_flags_as_required(["output_dir"])
+
 
 def main(argv):
     from liverseg.errors import ConfigError
@@ -46,8 +46,14 @@ def main(argv):
     if FLAGS.preview_png:
         check_can_write(FLAGS.preview_png, FLAGS.overwrite)  # before minutes of work
     written = write_external_phantoms(
-        FLAGS.output_dir, FLAGS.num_volumes, FLAGS.seed, start_index=FLAGS.start_index,
-        size=FLAGS.size, num_slices=FLAGS.num_slices, overwrite=FLAGS.overwrite)
+        FLAGS.output_dir,
+        FLAGS.num_volumes,
+        FLAGS.seed,
+        start_index=FLAGS.start_index,
+        size=FLAGS.size,
+        num_slices=FLAGS.num_slices,
+        overwrite=FLAGS.overwrite,
+    )
     if FLAGS.preview_png and written:
         write_file_preview(written, FLAGS.preview_png, FLAGS.overwrite)
     print(f"{len(written)} external phantoms written -> {FLAGS.output_dir}")

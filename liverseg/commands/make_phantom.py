@@ -24,28 +24,39 @@ flags.DEFINE_list("shape", ["64", "64", "20"], "Volume shape X,Y,Z (voxels).")
 flags.DEFINE_integer("seed", 0, "Random seed.", lower_bound=0)
 flags.DEFINE_integer("start_index", 0, "Index of the first phantom.", lower_bound=0)
 flags.DEFINE_bool("overwrite", False, "Replace existing files.")
-flags.DEFINE_enum("style", "narrow", list(STYLES),
-                  "narrow: the original generator; wide: the wider distribution.")
+flags.DEFINE_enum(
+    "style", "narrow", list(STYLES), "narrow: the original generator; wide: the wider distribution."
+)
 flags.DEFINE_string("preview", None, "Also write a PNG grid of the phantoms' middle slices here.")
 flags.mark_flag_as_required("output_dir")
 
 
 def main(argv):
-    from liverseg.phantoms import training as phantom
     from liverseg.errors import ConfigError
+    from liverseg.phantoms import training as phantom
 
     if len(argv) > 1:
         raise ConfigError(f"unexpected arguments: {' '.join(argv[1:])}")
     try:
         shape = tuple(int(d) for d in FLAGS.shape)
     except ValueError:
-        raise ConfigError(f"--shape must be three integers X,Y,Z, got {','.join(FLAGS.shape)}"
-                          ) from None
-    paths = phantom.write_phantoms(FLAGS.output_dir, FLAGS.num_volumes, shape, seed=FLAGS.seed,
-                                   start_index=FLAGS.start_index, overwrite=FLAGS.overwrite,
-                                   style=FLAGS.style, preview=FLAGS.preview)
-    print(f"wrote {len(paths)} phantoms to {FLAGS.output_dir}"
-          + (f" and {FLAGS.preview}" if FLAGS.preview else ""))
+        raise ConfigError(
+            f"--shape must be three integers X,Y,Z, got {','.join(FLAGS.shape)}"
+        ) from None
+    paths = phantom.write_phantoms(
+        FLAGS.output_dir,
+        FLAGS.num_volumes,
+        shape,
+        seed=FLAGS.seed,
+        start_index=FLAGS.start_index,
+        overwrite=FLAGS.overwrite,
+        style=FLAGS.style,
+        preview=FLAGS.preview,
+    )
+    print(
+        f"wrote {len(paths)} phantoms to {FLAGS.output_dir}"
+        + (f" and {FLAGS.preview}" if FLAGS.preview else "")
+    )
 
 
 def run() -> None:

@@ -25,10 +25,13 @@ from liverseg.utils.options import define_flags, from_flags
 
 FLAGS = flags.FLAGS
 CONFIG_FLAGS = define_flags(TrainConfig, FLAGS)
-flags.DEFINE_bool("tune", True,
-                  "After the tumour stage (with --liver_model), choose the cascade's "
-                  "post-processing on the validation cases and store it with both models "
-                  "(tools/tune.py does the same on its own).")
+flags.DEFINE_bool(
+    "tune",
+    True,
+    "After the tumour stage (with --liver_model), choose the cascade's "
+    "post-processing on the validation cases and store it with both models "
+    "(tools/tune.py does the same on its own).",
+)
 
 
 def main(argv):

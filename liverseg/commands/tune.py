@@ -21,9 +21,12 @@ from liverseg.cli import main_entry
 FLAGS = flags.FLAGS
 flags.DEFINE_string("liver_model", None, "Liver model directory.")
 flags.DEFINE_string("tumor_model", None, "Tumour model directory (optional).")
-flags.DEFINE_string("data_dir", None,
-                    "LiTS-layout directory of labelled validation cases (default: the "
-                    "validation cases in the last-trained model's split.json).")
+flags.DEFINE_string(
+    "data_dir",
+    None,
+    "LiTS-layout directory of labelled validation cases (default: the "
+    "validation cases in the last-trained model's split.json).",
+)
 flags.DEFINE_bool("dry_run", False, "Print the choice without writing it.")
 flags.mark_flags_as_required(["liver_model"])
 
@@ -32,12 +35,15 @@ def main(argv):
     del argv
     from liverseg.tuning import describe, tune_models
 
-    result = tune_models(FLAGS.liver_model, FLAGS.tumor_model, data_dir=FLAGS.data_dir,
-                         write=not FLAGS.dry_run)
+    result = tune_models(
+        FLAGS.liver_model, FLAGS.tumor_model, data_dir=FLAGS.data_dir, write=not FLAGS.dry_run
+    )
     print(describe(result))
     if not FLAGS.dry_run:
-        print("written: postprocessing.json in "
-              + ", ".join(d for d in (FLAGS.liver_model, FLAGS.tumor_model) if d))
+        print(
+            "written: postprocessing.json in "
+            + ", ".join(d for d in (FLAGS.liver_model, FLAGS.tumor_model) if d)
+        )
 
 
 def run() -> None:

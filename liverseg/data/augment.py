@@ -49,9 +49,20 @@ FOREGROUND_STD_HU = 40.0
 Range = tuple[float, float]
 
 #: Uniform draws per transform, at fixed places in one vector per example.
-_DRAWS = {"rotation": 2, "scale": 5, "elastic": 4, "mirror": 2, "offset": 2, "noise": 2,
-          "blur": 3, "brightness": 4, "contrast": 3, "low_resolution": 2, "gamma_invert": 3,
-          "gamma": 3}
+_DRAWS = {
+    "rotation": 2,
+    "scale": 5,
+    "elastic": 4,
+    "mirror": 2,
+    "offset": 2,
+    "noise": 2,
+    "blur": 3,
+    "brightness": 4,
+    "contrast": 3,
+    "low_resolution": 2,
+    "gamma_invert": 3,
+    "gamma": 3,
+}
 #: Random fields, each from its own seed.
 _FIELDS = ("elastic_field", "noise_field")
 
@@ -159,21 +170,35 @@ class AugmentOptions:
             if f.name.endswith("_probability"):
                 values = value if f.name == "mirror_probability" else (value,)
                 if f.name == "mirror_probability" and len(values) != 2:
-                    raise ConfigError(f"augment {f.name} needs two probabilities (rows, "
-                                      f"columns), got {value!r}")
+                    raise ConfigError(
+                        f"augment {f.name} needs two probabilities (rows, columns), got {value!r}"
+                    )
                 for p in values:
                     if not _is_number(p) or not 0.0 <= p <= 1.0:
                         raise ConfigError(f"augment {f.name} must be in [0, 1], got {value!r}")
-        low_bounds = {"rotation_degrees": None, "scale_range": 0.0, "elastic_scale": 0.0,
-                      "elastic_magnitude": -1.0, "noise_sigma_hu": -1.0, "blur_sigma": -1.0,
-                      "brightness_range": -1.0, "brightness_shift_hu": None,
-                      "contrast_range": -1.0, "low_resolution_scale": 0.0, "gamma_range": 0.0}
+        low_bounds = {
+            "rotation_degrees": None,
+            "scale_range": 0.0,
+            "elastic_scale": 0.0,
+            "elastic_magnitude": -1.0,
+            "noise_sigma_hu": -1.0,
+            "blur_sigma": -1.0,
+            "brightness_range": -1.0,
+            "brightness_shift_hu": None,
+            "contrast_range": -1.0,
+            "low_resolution_scale": 0.0,
+            "gamma_range": 0.0,
+        }
         for name, exclusive_floor in low_bounds.items():
             value = getattr(self, name)
-            if (not isinstance(value, (tuple, list)) or len(value) != 2
-                    or not all(_is_number(v) and math.isfinite(v) for v in value)):
-                raise ConfigError(f"augment {name} must be a (low, high) pair of numbers, "
-                                  f"got {value!r}")
+            if (
+                not isinstance(value, (tuple, list))
+                or len(value) != 2
+                or not all(_is_number(v) and math.isfinite(v) for v in value)
+            ):
+                raise ConfigError(
+                    f"augment {name} must be a (low, high) pair of numbers, got {value!r}"
+                )
             if value[0] > value[1]:
                 raise ConfigError(f"augment {name} is inverted: low {value[0]} > high {value[1]}")
             if exclusive_floor == 0.0 and value[0] <= 0:
@@ -181,15 +206,18 @@ class AugmentOptions:
             if exclusive_floor == -1.0 and value[0] < 0:
                 raise ConfigError(f"augment {name} must be >= 0, got {value!r}")
         if self.low_resolution_scale[1] > 1:
-            raise ConfigError("augment low_resolution_scale must be in (0, 1], got "
-                              f"{self.low_resolution_scale!r}")
+            raise ConfigError(
+                f"augment low_resolution_scale must be in (0, 1], got {self.low_resolution_scale!r}"
+            )
         if not _is_number(self.brightness_centre_hu) or not math.isfinite(
-                self.brightness_centre_hu):
-            raise ConfigError(f"augment brightness_centre_hu must be a number, got "
-                              f"{self.brightness_centre_hu!r}")
+            self.brightness_centre_hu
+        ):
+            raise ConfigError(
+                f"augment brightness_centre_hu must be a number, got {self.brightness_centre_hu!r}"
+            )
 
     @classmethod
-    def crop_only(cls) -> "AugmentOptions":
+    def crop_only(cls) -> AugmentOptions:
         """Every transform off: only the (random) crop or pad to the patch size."""
         zero = {f.name: 0.0 for f in dataclasses.fields(cls) if f.name.endswith("_probability")}
         zero["mirror_probability"] = (0.0, 0.0)
@@ -197,15 +225,27 @@ class AugmentOptions:
 
     @property
     def any_spatial(self) -> bool:
-        return (self.rotation_probability > 0 or self.scale_probability > 0
-                or self.elastic_probability > 0 or any(p > 0 for p in self.mirror_probability))
+        return (
+            self.rotation_probability > 0
+            or self.scale_probability > 0
+            or self.elastic_probability > 0
+            or any(p > 0 for p in self.mirror_probability)
+        )
 
     @property
     def any_intensity(self) -> bool:
-        return any(p > 0 for p in (
-            self.noise_probability, self.blur_probability, self.brightness_probability,
-            self.contrast_probability, self.low_resolution_probability,
-            self.gamma_invert_probability, self.gamma_probability))
+        return any(
+            p > 0
+            for p in (
+                self.noise_probability,
+                self.blur_probability,
+                self.brightness_probability,
+                self.contrast_probability,
+                self.low_resolution_probability,
+                self.gamma_invert_probability,
+                self.gamma_probability,
+            )
+        )
 
 
 def _is_number(value) -> bool:
@@ -216,11 +256,14 @@ def check_patch_size(patch_size) -> tuple[int, int] | None:
     """``patch_size`` as a pair of positive ints (or None); ConfigError otherwise."""
     if patch_size is None:
         return None
-    if (not isinstance(patch_size, (tuple, list)) or len(patch_size) != 2
-            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0
-                       for v in patch_size)):
-        raise ConfigError(f"patch_size must be two positive ints (rows, columns), "
-                          f"got {patch_size!r}")
+    if (
+        not isinstance(patch_size, (tuple, list))
+        or len(patch_size) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in patch_size)
+    ):
+        raise ConfigError(
+            f"patch_size must be two positive ints (rows, columns), got {patch_size!r}"
+        )
     return int(patch_size[0]), int(patch_size[1])
 
 
@@ -237,7 +280,7 @@ class _Random:
         start = 0
         for name, n in _DRAWS.items():
             if name == transform:
-                return self._uniforms[start:start + n]
+                return self._uniforms[start : start + n]
             start += n
         raise KeyError(transform)
 
@@ -290,8 +333,9 @@ def _elastic_field(rand, u, p, q, opts: AugmentOptions):
     """Smooth random displacement (rows, cols) [P, Q] each, in pixels."""
     spacing = _between(u[1:2], opts.elastic_scale)[0]
     size = tf.stack([p, q])
-    knots = tf.minimum(tf.maximum(tf.cast(tf.math.ceil(1.0 / spacing), tf.int32) + 1, 2),
-                       tf.maximum(size, 2))
+    knots = tf.minimum(
+        tf.maximum(tf.cast(tf.math.ceil(1.0 / spacing), tf.int32) + 1, 2), tf.maximum(size, 2)
+    )
     noise = tf.random.stateless_normal(tf.concat([knots, [2]], 0), rand.seeds["elastic_field"])
     field = tf.image.resize(noise, size, method="bicubic")
     magnitude = _between(u[2:4], opts.elastic_magnitude) * tf.cast(size / knots, tf.float32)
@@ -303,9 +347,11 @@ def _elastic_field(rand, u, p, q, opts: AugmentOptions):
 def _warp(sources, params, offset, p, q, opts: AugmentOptions, rand):
     """Sampling on the transformed grid, for examples rotated, scaled or deformed."""
     pf, qf = tf.cast(p, tf.float32), tf.cast(q, tf.float32)
-    dr, dc = tf.meshgrid(tf.range(pf) - (pf - 1.0) / 2.0, tf.range(qf) - (qf - 1.0) / 2.0,
-                         indexing="ij")
+    dr, dc = tf.meshgrid(
+        tf.range(pf) - (pf - 1.0) / 2.0, tf.range(qf) - (qf - 1.0) / 2.0, indexing="ij"
+    )
     if "elastic" in params:
+
         def deform(d):
             er, ec = _elastic_field(rand, params["elastic"], p, q, opts)
             return d[0] + er, d[1] + ec
@@ -324,20 +370,25 @@ def _warp(sources, params, offset, p, q, opts: AugmentOptions, rand):
     cols = dc + (tf.cast(offset[1], tf.float32) + (qf - 1.0) / 2.0)
     # Read (and cast) only the source region the grid covers.
     shape = tf.shape(sources[0])
-    lo = [tf.clip_by_value(tf.cast(tf.floor(tf.reduce_min(x)), tf.int32), 0, n - 1)
-          for x, n in ((rows, shape[0]), (cols, shape[1]))]
-    hi = [tf.clip_by_value(tf.cast(tf.floor(tf.reduce_max(x)), tf.int32) + 1, 0, n - 1)
-          for x, n in ((rows, shape[0]), (cols, shape[1]))]
-    region = [tf.cast(x[lo[0]:hi[0] + 1, lo[1]:hi[1] + 1], tf.float32) for x in sources]
+    lo = [
+        tf.clip_by_value(tf.cast(tf.floor(tf.reduce_min(x)), tf.int32), 0, n - 1)
+        for x, n in ((rows, shape[0]), (cols, shape[1]))
+    ]
+    hi = [
+        tf.clip_by_value(tf.cast(tf.floor(tf.reduce_max(x)), tf.int32) + 1, 0, n - 1)
+        for x, n in ((rows, shape[0]), (cols, shape[1]))
+    ]
+    region = [tf.cast(x[lo[0] : hi[0] + 1, lo[1] : hi[1] + 1], tf.float32) for x in sources]
     region[1] = tf.minimum(region[1], 1.0)  # labels 0/1
     c = sources[0].shape[-1]
     region = tf.concat(region + [tf.ones_like(region[0][..., :1])], axis=-1)
-    values = bilinear_sample(region, rows - tf.cast(lo[0], tf.float32),
-                             cols - tf.cast(lo[1], tf.float32))
+    values = bilinear_sample(
+        region, rows - tf.cast(lo[0], tf.float32), cols - tf.cast(lo[1], tf.float32)
+    )
     valid = values[..., -1:]
     hu = values[..., :c] + FILL_HU * (1.0 - valid)
-    label = tf.cast(values[..., c:2 * c] > 0.5, tf.uint8)
-    return hu, label, values[..., 2 * c:3 * c]
+    label = tf.cast(values[..., c : 2 * c] > 0.5, tf.uint8)
+    return hu, label, values[..., 2 * c : 3 * c]
 
 
 def _shift(sources, params, offset, p, q):
@@ -345,15 +396,19 @@ def _shift(sources, params, offset, p, q):
     shape = tf.shape(sources[0])
     start = tf.maximum(offset, 0)
     stop = tf.maximum(tf.minimum(offset + tf.stack([p, q]), shape[:2]), start)
-    pads = [[start[0] - offset[0], offset[0] + p - stop[0]],
-            [start[1] - offset[1], offset[1] + q - stop[1]], [0, 0]]
-    hu, label, mask = (x[start[0]:stop[0], start[1]:stop[1]] for x in sources)
+    pads = [
+        [start[0] - offset[0], offset[0] + p - stop[0]],
+        [start[1] - offset[1], offset[1] + q - stop[1]],
+        [0, 0],
+    ]
+    hu, label, mask = (x[start[0] : stop[0], start[1] : stop[1]] for x in sources)
     hu = tf.pad(tf.cast(hu, tf.float32), pads, constant_values=FILL_HU)
     label = tf.pad(tf.minimum(label, 1), pads)
     mask = tf.pad(tf.cast(mask, tf.float32), pads)
     for axis, flip in ((0, params["flip_rows"]), (1, params["flip_cols"])):
-        hu, label, mask = _maybe(flip, lambda t, a=axis: tuple(tf.reverse(v, [a]) for v in t),
-                                 (hu, label, mask))
+        hu, label, mask = _maybe(
+            flip, lambda t, a=axis: tuple(tf.reverse(v, [a]) for v in t), (hu, label, mask)
+        )
     return hu, tf.cast(label, tf.uint8), mask
 
 
@@ -396,8 +451,9 @@ def _spatial(element: dict, rand, opts: AugmentOptions, patch_size) -> dict:
     if opts.random_crop:
         u = rand.uniform("offset")
         span = tf.cast(tf.abs(excess) + 1, tf.float32)
-        offset = tf.minimum(tf.minimum(excess, 0) + tf.cast(tf.floor(u * span), tf.int32),
-                            tf.maximum(excess, 0))
+        offset = tf.minimum(
+            tf.minimum(excess, 0) + tf.cast(tf.floor(u * span), tf.int32), tf.maximum(excess, 0)
+        )
     else:
         offset = tf.math.floordiv(excess, 2)
 
@@ -405,8 +461,11 @@ def _spatial(element: dict, rand, opts: AugmentOptions, patch_size) -> dict:
     if opts.elastic_probability or opts.scale_probability or opts.rotation_probability:
         # Most examples are not warped (64 % with nnU-Net's probabilities): they
         # take the exact and cheap crop.
-        out = tf.cond(warped, lambda: _warp(sources, params, offset, p, q, opts, rand),
-                      lambda: _shift(sources, params, offset, p, q))
+        out = tf.cond(
+            warped,
+            lambda: _warp(sources, params, offset, p, q, opts, rand),
+            lambda: _shift(sources, params, offset, p, q),
+        )
     else:
         out = _shift(sources, params, offset, p, q)
     out_hu, out_label, out_mask = out
@@ -465,20 +524,29 @@ def _intensity(element: dict, rand, opts: AugmentOptions) -> dict:
     if opts.noise_probability > 0:
         u = rand.uniform("noise")
         sigma = _between(u[1:2], opts.noise_sigma_hu)[0]
-        x = _maybe(u[0] < opts.noise_probability, lambda v: v + sigma * tf.random.stateless_normal(
-            tf.shape(v), rand.seeds["noise_field"]), x)
+        x = _maybe(
+            u[0] < opts.noise_probability,
+            lambda v: (
+                v + sigma * tf.random.stateless_normal(tf.shape(v), rand.seeds["noise_field"])
+            ),
+            x,
+        )
     if opts.blur_probability > 0:
         u = rand.uniform("blur")
         radius = max(1, math.ceil(3.0 * opts.blur_sigma[1]))
-        x = _maybe(u[0] < opts.blur_probability,
-                   lambda v: _blur(v, _between(u[1:3], opts.blur_sigma), radius), x)
+        x = _maybe(
+            u[0] < opts.blur_probability,
+            lambda v: _blur(v, _between(u[1:3], opts.blur_sigma), radius),
+            x,
+        )
     if opts.brightness_probability > 0:
         u = rand.uniform("brightness")
         a = _around_one(u[1], u[2], opts.brightness_range)
         b = _between(u[3:4], opts.brightness_shift_hu)[0]
         centre = float(opts.brightness_centre_hu)
-        x = _maybe(u[0] < opts.brightness_probability,
-                   lambda v: v + (a - 1.0) * (v - centre) + b, x)
+        x = _maybe(
+            u[0] < opts.brightness_probability, lambda v: v + (a - 1.0) * (v - centre) + b, x
+        )
     if opts.contrast_probability > 0:
         u = rand.uniform("contrast")
         f = _around_one(u[1], u[2], opts.contrast_range)
@@ -491,21 +559,30 @@ def _intensity(element: dict, rand, opts: AugmentOptions) -> dict:
     if opts.low_resolution_probability > 0:
         u = rand.uniform("low_resolution")
         factor = _between(u[1:2], opts.low_resolution_scale)[0]
-        x = _maybe((u[0] < opts.low_resolution_probability) & (factor < 1.0),
-                   lambda v: _low_resolution(v, factor), x)
-    for slot, p, invert in (("gamma_invert", opts.gamma_invert_probability, True),
-                            ("gamma", opts.gamma_probability, False)):
+        x = _maybe(
+            (u[0] < opts.low_resolution_probability) & (factor < 1.0),
+            lambda v: _low_resolution(v, factor),
+            x,
+        )
+    for slot, p, invert in (
+        ("gamma_invert", opts.gamma_invert_probability, True),
+        ("gamma", opts.gamma_probability, False),
+    ):
         if p > 0:
             u = rand.uniform(slot)
             g = _around_one(u[1], u[2], opts.gamma_range)
-            x = _maybe(u[0] < p, lambda v, g=g, invert=invert: _gamma(
-                v, lo, hi, g, invert, opts.gamma_retain_stats), x)
+            x = _maybe(
+                u[0] < p,
+                lambda v, g=g, invert=invert: _gamma(v, lo, hi, g, invert, opts.gamma_retain_stats),
+                x,
+            )
     return dict(element, hu=tf.clip_by_value(x, lo, hi))
 
 
 @tf.autograph.experimental.do_not_convert  # written as a graph already; saves tracing time
-def augment_example(element: dict, seed, options: AugmentOptions,
-                    patch_size: tuple[int, int] | None = None) -> dict:
+def augment_example(
+    element: dict, seed, options: AugmentOptions, patch_size: tuple[int, int] | None = None
+) -> dict:
     """Augments one raw example; traceable inside ``tf.data.Dataset.map``.
 
     ``element``: ``{"hu": [h, w, c] HU, "lo", "hi": scalars, "label": [h, w, c]

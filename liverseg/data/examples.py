@@ -18,7 +18,7 @@ same records serve NIfTI directories and TFRecords alike.
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -32,8 +32,8 @@ class VolumeRecord:
     """A loaded training volume with what both stages need."""
 
     case_id: str
-    hu: np.ndarray                      # [x, y, z], int16 or float32
-    labels: np.ndarray                  # [x, y, z], uint8 0/1/2
+    hu: np.ndarray  # [x, y, z], int16 or float32
+    labels: np.ndarray  # [x, y, z], uint8 0/1/2
     liver_probability: np.ndarray | None = None  # [x, y, z] float32, tumour loss mask
 
     @property
@@ -45,11 +45,11 @@ class VolumeRecord:
 class Example:
     case_id: str
     start: int
-    hu: np.ndarray       # [h, w, c]
+    hu: np.ndarray  # [h, w, c]
     lo: float
     hi: float
-    label: np.ndarray    # [h, w, c] uint8 0/1
-    mask: np.ndarray     # [h, w, c] float32
+    label: np.ndarray  # [h, w, c] uint8 0/1
+    mask: np.ndarray  # [h, w, c] float32
 
 
 def check_stage(stage: str) -> str:
@@ -66,9 +66,13 @@ def tumor_starts(labels: np.ndarray, number_slices: int = pp.NUMBER_SLICES) -> n
     return starts[roi[starts + half]] if starts.size else starts
 
 
-def iter_examples(record: VolumeRecord, stage: str, number_slices: int = pp.NUMBER_SLICES,
-                  crop_variant: pp.CropVariant = "original",
-                  mask_source: str = "gt") -> Iterator[Example]:
+def iter_examples(
+    record: VolumeRecord,
+    stage: str,
+    number_slices: int = pp.NUMBER_SLICES,
+    crop_variant: pp.CropVariant = "original",
+    mask_source: str = "gt",
+) -> Iterator[Example]:
     """Yields the examples of one volume for ``stage``.
 
     ``mask_source`` is ``"gt"`` (ground-truth liver) or ``"model"`` (the
@@ -83,8 +87,15 @@ def iter_examples(record: VolumeRecord, stage: str, number_slices: int = pp.NUMB
             label = (record.labels[:, :, sl] > 0.5).astype(np.uint8)
             if ones is None:
                 ones = np.ones(label.shape, np.float32)
-            yield Example(record.case_id, int(k), np.ascontiguousarray(record.hu[:, :, sl]),
-                          lo, hi, label, ones)
+            yield Example(
+                record.case_id,
+                int(k),
+                np.ascontiguousarray(record.hu[:, :, sl]),
+                lo,
+                hi,
+                label,
+                ones,
+            )
         return
     liver = record.labels >= 1
     box = pp.liver_roi_box(liver)
@@ -94,7 +105,9 @@ def iter_examples(record: VolumeRecord, stage: str, number_slices: int = pp.NUMB
         mask_volume = liver
     elif mask_source == "model":
         if record.liver_probability is None:
-            raise ValueError(f"case {record.case_id}: no liver probabilities for mask_source='model'")
+            raise ValueError(
+                f"case {record.case_id}: no liver probabilities for mask_source='model'"
+            )
         mask_volume = record.liver_probability
     else:
         raise ValueError(f"unknown mask source {mask_source!r}; expected 'gt' or 'model'")
@@ -102,7 +115,11 @@ def iter_examples(record: VolumeRecord, stage: str, number_slices: int = pp.NUMB
     for k in tumor_starts(record.labels, number_slices):
         sl = slice(k, k + number_slices)
         yield Example(
-            record.case_id, int(k),
-            np.ascontiguousarray(record.hu[rows, cols, sl]), lo, hi,
+            record.case_id,
+            int(k),
+            np.ascontiguousarray(record.hu[rows, cols, sl]),
+            lo,
+            hi,
             (record.labels[rows, cols, sl] == 2).astype(np.uint8),
-            np.ascontiguousarray(mask_volume[rows, cols, sl], dtype=np.float32))
+            np.ascontiguousarray(mask_volume[rows, cols, sl], dtype=np.float32),
+        )

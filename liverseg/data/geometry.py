@@ -54,7 +54,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import math
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 from nibabel import orientations as ornt_lib
@@ -90,9 +90,11 @@ def _checked_orientation(value) -> str:
     codes = value.upper()
     for pair in AXIS_CODE_PAIRS:
         if sum(c in pair for c in codes) != 1:
-            raise _config_error("orientation", value,
-                                f"needs exactly one of {'/'.join(pair)} "
-                                "(codes: L/R, P/A, I/S, one per axis)")
+            raise _config_error(
+                "orientation",
+                value,
+                f"needs exactly one of {'/'.join(pair)} (codes: L/R, P/A, I/S, one per axis)",
+            )
     return codes
 
 
@@ -137,7 +139,7 @@ class Geometry:
         return {"orientation": self.orientation, "pixel_spacing": spacing}
 
     @classmethod
-    def from_dict(cls, data) -> "Geometry":
+    def from_dict(cls, data) -> Geometry:
         """A Geometry from ``to_dict``'s form; ConfigError on anything else."""
         if not isinstance(data, dict):
             raise ConfigError(f"geometry must be a mapping, got {type(data).__name__}")
@@ -145,9 +147,11 @@ class Geometry:
         if keys != {"orientation", "pixel_spacing"}:
             missing = sorted({"orientation", "pixel_spacing"} - keys)
             unknown = sorted(keys - {"orientation", "pixel_spacing"}, key=str)
-            raise ConfigError(f"geometry needs keys 'orientation' and 'pixel_spacing'"
-                              f"{'; missing ' + ', '.join(missing) if missing else ''}"
-                              f"{'; unknown ' + ', '.join(map(repr, unknown)) if unknown else ''}")
+            raise ConfigError(
+                f"geometry needs keys 'orientation' and 'pixel_spacing'"
+                f"{'; missing ' + ', '.join(missing) if missing else ''}"
+                f"{'; unknown ' + ', '.join(map(repr, unknown)) if unknown else ''}"
+            )
         return cls(data["orientation"], data["pixel_spacing"])
 
 
@@ -184,8 +188,9 @@ def _default_spacing(affine: np.ndarray) -> tuple[float, float, float]:
     return tuple(float(v) for v in np.sqrt((np.asarray(affine)[:3, :3] ** 2).sum(axis=0)))
 
 
-def infer_training_geometry(items: Iterable[tuple[np.ndarray, Sequence[int], Sequence[float]]]
-                            ) -> Geometry:
+def infer_training_geometry(
+    items: Iterable[tuple[np.ndarray, Sequence[int], Sequence[float]]],
+) -> Geometry:
     """Geometry of a training set from its volumes' ``(affine, shape, spacing)``.
 
     Orientation: the most common one (ties: the first seen). Pixel spacing:
@@ -201,9 +206,14 @@ def infer_training_geometry(items: Iterable[tuple[np.ndarray, Sequence[int], Seq
         raise ValueError("no training volumes to infer a geometry from")
     orientation = collections.Counter(codes for codes, _ in volumes).most_common(1)[0][0]
     in_plane = [
-        _reoriented(spacing, ornt_lib.ornt_transform(ornt_lib.axcodes2ornt(codes),
-                                                     ornt_lib.axcodes2ornt(orientation)))[:2]
-        for codes, spacing in volumes]
+        _reoriented(
+            spacing,
+            ornt_lib.ornt_transform(
+                ornt_lib.axcodes2ornt(codes), ornt_lib.axcodes2ornt(orientation)
+            ),
+        )[:2]
+        for codes, spacing in volumes
+    ]
     median = np.median(np.asarray(in_plane, dtype=np.float64), axis=0)
     return Geometry(orientation, (float(median[0]), float(median[1])))
 
@@ -269,7 +279,7 @@ class _Banded:
     blocks: tuple[tuple[slice, slice], ...]
 
     @classmethod
-    def linear(cls, n_in: int, n_out: int) -> "_Banded":
+    def linear(cls, n_in: int, n_out: int) -> _Banded:
         w = linear_weights(n_in, n_out)
         blocks = []
         for r0 in range(0, n_out, _BLOCK_ROWS):
@@ -322,8 +332,9 @@ def _resample_plane(src: np.ndarray, out: np.ndarray, weights: tuple) -> None:
 
 def _resample_linear(src: np.ndarray, out: np.ndarray) -> None:
     """Writes ``src`` linearly resampled in-plane to ``out``'s shape into ``out``."""
-    weights = tuple(None if n == m else _Banded.linear(n, m)
-                    for n, m in zip(src.shape[:2], out.shape[:2]))
+    weights = tuple(
+        None if n == m else _Banded.linear(n, m) for n, m in zip(src.shape[:2], out.shape[:2])
+    )
     _resample_plane(src, out, weights)
 
 
@@ -361,27 +372,39 @@ class GridTransform:
     model_shape: tuple[int, int, int]
 
     @classmethod
-    def for_volume(cls, affine: np.ndarray, shape: Sequence[int],
-                   spacing: Sequence[float] | None, target: Geometry) -> "GridTransform":
+    def for_volume(
+        cls,
+        affine: np.ndarray,
+        shape: Sequence[int],
+        spacing: Sequence[float] | None,
+        target: Geometry,
+    ) -> GridTransform:
         """The transform of a volume of ``shape`` with ``affine`` and voxel ``spacing``
         (mm; None: the affine's column lengths) to ``target``."""
         affine = np.array(affine, dtype=np.float64)
         shape = tuple(int(n) for n in shape)
         if affine.shape != (4, 4) or len(shape) != 3 or min(shape) < 1:
-            raise ValueError(f"expected a 4x4 affine and a 3D shape, got {affine.shape} "
-                             f"and {shape}")
+            raise ValueError(
+                f"expected a 4x4 affine and a 3D shape, got {affine.shape} and {shape}"
+            )
         spacing = _default_spacing(affine) if spacing is None else tuple(map(float, spacing))
         if len(spacing) != 3 or not all(math.isfinite(s) and s > 0 for s in spacing):
             raise ValueError(f"spacing must be three positive finite sizes, got {spacing}")
         transform = _orientation_transform(affine, target.orientation)
         r_shape, r_spacing = _reoriented(shape, transform), _reoriented(spacing, transform)
-        in_plane = r_shape[:2] if target.pixel_spacing is None else tuple(
-            resampled_size(n, s, t) for n, s, t in zip(r_shape, r_spacing, target.pixel_spacing))
-        return cls(shape, affine, spacing, target, transform, r_shape, r_spacing,
-                   in_plane + r_shape[2:])
+        in_plane = (
+            r_shape[:2]
+            if target.pixel_spacing is None
+            else tuple(
+                resampled_size(n, s, t) for n, s, t in zip(r_shape, r_spacing, target.pixel_spacing)
+            )
+        )
+        return cls(
+            shape, affine, spacing, target, transform, r_shape, r_spacing, in_plane + r_shape[2:]
+        )
 
     @classmethod
-    def for_nifti(cls, volume, target: Geometry) -> "GridTransform":
+    def for_nifti(cls, volume, target: Geometry) -> GridTransform:
         """The transform of a loaded ``NiftiVolume`` (its affine and header spacing)."""
         return cls.for_volume(volume.affine, volume.shape, volume.spacing, target)
 
@@ -394,8 +417,10 @@ class GridTransform:
     def model_spacing(self) -> tuple[float, float, float]:
         """mm of the model grid's axes: the field of view over the pixels in-plane,
         from the given spacing (the header's pixdim); the slice axis as is."""
-        return tuple(s * n / m for s, n, m in
-                     zip(self.reoriented_spacing, self.reoriented_shape, self.model_shape))
+        return tuple(
+            s * n / m
+            for s, n, m in zip(self.reoriented_spacing, self.reoriented_shape, self.model_shape)
+        )
 
     @property
     def model_affine(self) -> np.ndarray:
@@ -432,8 +457,10 @@ class GridTransform:
             out = np.empty(self.input_shape, np.float32, order="F")
             _resample_linear(array, _apply(out, self.transform))
             return out
-        inverse = ornt_lib.ornt_transform(ornt_lib.axcodes2ornt(self.target.orientation),
-                                          ornt_lib.axcodes2ornt(axis_codes(self.input_affine)))
+        inverse = ornt_lib.ornt_transform(
+            ornt_lib.axcodes2ornt(self.target.orientation),
+            ornt_lib.axcodes2ornt(axis_codes(self.input_affine)),
+        )
         return _apply(self._resample(array, self.reoriented_shape, order), inverse)
 
     @staticmethod

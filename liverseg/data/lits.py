@@ -23,8 +23,8 @@ import dataclasses
 import logging
 import os
 import re
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -32,9 +32,9 @@ from liverseg.errors import ConfigError, LayoutError
 
 logger = logging.getLogger(__name__)
 
-_NAME = re.compile(r"^(?P<test>test-)?(?P<role>volume|segmentation)-(?P<index>\d+)\.nii(\.gz)?$",
-                   re.IGNORECASE)
-
+_NAME = re.compile(
+    r"^(?P<test>test-)?(?P<role>volume|segmentation)-(?P<index>\d+)\.nii(\.gz)?$", re.IGNORECASE
+)
 
 
 def parse_name(name: str) -> tuple[bool, str, int] | None:
@@ -108,35 +108,49 @@ def discover_layout(data_dir: str | os.PathLike, *, require_labels: bool = True)
             ignored.append(entry)
             continue
         if key in found:
-            raise LayoutError(entry, f"duplicate case: {found[key].name} has the same role "
-                                     f"and index {key[2]}")
+            raise LayoutError(
+                entry, f"duplicate case: {found[key].name} has the same role and index {key[2]}"
+            )
         found[key] = entry
 
     cases: list[Case] = []
     for (is_test, role, index), path in found.items():
-        partner = found.get((is_test, "volume" if role == "segmentation" else "segmentation", index))
+        partner = found.get(
+            (is_test, "volume" if role == "segmentation" else "segmentation", index)
+        )
         if role == "segmentation":
             if partner is None:
-                raise LayoutError(path, f"segmentation without its volume "
-                                        f"({'test-' if is_test else ''}volume-{index}.nii[.gz])")
+                raise LayoutError(
+                    path,
+                    f"segmentation without its volume "
+                    f"({'test-' if is_test else ''}volume-{index}.nii[.gz])",
+                )
             continue
         if partner is None and require_labels:
             if not is_test:
-                raise LayoutError(path, f"volume without its segmentation "
-                                        f"(segmentation-{index}.nii[.gz])")
+                raise LayoutError(
+                    path, f"volume without its segmentation (segmentation-{index}.nii[.gz])"
+                )
             ignored.append(path)
             continue
-        cases.append(Case(case_id=case_id(is_test, index), index=index, volume=path,
-                          segmentation=partner))
+        cases.append(
+            Case(case_id=case_id(is_test, index), index=index, volume=path, segmentation=partner)
+        )
 
     if not cases:
-        raise LayoutError(root, "no cases found (expected volume-N.nii[.gz] with "
-                                "segmentation-N.nii[.gz], or test-volume-N.nii[.gz])")
+        raise LayoutError(
+            root,
+            "no cases found (expected volume-N.nii[.gz] with "
+            "segmentation-N.nii[.gz], or test-volume-N.nii[.gz])",
+        )
     ignored.sort()
     if ignored:
-        logger.warning("%s: ignored %d entries that are not usable LiTS cases: %s", root,
-                       len(ignored), ", ".join(p.name for p in ignored[:10])
-                       + (", ..." if len(ignored) > 10 else ""))
+        logger.warning(
+            "%s: ignored %d entries that are not usable LiTS cases: %s",
+            root,
+            len(ignored),
+            ", ".join(p.name for p in ignored[:10]) + (", ..." if len(ignored) > 10 else ""),
+        )
     return Layout(cases=sorted(cases, key=_sort_key), ignored=ignored)
 
 
@@ -145,8 +159,9 @@ def discover_cases(data_dir: str | os.PathLike, *, require_labels: bool = True) 
     return discover_layout(data_dir, require_labels=require_labels).cases
 
 
-def split_by_index(cases: Sequence[Case], train: Iterable[int] = TRAIN_INDICES,
-                   test: Iterable[int] = TEST_INDICES) -> tuple[list[Case], list[Case]]:
+def split_by_index(
+    cases: Sequence[Case], train: Iterable[int] = TRAIN_INDICES, test: Iterable[int] = TEST_INDICES
+) -> tuple[list[Case], list[Case]]:
     """Splits training cases by index (default: the parent's 0-104 / 105-130).
 
     Challenge test volumes (``test-volume-N``) never go to the training split;
@@ -162,8 +177,9 @@ def split_by_index(cases: Sequence[Case], train: Iterable[int] = TRAIN_INDICES,
     return sorted(train_cases, key=_sort_key), sorted(test_cases, key=_sort_key)
 
 
-def split_by_fraction(cases: Sequence[Case], val_fraction: float,
-                      seed: int = 0) -> tuple[list[Case], list[Case]]:
+def split_by_fraction(
+    cases: Sequence[Case], val_fraction: float, seed: int = 0
+) -> tuple[list[Case], list[Case]]:
     """Random split into (train, val) with ``round(val_fraction * n)`` validation cases.
 
     Deterministic for a given seed and set of cases (whatever their order);

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -65,16 +65,20 @@ class PipelineOptions:
 
     def __post_init__(self):
         if not 0.0 <= float(self.foreground_fraction) < 1.0:
-            raise ConfigError(f"foreground_fraction must be in [0, 1), got "
-                              f"{self.foreground_fraction!r}")
+            raise ConfigError(
+                f"foreground_fraction must be in [0, 1), got {self.foreground_fraction!r}"
+            )
         if self.augment is not None and not isinstance(self.augment, AugmentOptions):
-            raise ConfigError(f"augment must be AugmentOptions or None, got "
-                              f"{type(self.augment).__name__}")
+            raise ConfigError(
+                f"augment must be AugmentOptions or None, got {type(self.augment).__name__}"
+            )
         if self.patch_size is not None:
             object.__setattr__(self, "patch_size", check_patch_size(self.patch_size))
             if self.augment is None:
-                raise ConfigError("patch_size is only used with augment; pass "
-                                  "augment=AugmentOptions.crop_only() for plain random crops")
+                raise ConfigError(
+                    "patch_size is only used with augment; pass "
+                    "augment=AugmentOptions.crop_only() for plain random crops"
+                )
 
     @property
     def augmenting(self) -> bool:
@@ -111,21 +115,26 @@ def _padded_shape(max_h: int, max_w: int, options: PipelineOptions) -> tuple[int
     return int(math.ceil(max_h / m) * m), int(math.ceil(max_w / m) * m)
 
 
-def _stream(ds: tf.data.Dataset, num_examples: int, options: PipelineOptions,
-            seed_offset: int = 0) -> tf.data.Dataset:
+def _stream(
+    ds: tf.data.Dataset, num_examples: int, options: PipelineOptions, seed_offset: int = 0
+) -> tf.data.Dataset:
     """Cached, shuffled and repeated as the options say."""
     if options.cache:
         ds = ds.cache()
     if options.shuffle:
-        ds = ds.shuffle(min(max(num_examples, 1), options.shuffle_buffer),
-                        seed=options.seed + seed_offset, reshuffle_each_iteration=True)
+        ds = ds.shuffle(
+            min(max(num_examples, 1), options.shuffle_buffer),
+            seed=options.seed + seed_offset,
+            reshuffle_each_iteration=True,
+        )
     if options.repeat:
         ds = ds.repeat()
     return ds
 
 
-def _finish(ds: tf.data.Dataset, max_hw: tuple[int, int], options: PipelineOptions,
-            shard_index: int = 0) -> tf.data.Dataset:
+def _finish(
+    ds: tf.data.Dataset, max_hw: tuple[int, int], options: PipelineOptions, shard_index: int = 0
+) -> tf.data.Dataset:
     """A stream of raw elements as model inputs (augmented when training), batched."""
     if options.augmenting:
         base = tf.constant([options.seed, shard_index], tf.int64)
@@ -136,23 +145,30 @@ def _finish(ds: tf.data.Dataset, max_hw: tuple[int, int], options: PipelineOptio
             return _to_model_input(raw, options.image_size)
 
         # In order, so that a seed gives one stream (the work per element is even).
-        ds = ds.enumerate().map(augmented, num_parallel_calls=tf.data.AUTOTUNE,
-                                deterministic=True)
+        ds = ds.enumerate().map(augmented, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     else:
-        ds = ds.map(lambda raw: _to_model_input(raw, options.image_size),
-                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=not options.shuffle)
+        ds = ds.map(
+            lambda raw: _to_model_input(raw, options.image_size),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=not options.shuffle,
+        )
     h, w = _padded_shape(*max_hw, options)
     c = options.number_slices
-    ds = ds.padded_batch(options.batch_size,
-                         padded_shapes={"image": [h, w, c], "label": [h, w, c], "mask": [h, w, c]},
-                         drop_remainder=options.repeat)
+    ds = ds.padded_batch(
+        options.batch_size,
+        padded_shapes={"image": [h, w, c], "label": [h, w, c], "mask": [h, w, c]},
+        drop_remainder=options.repeat,
+    )
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def examples_from_records(records: Sequence[VolumeRecord], stage: str,
-                          number_slices: int = pp.NUMBER_SLICES,
-                          crop_variant: pp.CropVariant = "original",
-                          mask_source: str = "gt") -> list[Example]:
+def examples_from_records(
+    records: Sequence[VolumeRecord],
+    stage: str,
+    number_slices: int = pp.NUMBER_SLICES,
+    crop_variant: pp.CropVariant = "original",
+    mask_source: str = "gt",
+) -> list[Example]:
     check_stage(stage)
     out: list[Example] = []
     for record in records:
@@ -160,8 +176,9 @@ def examples_from_records(records: Sequence[VolumeRecord], stage: str,
     return out
 
 
-def dataset_from_examples(examples: Sequence[Example], options: PipelineOptions,
-                          num_shards: int = 1, shard_index: int = 0) -> tf.data.Dataset:
+def dataset_from_examples(
+    examples: Sequence[Example], options: PipelineOptions, num_shards: int = 1, shard_index: int = 0
+) -> tf.data.Dataset:
     """A dataset over in-memory examples (NIfTI directories, tests, the demo).
 
     With ``num_shards`` > 1 this input pipeline keeps every ``num_shards``-th
@@ -175,7 +192,8 @@ def dataset_from_examples(examples: Sequence[Example], options: PipelineOptions,
     c = options.number_slices
     signature = {
         "hu": tf.TensorSpec([None, None, c], tf.as_dtype(hu_dtype)),
-        "lo": tf.TensorSpec([], tf.float32), "hi": tf.TensorSpec([], tf.float32),
+        "lo": tf.TensorSpec([], tf.float32),
+        "hi": tf.TensorSpec([], tf.float32),
         "label": tf.TensorSpec([None, None, c], tf.uint8),
         "mask": tf.TensorSpec([None, None, c], tf.float32),
     }
@@ -183,8 +201,13 @@ def dataset_from_examples(examples: Sequence[Example], options: PipelineOptions,
     def source(subset):
         def gen():
             for e in subset:
-                yield {"hu": e.hu.astype(hu_dtype, copy=False), "lo": np.float32(e.lo),
-                       "hi": np.float32(e.hi), "label": e.label, "mask": e.mask}
+                yield {
+                    "hu": e.hu.astype(hu_dtype, copy=False),
+                    "lo": np.float32(e.lo),
+                    "hi": np.float32(e.hi),
+                    "label": e.label,
+                    "mask": e.mask,
+                }
 
         return tf.data.Dataset.from_generator(gen, output_signature=signature)
 
@@ -193,15 +216,15 @@ def dataset_from_examples(examples: Sequence[Example], options: PipelineOptions,
     f = float(options.foreground_fraction)
     if f > 0 and options.shuffle and options.repeat and foreground:
         fg = _stream(source(foreground), len(foreground), options, seed_offset=1)
-        ds = tf.data.Dataset.sample_from_datasets([fg, ds], weights=[f, 1.0 - f],
-                                                  seed=options.seed)
+        ds = tf.data.Dataset.sample_from_datasets([fg, ds], weights=[f, 1.0 - f], seed=options.seed)
     max_h = max(e.hu.shape[0] for e in all_examples)
     max_w = max(e.hu.shape[1] for e in all_examples)
     return _finish(ds, (max_h, max_w), options, shard_index)
 
 
-def dataset_from_tfrecords(directory: str, options: PipelineOptions,
-                           num_shards: int = 1, shard_index: int = 0) -> tf.data.Dataset:
+def dataset_from_tfrecords(
+    directory: str, options: PipelineOptions, num_shards: int = 1, shard_index: int = 0
+) -> tf.data.Dataset:
     """A dataset over the shards and summary written by ``tools/prepare.py``.
 
     With ``num_shards`` > 1, records are split between input pipelines.
@@ -215,8 +238,12 @@ def dataset_from_tfrecords(directory: str, options: PipelineOptions,
         ds = ds.shuffle(len(files), seed=options.seed, reshuffle_each_iteration=True)
     # Unshuffled pipelines read shards in order (deterministic evaluation).
     cycle = min(4, len(files)) if options.shuffle else 1
-    ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=cycle,
-                       num_parallel_calls=tf.data.AUTOTUNE, deterministic=not options.shuffle)
+    ds = ds.interleave(
+        tf.data.TFRecordDataset,
+        cycle_length=cycle,
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=not options.shuffle,
+    )
     if num_shards > 1:
         ds = ds.shard(num_shards, shard_index)
     ds = ds.map(tfrecord.parse_fn(summary["number_slices"]), num_parallel_calls=tf.data.AUTOTUNE)

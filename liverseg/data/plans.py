@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from liverseg.data.geometry import Geometry
 from liverseg.errors import ConfigError
@@ -22,14 +23,17 @@ PLANS_FILE = "plans.json"
 FORMAT_VERSION = 1
 
 
-def save_plans(directory: str | os.PathLike, geometry: Geometry, *,
-               details: Mapping[str, Any] | None = None) -> Path:
+def save_plans(
+    directory: str | os.PathLike, geometry: Geometry, *, details: Mapping[str, Any] | None = None
+) -> Path:
     """Writes ``directory/plans.json`` atomically (replacing an earlier one)."""
-    document = {"format_version": FORMAT_VERSION, "geometry": geometry.to_dict(),
-                **({"details": dict(details)} if details else {})}
+    document = {
+        "format_version": FORMAT_VERSION,
+        "geometry": geometry.to_dict(),
+        **({"details": dict(details)} if details else {}),
+    }
     path = Path(directory) / PLANS_FILE
-    atomic_write_text(path, json.dumps(document, indent=2, sort_keys=True) + "\n",
-                      overwrite=True)
+    atomic_write_text(path, json.dumps(document, indent=2, sort_keys=True) + "\n", overwrite=True)
     return path
 
 

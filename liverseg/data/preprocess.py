@@ -38,8 +38,12 @@ def intensity_range(hu: np.ndarray, window: tuple[float, float] = HU_WINDOW) -> 
     return lo, hi
 
 
-def window_and_scale(hu: np.ndarray, lo: float | None = None, hi: float | None = None,
-                     window: tuple[float, float] = HU_WINDOW) -> np.ndarray:
+def window_and_scale(
+    hu: np.ndarray,
+    lo: float | None = None,
+    hi: float | None = None,
+    window: tuple[float, float] = HU_WINDOW,
+) -> np.ndarray:
     """Clips HU to ``window`` and maps ``[lo, hi]`` to ``[0, 255]`` (float32).
 
     ``lo``/``hi`` default to the range of ``hu`` itself; pass the whole
@@ -95,8 +99,9 @@ SLICE_FUSIONS = ("middle", "mean")
 liver stage computes anyway)."""
 
 
-def slice_stacks(k: int, num_slices: int, number_slices: int = NUMBER_SLICES
-                 ) -> list[tuple[int, int]]:
+def slice_stacks(
+    k: int, num_slices: int, number_slices: int = NUMBER_SLICES
+) -> list[tuple[int, int]]:
     """(stack start, channel) of every stack of consecutive slices that holds slice ``k``."""
     if num_slices < number_slices:
         raise ValueError(f"need at least {number_slices} slices, got {num_slices}")
@@ -143,8 +148,10 @@ class RoiBox:
         if variant not in CROP_VARIANTS:
             raise ValueError(f"unknown crop variant {variant!r}; expected one of {CROP_VARIANTS}")
         extra = 1 if variant == "paper" else 0
-        return (slice(self.row_min, self.row_max + extra),
-                slice(self.col_min, self.col_max + extra))
+        return (
+            slice(self.row_min, self.row_max + extra),
+            slice(self.col_min, self.col_max + extra),
+        )
 
     def crop_shape(self, variant: CropVariant = "original") -> tuple[int, int]:
         rows, cols = self.slices(variant)
@@ -170,8 +177,13 @@ def crop(array: np.ndarray, box: RoiBox, variant: CropVariant = "original") -> n
     return array[rows, cols]
 
 
-def paste_back(cropped: np.ndarray, box: RoiBox, full_shape: tuple[int, ...],
-               variant: CropVariant = "original", fill: float = 0) -> np.ndarray:
+def paste_back(
+    cropped: np.ndarray,
+    box: RoiBox,
+    full_shape: tuple[int, ...],
+    variant: CropVariant = "original",
+    fill: float = 0,
+) -> np.ndarray:
     """Inverse of :func:`crop`: a ``full_shape`` array, ``fill`` outside the box."""
     out = np.full(full_shape, fill, dtype=cropped.dtype)
     rows, cols = box.slices(variant)
@@ -193,15 +205,19 @@ def check_shifts(shifts) -> tuple[tuple[int, int], ...]:
     (ConfigError otherwise)."""
     out = []
     for shift in shifts:
-        if (not isinstance(shift, (tuple, list)) or len(shift) != 2
-                or not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool)
-                           for d in shift)):
-            raise ConfigError(f"tta_shifts: each shift is a (rows, cols) pair of integers, "
-                              f"got {shift!r}")
+        if (
+            not isinstance(shift, (tuple, list))
+            or len(shift) != 2
+            or not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) for d in shift)
+        ):
+            raise ConfigError(
+                f"tta_shifts: each shift is a (rows, cols) pair of integers, got {shift!r}"
+            )
         pair = (int(shift[0]), int(shift[1]))
         if pair == (0, 0) or max(abs(pair[0]), abs(pair[1])) >= MIN_NET_SIZE:
-            raise ConfigError(f"tta_shifts: {pair} must be non-zero and under "
-                              f"{MIN_NET_SIZE} pixels")
+            raise ConfigError(
+                f"tta_shifts: {pair} must be non-zero and under {MIN_NET_SIZE} pixels"
+            )
         if pair not in out:
             out.append(pair)
     return tuple(out)

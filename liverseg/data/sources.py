@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -42,13 +42,16 @@ def _on_grid(volume, labels, geometry: Geometry) -> tuple[np.ndarray, np.ndarray
     return _compact(hu), np.ascontiguousarray(grid.forward(labels.data, order=0))
 
 
-def volume_headers(data_dir: str | os.PathLike, case_ids: Sequence[str] | None = None
-                   ) -> list[tuple[np.ndarray, tuple[int, ...], tuple[float, ...]]]:
+def volume_headers(
+    data_dir: str | os.PathLike, case_ids: Sequence[str] | None = None
+) -> list[tuple[np.ndarray, tuple[int, ...], tuple[float, ...]]]:
     """``(affine, shape, spacing)`` of every labelled case's volume, from the headers only."""
     from liverseg.data import nifti
 
-    return [(h.affine, h.shape, h.spacing)
-            for h in (nifti.read_header(c.volume) for c in _cases(data_dir, case_ids))]
+    return [
+        (h.affine, h.shape, h.spacing)
+        for h in (nifti.read_header(c.volume) for c in _cases(data_dir, case_ids))
+    ]
 
 
 def _cases(data_dir, case_ids):
@@ -61,10 +64,14 @@ def _cases(data_dir, case_ids):
     return cases
 
 
-def load_volume_records(data_dir: str | os.PathLike, *, case_ids: Sequence[str] | None = None,
-                        liver_probability: Callable[[VolumeRecord], np.ndarray] | None = None,
-                        max_voxels: int | None = None,
-                        geometry: Geometry | None = None) -> list[VolumeRecord]:
+def load_volume_records(
+    data_dir: str | os.PathLike,
+    *,
+    case_ids: Sequence[str] | None = None,
+    liver_probability: Callable[[VolumeRecord], np.ndarray] | None = None,
+    max_voxels: int | None = None,
+    geometry: Geometry | None = None,
+) -> list[VolumeRecord]:
     """Loads every labelled case of ``data_dir`` (or those in ``case_ids``).
 
     ``liver_probability``, when given, is called on each record to fill its
@@ -85,6 +92,10 @@ def load_volume_records(data_dir: str | os.PathLike, *, case_ids: Sequence[str] 
         if liver_probability is not None:
             record.liver_probability = liver_probability(record)
         records.append(record)
-        log.info("loaded case %s %s%s", case.case_id, volume.data.shape,
-                 "" if geometry is None else f" -> {hu.shape} on the model grid")
+        log.info(
+            "loaded case %s %s%s",
+            case.case_id,
+            volume.data.shape,
+            "" if geometry is None else f" -> {hu.shape} on the model grid",
+        )
     return records

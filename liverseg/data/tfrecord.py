@@ -12,8 +12,8 @@ from __future__ import annotations
 import itertools
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import tensorflow as tf
@@ -69,9 +69,11 @@ def parse_fn(number_slices: int):
     def parse(serialized):
         f = tf.io.parse_single_example(serialized, spec)
         shape = tf.cast(f["shape"], tf.int32)
-        hu = tf.cond(f["hu_is_int16"] > 0,
-                     lambda: tf.cast(tf.io.decode_raw(f["hu"], tf.int16), tf.float32),
-                     lambda: tf.io.decode_raw(f["hu"], tf.float32))
+        hu = tf.cond(
+            f["hu_is_int16"] > 0,
+            lambda: tf.cast(tf.io.decode_raw(f["hu"], tf.int16), tf.float32),
+            lambda: tf.io.decode_raw(f["hu"], tf.float32),
+        )
         hu = tf.reshape(hu, shape)
         hu.set_shape([None, None, number_slices])
         label = tf.reshape(tf.io.decode_raw(f["label"], tf.uint8), shape)
@@ -83,14 +85,22 @@ def parse_fn(number_slices: int):
     return parse
 
 
-def write_shards(examples: Iterable[Example], output_dir: str | os.PathLike, *, stage: str,
-                 number_slices: int, examples_per_shard: int = 512, overwrite: bool = False,
-                 extra_summary: dict | None = None) -> dict:
+def write_shards(
+    examples: Iterable[Example],
+    output_dir: str | os.PathLike,
+    *,
+    stage: str,
+    number_slices: int,
+    examples_per_shard: int = 512,
+    overwrite: bool = False,
+    extra_summary: dict | None = None,
+) -> dict:
     """Writes ``output_dir/{stage}-NNNNN.tfrecord`` shards and ``summary.json``."""
     out = Path(output_dir)
     summary_path = out / SUMMARY_NAME
     if summary_path.exists() and not overwrite:
         from liverseg.errors import OutputError
+
         raise OutputError(summary_path, "prepared data exists; pass --overwrite to replace it")
     out.mkdir(parents=True, exist_ok=True)
     shards: list[str] = []
@@ -101,10 +111,13 @@ def write_shards(examples: Iterable[Example], output_dir: str | os.PathLike, *, 
     while (first := next(remaining, None)) is not None:
         name = f"{stage}-{len(shards):05d}.tfrecord"
         count = 0
-        with atomic_path(out / name, overwrite=True) as tmp, \
-                tf.io.TFRecordWriter(str(tmp)) as writer:
-            for example in itertools.chain([first],
-                                           itertools.islice(remaining, examples_per_shard - 1)):
+        with (
+            atomic_path(out / name, overwrite=True) as tmp,
+            tf.io.TFRecordWriter(str(tmp)) as writer,
+        ):
+            for example in itertools.chain(
+                [first], itertools.islice(remaining, examples_per_shard - 1)
+            ):
                 writer.write(serialize(example))
                 count += 1
                 max_h = max(max_h, example.hu.shape[0])
@@ -152,5 +165,7 @@ def shard_paths(directory: str | os.PathLike, summary: dict) -> list[str]:
     paths = [str(Path(directory) / name) for name in summary["shards"]]
     missing = [p for p in paths if not os.path.isfile(p)]
     if missing:
-        raise LayoutError(missing[0], f"shard listed in summary.json is missing ({len(missing)} missing)")
+        raise LayoutError(
+            missing[0], f"shard listed in summary.json is missing ({len(missing)} missing)"
+        )
     return paths

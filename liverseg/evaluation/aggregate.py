@@ -11,7 +11,7 @@ A metric with nothing to average is None (JSON null).
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -30,8 +30,11 @@ def _mean(values: Iterable[float | None]) -> float | None:
 def _global_dice(overlaps: Sequence[Overlap]) -> float | None:
     if not overlaps:
         return None
-    total = Overlap(sum(o.intersection for o in overlaps), sum(o.pred for o in overlaps),
-                    sum(o.ref for o in overlaps))
+    total = Overlap(
+        sum(o.intersection for o in overlaps),
+        sum(o.pred for o in overlaps),
+        sum(o.ref for o in overlaps),
+    )
     return total.dice()
 
 
@@ -60,12 +63,14 @@ def aggregate(results: Sequence[dict]) -> tuple[dict, dict]:
     }
     for key in LESION_MEAN_KEYS:
         tumor[key] = _mean(lesion[key] for lesion in lesions)
-    tumor.update({
-        "dice_per_lesion": _mean(lesion["dice"] for lesion in lesions),
-        "num_reference_lesions": n_ref,
-        "num_predicted_lesions": n_pred,
-        "num_detected": tp,
-        "false_positives": n_pred - tp,
-        "false_negatives": n_ref - tp,
-    })
+    tumor.update(
+        {
+            "dice_per_lesion": _mean(lesion["dice"] for lesion in lesions),
+            "num_reference_lesions": n_ref,
+            "num_predicted_lesions": n_pred,
+            "num_detected": tp,
+            "false_positives": n_pred - tp,
+            "false_negatives": n_ref - tp,
+        }
+    )
     return liver, tumor

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -34,10 +34,17 @@ def _rgb(ct: np.ndarray, labels: np.ndarray | None, alpha: float = 0.45) -> np.n
     return out
 
 
-def save_comparison(path: str | os.PathLike, hu: np.ndarray, reference: np.ndarray,
-                    prediction: np.ndarray, *, spacing: Sequence[float] = (1.0, 1.0, 1.0),
-                    slice_index: int | None = None, title: str = "",
-                    overwrite: bool = True) -> Path:
+def save_comparison(
+    path: str | os.PathLike,
+    hu: np.ndarray,
+    reference: np.ndarray,
+    prediction: np.ndarray,
+    *,
+    spacing: Sequence[float] = (1.0, 1.0, 1.0),
+    slice_index: int | None = None,
+    title: str = "",
+    overwrite: bool = True,
+) -> Path:
     """Writes a PNG: CT | ground truth | prediction (liver green, tumour red).
 
     Arrays are [x, y, z] as stored; the slice is shown with x down and y
@@ -49,8 +56,11 @@ def save_comparison(path: str | os.PathLike, hu: np.ndarray, reference: np.ndarr
     k = comparison_slice(reference) if slice_index is None else slice_index
     lo, hi = pp.intensity_range(hu)
     ct = pp.window_and_scale(hu[:, :, k], lo, hi) / 255.0
-    panels = [("CT", _rgb(ct, None)), ("ground truth", _rgb(ct, reference[:, :, k])),
-              ("prediction", _rgb(ct, prediction[:, :, k]))]
+    panels = [
+        ("CT", _rgb(ct, None)),
+        ("ground truth", _rgb(ct, reference[:, :, k])),
+        ("prediction", _rgb(ct, prediction[:, :, k])),
+    ]
     fig = Figure(figsize=(9, 3.4))
     FigureCanvasAgg(fig)
     aspect = float(spacing[0]) / float(spacing[1]) if len(spacing) > 1 else 1.0

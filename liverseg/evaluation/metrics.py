@@ -29,8 +29,8 @@ predicted component, using the reference spacing.
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 from scipy import ndimage
@@ -62,9 +62,12 @@ class Overlap:
     ref: int
 
     @classmethod
-    def of(cls, pred: np.ndarray, ref: np.ndarray) -> "Overlap":
-        return cls(int(np.count_nonzero(pred & ref)), int(np.count_nonzero(pred)),
-                   int(np.count_nonzero(ref)))
+    def of(cls, pred: np.ndarray, ref: np.ndarray) -> Overlap:
+        return cls(
+            int(np.count_nonzero(pred & ref)),
+            int(np.count_nonzero(pred)),
+            int(np.count_nonzero(ref)),
+        )
 
     def dice(self) -> float:
         total = self.pred + self.ref
@@ -104,9 +107,13 @@ def check_labels(labels: np.ndarray, name: str = "labels") -> np.ndarray:
     return labels
 
 
-def segmentation_scores(pred: np.ndarray, ref: np.ndarray, spacing: Sequence[float],
-                        rvd_convention: RvdConvention | str = RvdConvention.REFERENCE,
-                        overlap: Overlap | None = None) -> dict:
+def segmentation_scores(
+    pred: np.ndarray,
+    ref: np.ndarray,
+    spacing: Sequence[float],
+    rvd_convention: RvdConvention | str = RvdConvention.REFERENCE,
+    overlap: Overlap | None = None,
+) -> dict:
     """Dice, VOE, RVD and ASSD/MSD/RMSD (mm) of two binary masks
     (``overlap``: their voxel counts, if already known)."""
     pred = np.asarray(pred, dtype=bool)
@@ -166,7 +173,9 @@ def detect_lesions(pred_tumor: np.ndarray, ref_tumor: np.ndarray) -> LesionDetec
         pred_size = np.bincount(pred_lesions.ravel(), minlength=n_pred + 1)
         both = (ref_lesions > 0) & (pred_lesions > 0)
         pair = ref_lesions[both].astype(np.int64) * (n_pred + 1) + pred_lesions[both]
-        inter = np.bincount(pair, minlength=(n_ref + 1) * (n_pred + 1)).reshape(n_ref + 1, n_pred + 1)
+        inter = np.bincount(pair, minlength=(n_ref + 1) * (n_pred + 1)).reshape(
+            n_ref + 1, n_pred + 1
+        )
         for r in range(1, n_ref + 1):
             p = int(np.argmax(inter[r, 1:])) + 1
             common = int(inter[r, p])
@@ -178,8 +187,11 @@ def detect_lesions(pred_tumor: np.ndarray, ref_tumor: np.ndarray) -> LesionDetec
     return LesionDetection(n_ref, n_pred, tuple(matches), ref_lesions, pred_lesions)
 
 
-def lesion_scores(detection: LesionDetection, spacing: Sequence[float],
-                  rvd_convention: RvdConvention | str = RvdConvention.REFERENCE) -> list[dict]:
+def lesion_scores(
+    detection: LesionDetection,
+    spacing: Sequence[float],
+    rvd_convention: RvdConvention | str = RvdConvention.REFERENCE,
+) -> list[dict]:
     """Segmentation scores of every detected lesion against its matched prediction."""
     out = []
     if not detection.matches:
@@ -189,14 +201,23 @@ def lesion_scores(detection: LesionDetection, spacing: Sequence[float],
     for r, p, iou in detection.matches:
         rb, pb = ref_boxes[r - 1], pred_boxes[p - 1]
         box = tuple(slice(min(a.start, b.start), max(a.stop, b.stop)) for a, b in zip(rb, pb))
-        scores = segmentation_scores(detection.pred_lesions[box] == p,
-                                     detection.ref_lesions[box] == r, spacing, rvd_convention)
+        scores = segmentation_scores(
+            detection.pred_lesions[box] == p,
+            detection.ref_lesions[box] == r,
+            spacing,
+            rvd_convention,
+        )
         out.append({"reference_lesion": r, "predicted_lesion": p, "iou": iou, **scores})
     return out
 
 
-def case_metrics(pred_labels: np.ndarray, ref_labels: np.ndarray, spacing: Sequence[float],
-                 *, rvd_convention: RvdConvention | str = RvdConvention.REFERENCE) -> dict:
+def case_metrics(
+    pred_labels: np.ndarray,
+    ref_labels: np.ndarray,
+    spacing: Sequence[float],
+    *,
+    rvd_convention: RvdConvention | str = RvdConvention.REFERENCE,
+) -> dict:
     """All LiTS metrics of one case.
 
     ``spacing`` is the reference's voxel size in mm along the three array
@@ -209,7 +230,9 @@ def case_metrics(pred_labels: np.ndarray, ref_labels: np.ndarray, spacing: Seque
     pred_labels = check_labels(pred_labels, "prediction")
     ref_labels = check_labels(ref_labels, "reference")
     if pred_labels.shape != ref_labels.shape:
-        raise ValueError(f"prediction shape {pred_labels.shape} != reference shape {ref_labels.shape}")
+        raise ValueError(
+            f"prediction shape {pred_labels.shape} != reference shape {ref_labels.shape}"
+        )
     rvd_convention = RvdConvention(rvd_convention)
 
     pred_liver, ref_liver = pred_labels >= 1, ref_labels >= 1

@@ -11,8 +11,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from liverseg.data import lits
 from liverseg.errors import LayoutError
@@ -70,9 +70,11 @@ def scan_segmentations(directory: str | os.PathLike) -> Scan:
         else:
             named.setdefault(case, []).append(path)
     order = sorted(named, key=_case_sort_key)
-    return Scan(found={case: named[case][0] for case in order if len(named[case]) == 1},
-                duplicates={case: named[case] for case in order if len(named[case]) > 1},
-                ignored=ignored)
+    return Scan(
+        found={case: named[case][0] for case in order if len(named[case]) == 1},
+        duplicates={case: named[case] for case in order if len(named[case]) > 1},
+        ignored=ignored,
+    )
 
 
 def find_segmentations(directory: str | os.PathLike) -> dict[str, Path]:
@@ -91,8 +93,14 @@ def _log_ignored(directory, ignored: Sequence[Path], limit: int = 10) -> None:
     if ignored:
         names = ", ".join(p.name + ("/" if p.is_dir() else "") for p in ignored[:limit])
         more = f" and {len(ignored) - limit} more" if len(ignored) > limit else ""
-        logger.info("%s: ignored %d entr%s not named segmentation-N.nii[.gz]: %s%s", directory,
-                    len(ignored), "y" if len(ignored) == 1 else "ies", names, more)
+        logger.info(
+            "%s: ignored %d entr%s not named segmentation-N.nii[.gz]: %s%s",
+            directory,
+            len(ignored),
+            "y" if len(ignored) == 1 else "ies",
+            names,
+            more,
+        )
 
 
 def _expected_name(case_id: str) -> str:

@@ -24,21 +24,53 @@ import numpy as np
 
 from liverseg.data.nifti import load_labels, read_header
 from liverseg.errors import ConfigError, LayoutError, LiverSegError, NiftiError
-from liverseg.evaluation.aggregate import (LESION_MEAN_KEYS, LIVER_CASE_KEYS, TUMOR_CASE_KEYS,
-                                           aggregate)
+from liverseg.evaluation.aggregate import (
+    LESION_MEAN_KEYS,
+    LIVER_CASE_KEYS,
+    TUMOR_CASE_KEYS,
+    aggregate,
+)
 from liverseg.evaluation.metrics import RvdConvention, case_metrics
-from liverseg.evaluation.pairing import (Scan, _case_sort_key, _expected_name, _log_ignored,
-                                         case_id_from_name, find_segmentations,
-                                         scan_segmentations)
-from liverseg.evaluation.writers import (CSV_COLUMNS, check_output, csv_path_for, format_table,
-                                         report_csv, write_report)
+from liverseg.evaluation.pairing import (
+    Scan,
+    _case_sort_key,
+    _expected_name,
+    _log_ignored,
+    case_id_from_name,
+    find_segmentations,
+    scan_segmentations,
+)
+from liverseg.evaluation.writers import (
+    CSV_COLUMNS,
+    check_output,
+    csv_path_for,
+    format_table,
+    report_csv,
+    write_report,
+)
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CSV_COLUMNS", "LESION_MEAN_KEYS", "LIVER_CASE_KEYS", "MissingPolicy", "Scan",
-           "TUMOR_CASE_KEYS", "aggregate", "case_id_from_name", "check_output", "csv_path_for",
-           "evaluate_case", "evaluate_directories", "evaluate_to_files", "find_segmentations",
-           "format_table", "report_csv", "scan_segmentations", "write_report"]
+__all__ = [
+    "CSV_COLUMNS",
+    "LESION_MEAN_KEYS",
+    "LIVER_CASE_KEYS",
+    "MissingPolicy",
+    "Scan",
+    "TUMOR_CASE_KEYS",
+    "aggregate",
+    "case_id_from_name",
+    "check_output",
+    "csv_path_for",
+    "evaluate_case",
+    "evaluate_directories",
+    "evaluate_to_files",
+    "find_segmentations",
+    "format_table",
+    "report_csv",
+    "scan_segmentations",
+    "write_report",
+]
 
 SPACING_RTOL = 1e-4
 """Relative tolerance when comparing prediction and reference voxel spacing."""
@@ -60,8 +92,11 @@ def _format_spacing(spacing) -> str:
     return "(" + ", ".join(f"{float(v):.6g}" for v in spacing) + ")"
 
 
-def evaluate_case(pred_path: Path | None, gt_path: Path,
-                  rvd_convention: RvdConvention | str = RvdConvention.REFERENCE) -> dict:
+def evaluate_case(
+    pred_path: Path | None,
+    gt_path: Path,
+    rvd_convention: RvdConvention | str = RvdConvention.REFERENCE,
+) -> dict:
     """Loads one pair (``pred_path`` None = empty prediction) and scores it.
 
     Shapes and spacings are compared from the headers before any voxel data
@@ -73,22 +108,30 @@ def evaluate_case(pred_path: Path | None, gt_path: Path,
     if pred_path is not None:
         pred_header = read_header(pred_path)
         if _header_shape(pred_header) != ref_shape:
-            raise NiftiError(pred_path, f"shape {_header_shape(pred_header)} does not match the "
-                                        f"reference {gt_path} shape {ref_shape}")
+            raise NiftiError(
+                pred_path,
+                f"shape {_header_shape(pred_header)} does not match the "
+                f"reference {gt_path} shape {ref_shape}",
+            )
         if not np.allclose(pred_header.spacing, spacing, rtol=SPACING_RTOL, atol=0.0):
-            raise NiftiError(pred_path, f"voxel spacing {_format_spacing(pred_header.spacing)} "
-                                        f"does not match the reference {gt_path} spacing "
-                                        f"{_format_spacing(spacing)}")
+            raise NiftiError(
+                pred_path,
+                f"voxel spacing {_format_spacing(pred_header.spacing)} "
+                f"does not match the reference {gt_path} spacing "
+                f"{_format_spacing(spacing)}",
+            )
     # load_labels rejects values outside {0, 1, 2}, naming the file.
     reference = load_labels(gt_path).data
-    pred = (np.zeros(ref_shape, dtype=np.uint8) if pred_path is None
-            else load_labels(pred_path).data)
+    pred = np.zeros(ref_shape, dtype=np.uint8) if pred_path is None else load_labels(pred_path).data
     return case_metrics(pred, reference, spacing, rvd_convention=rvd_convention)
 
 
-def evaluate_directories(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike,
-                         missing: MissingPolicy | str = MissingPolicy.ERROR,
-                         rvd_convention: RvdConvention | str = RvdConvention.REFERENCE) -> dict:
+def evaluate_directories(
+    pred_dir: str | os.PathLike,
+    gt_dir: str | os.PathLike,
+    missing: MissingPolicy | str = MissingPolicy.ERROR,
+    rvd_convention: RvdConvention | str = RvdConvention.REFERENCE,
+) -> dict:
     """Scores every reference case in ``gt_dir`` against ``pred_dir``.
 
     Returns the report dict: ``cases`` (per-case liver and tumour entries),
@@ -108,7 +151,9 @@ def evaluate_directories(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike,
     gt_scan = scan_segmentations(gt_dir)
     references = gt_scan.found
     if not references and not gt_scan.duplicates:
-        raise LayoutError(gt_dir, "no segmentation-N.nii[.gz] or test-segmentation-N.nii[.gz] files")
+        raise LayoutError(
+            gt_dir, "no segmentation-N.nii[.gz] or test-segmentation-N.nii[.gz] files"
+        )
     pred_scan = scan_segmentations(pred_dir)
     predictions = pred_scan.found
     _log_ignored(gt_dir, gt_scan.ignored)
@@ -119,8 +164,10 @@ def evaluate_directories(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike,
     for case_id in reference_ids:
         duplicates = gt_scan.duplicates.get(case_id) or pred_scan.duplicates.get(case_id)
         if duplicates:
-            error = (f"{duplicates[1]}: case {case_id} appears twice (also {duplicates[0].name}); "
-                     "remove one")
+            error = (
+                f"{duplicates[1]}: case {case_id} appears twice (also {duplicates[0].name}); "
+                "remove one"
+            )
             failures.append({"case": case_id, "path": str(duplicates[1]), "error": error})
             logger.error("case %s: %s", case_id, error)
             continue
@@ -128,9 +175,14 @@ def evaluate_directories(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike,
         pred_path = predictions.get(case_id)
         if pred_path is None and missing is MissingPolicy.ERROR:
             expected = Path(pred_dir) / _expected_name(case_id)
-            failures.append({"case": case_id, "path": str(expected),
-                             "error": f"{expected}: prediction missing (no {expected.name}[.gz]); "
-                                      "pass --missing=empty to score it as empty"})
+            failures.append(
+                {
+                    "case": case_id,
+                    "path": str(expected),
+                    "error": f"{expected}: prediction missing (no {expected.name}[.gz]); "
+                    "pass --missing=empty to score it as empty",
+                }
+            )
             logger.error("case %s: missing prediction %s", case_id, expected)
             continue
         try:
@@ -156,13 +208,19 @@ def evaluate_directories(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike,
         if pred_path is None:
             scored_empty.append(case_id)
         results.append(result)
-        cases.append({
-            "case": case_id,
-            "liver": {k: result["liver"][k] for k in LIVER_CASE_KEYS},
-            "tumor": {k: result["tumor"][k] for k in TUMOR_CASE_KEYS},
-        })
-        logger.info("case %s: liver dice %.4f, tumour dice %.4f", case_id,
-                    result["liver"]["dice"], result["tumor"]["dice"])
+        cases.append(
+            {
+                "case": case_id,
+                "liver": {k: result["liver"][k] for k in LIVER_CASE_KEYS},
+                "tumor": {k: result["tumor"][k] for k in TUMOR_CASE_KEYS},
+            }
+        )
+        logger.info(
+            "case %s: liver dice %.4f, tumour dice %.4f",
+            case_id,
+            result["liver"]["dice"],
+            result["tumor"]["dice"],
+        )
 
     liver, tumor = aggregate(results)
     return {
@@ -173,18 +231,26 @@ def evaluate_directories(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike,
         "missing": missing.value,
         "missing_predictions": scored_empty,
         "unmatched_predictions": [str(p) for c, p in predictions.items() if c not in references]
-        + [str(p) for c, paths in pred_scan.duplicates.items() if c not in reference_ids
-           for p in paths],
+        + [
+            str(p)
+            for c, paths in pred_scan.duplicates.items()
+            if c not in reference_ids
+            for p in paths
+        ],
         "failures": failures,
         "ignored": [str(p) for p in gt_scan.ignored + pred_scan.ignored],
     }
 
 
-def evaluate_to_files(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike,
-                      output: str | os.PathLike, *,
-                      missing: MissingPolicy | str = MissingPolicy.ERROR,
-                      rvd_convention: RvdConvention | str = RvdConvention.REFERENCE,
-                      overwrite: bool = False) -> dict:
+def evaluate_to_files(
+    pred_dir: str | os.PathLike,
+    gt_dir: str | os.PathLike,
+    output: str | os.PathLike,
+    *,
+    missing: MissingPolicy | str = MissingPolicy.ERROR,
+    rvd_convention: RvdConvention | str = RvdConvention.REFERENCE,
+    overwrite: bool = False,
+) -> dict:
     """Checks the outputs can be written, evaluates, writes JSON and CSV, and
     returns the report (its ``failures`` list says whether all cases scored)."""
     output = Path(output)

@@ -16,14 +16,13 @@ scored in seconds instead of minutes; see docs/BENCHMARKS.md.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
-
 from scipy import ndimage
 
-from liverseg.utils.arrays import bounding_box  # noqa: F401 (re-exported)
+from liverseg.utils.arrays import bounding_box
 
 SURFACE_STRUCTURE = ndimage.generate_binary_structure(3, 2)
 """18-neighbour 3D structuring element used to erode a mask into its surface."""
@@ -76,8 +75,9 @@ def _check_spacing(spacing: Sequence[float]) -> tuple[float, float, float]:
     return values  # type: ignore[return-value]
 
 
-def directed_distances(pred: np.ndarray, ref: np.ndarray,
-                       spacing: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+def directed_distances(
+    pred: np.ndarray, ref: np.ndarray, spacing: Sequence[float]
+) -> tuple[np.ndarray, np.ndarray]:
     """Distances (mm) from each surface voxel of ``pred`` to the surface of
     ``ref``, and from each surface voxel of ``ref`` to the surface of ``pred``.
 
@@ -86,7 +86,9 @@ def directed_distances(pred: np.ndarray, ref: np.ndarray,
     pred = np.asarray(pred, dtype=bool)
     ref = np.asarray(ref, dtype=bool)
     if pred.shape != ref.shape or pred.ndim != 3:
-        raise ValueError(f"masks must be 3D and of the same shape, got {pred.shape} and {ref.shape}")
+        raise ValueError(
+            f"masks must be 3D and of the same shape, got {pred.shape} and {ref.shape}"
+        )
     spacing = _check_spacing(spacing)
     box = bounding_box(pred | ref, margin=1)
     if box is None or not pred.any() or not ref.any():
@@ -101,8 +103,9 @@ def directed_distances(pred: np.ndarray, ref: np.ndarray,
     return to_r, to_p
 
 
-def surface_distances(pred: np.ndarray, ref: np.ndarray,
-                      spacing: Sequence[float]) -> SurfaceDistances:
+def surface_distances(
+    pred: np.ndarray, ref: np.ndarray, spacing: Sequence[float]
+) -> SurfaceDistances:
     """ASSD, MSD and RMSD (mm) between the surfaces of two masks.
 
     When either mask is empty (including both) the metrics are undefined and

@@ -16,8 +16,11 @@ from liverseg.evaluation.aggregate import LIVER_CASE_KEYS, TUMOR_CASE_KEYS
 from liverseg.evaluation.metrics import RvdConvention
 from liverseg.utils.atomic import atomic_write_text, check_can_write
 
-CSV_COLUMNS = ("case",) + tuple(f"liver_{k}" for k in LIVER_CASE_KEYS) + tuple(
-    f"tumor_{k}" for k in TUMOR_CASE_KEYS)
+CSV_COLUMNS = (
+    ("case",)
+    + tuple(f"liver_{k}" for k in LIVER_CASE_KEYS)
+    + tuple(f"tumor_{k}" for k in TUMOR_CASE_KEYS)
+)
 
 
 def report_csv(report: dict) -> str:
@@ -43,11 +46,20 @@ def _fmt(value, width: int = 10) -> str:
 
 def format_table(report: dict) -> str:
     """Human-readable table of the per-case scores and the aggregates."""
-    head = ("case",) + tuple(f"L.{k}" for k in LIVER_CASE_KEYS) + ("T.dice", "T.ref", "T.pred", "T.det")
-    lines = ["liver (L.) and tumour (T.) scores; T.ref/T.pred/T.det = reference, predicted, "
-             "detected lesions", "".join(h.rjust(10) for h in head)]
+    head = (
+        ("case",)
+        + tuple(f"L.{k}" for k in LIVER_CASE_KEYS)
+        + ("T.dice", "T.ref", "T.pred", "T.det")
+    )
+    lines = [
+        "liver (L.) and tumour (T.) scores; T.ref/T.pred/T.det = reference, predicted, "
+        "detected lesions",
+        "".join(h.rjust(10) for h in head),
+    ]
     for case in report["cases"]:
-        values = [case["liver"][k] for k in LIVER_CASE_KEYS] + [case["tumor"][k] for k in TUMOR_CASE_KEYS]
+        values = [case["liver"][k] for k in LIVER_CASE_KEYS] + [
+            case["tumor"][k] for k in TUMOR_CASE_KEYS
+        ]
         lines.append(case["case"].rjust(10) + "".join(_fmt(v) for v in values))
     for name in ("liver", "tumor"):
         summary = ", ".join(f"{k} {_fmt(v, 0)}" for k, v in report[name].items())
@@ -62,12 +74,16 @@ def csv_path_for(output: str | os.PathLike) -> Path:
     """The CSV written beside the JSON report (same name, ``.csv`` suffix)."""
     output = Path(output)
     if output.suffix.lower() == ".csv":
-        raise ConfigError(f"{output}: the report output must not be a .csv name "
-                          "(the per-case CSV is written beside it)")
+        raise ConfigError(
+            f"{output}: the report output must not be a .csv name "
+            "(the per-case CSV is written beside it)"
+        )
     return output.with_suffix(".csv")
 
 
-def write_report(report: dict, output: str | os.PathLike, overwrite: bool = False) -> tuple[Path, Path]:
+def write_report(
+    report: dict, output: str | os.PathLike, overwrite: bool = False
+) -> tuple[Path, Path]:
     """Writes ``report`` as JSON to ``output`` and its per-case CSV beside it
     (atomically); returns both paths."""
     output = Path(output)
@@ -99,5 +115,6 @@ def check_output(output: str | os.PathLike, overwrite: bool = False) -> None:
     while not (ancestor.exists() or ancestor.is_symlink()) and ancestor != ancestor.parent:
         ancestor = ancestor.parent
     if not ancestor.is_dir():
-        raise OutputError(output, f"cannot create the report's directory: {ancestor} "
-                                  "is not a directory")
+        raise OutputError(
+            output, f"cannot create the report's directory: {ancestor} is not a directory"
+        )

@@ -89,22 +89,26 @@ def check_input(x: tf.Tensor, name: str) -> tf.Tensor:
     rank-3 input failed with an obscure slicing error instead.
     """
     rank_ok = tf.debugging.assert_equal(
-        tf.rank(x), 4,
-        message=f"{name} must have rank 4 [batch, height, width, {INPUT_CHANNELS}]")
+        tf.rank(x), 4, message=f"{name} must have rank 4 [batch, height, width, {INPUT_CHANNELS}]"
+    )
     with tf.control_dependencies([rank_ok]):
         shape = tf.shape(x)
         checks = [
             tf.debugging.assert_equal(
-                shape[3], INPUT_CHANNELS,
+                shape[3],
+                INPUT_CHANNELS,
                 message=f"{name} must have {INPUT_CHANNELS} channels (consecutive slices) "
-                        "in its last dimension"),
+                "in its last dimension",
+            ),
             tf.debugging.assert_positive(
-                shape[0], message=f"{name} must hold at least one image (batch >= 1)"),
+                shape[0], message=f"{name} must hold at least one image (batch >= 1)"
+            ),
             tf.debugging.assert_greater_equal(
-                tf.minimum(shape[1], shape[2]), MIN_SPATIAL_SIZE,
-                message=f"{name} height and width must be at least {MIN_SPATIAL_SIZE}"),
-            tf.debugging.assert_all_finite(
-                x, message=f"{name} holds NaN or infinite values"),
+                tf.minimum(shape[1], shape[2]),
+                MIN_SPATIAL_SIZE,
+                message=f"{name} height and width must be at least {MIN_SPATIAL_SIZE}",
+            ),
+            tf.debugging.assert_all_finite(x, message=f"{name} holds NaN or infinite values"),
         ]
     with tf.control_dependencies(checks):
         x = tf.identity(x)
@@ -136,14 +140,17 @@ class ServingModule(tf.Module):
         @tf.function(input_signature=[_INPUT_SPEC])
         def serve_scaled(scaled_slices):
             x = check_input(scaled_slices, SCALED_INPUT)
-            message = (f"{SCALED_INPUT} must lie in 0..255 (send Hounsfield units to "
-                       f"'{SERVING_SIGNATURE}' instead)")
+            message = (
+                f"{SCALED_INPUT} must lie in 0..255 (send Hounsfield units to "
+                f"'{SERVING_SIGNATURE}' instead)"
+            )
             in_range = [
                 tf.debugging.assert_greater_equal(
-                    tf.reduce_min(x), np.float32(-SCALED_RANGE_TOLERANCE), message=message),
+                    tf.reduce_min(x), np.float32(-SCALED_RANGE_TOLERANCE), message=message
+                ),
                 tf.debugging.assert_less_equal(
-                    tf.reduce_max(x), np.float32(255.0 + SCALED_RANGE_TOLERANCE),
-                    message=message),
+                    tf.reduce_max(x), np.float32(255.0 + SCALED_RANGE_TOLERANCE), message=message
+                ),
             ]
             with tf.control_dependencies(in_range):
                 x = tf.identity(x)
@@ -157,19 +164,21 @@ class ServingModule(tf.Module):
                 captured.setdefault(id(variable), variable)
         # In the model's weight order, so that equal models give equal exports.
         order = {id(getattr(w, "value", w)): i for i, w in enumerate(model.weights)}
-        self.model_variables = sorted(captured.values(),
-                                      key=lambda v: order.get(id(v), len(order)))
+        self.model_variables = sorted(captured.values(), key=lambda v: order.get(id(v), len(order)))
 
     def signature_functions(self) -> dict:
         """Signature key -> concrete function, for ``tf.saved_model.save``."""
-        return {SERVING_SIGNATURE: self.serve_hu.get_concrete_function(),
-                SCALED_SIGNATURE: self.serve_scaled.get_concrete_function()}
+        return {
+            SERVING_SIGNATURE: self.serve_hu.get_concrete_function(),
+            SCALED_SIGNATURE: self.serve_scaled.get_concrete_function(),
+        }
 
 
 def check_version(version) -> int:
     if isinstance(version, bool) or not isinstance(version, (int, np.integer)) or version < 1:
-        raise ConfigError(f"version must be a positive integer (TF Serving version "
-                          f"directory), got {version!r}")
+        raise ConfigError(
+            f"version must be a positive integer (TF Serving version directory), got {version!r}"
+        )
     return int(version)
 
 
@@ -177,8 +186,9 @@ def _is_saved_model_dir(path: Path) -> bool:
     return path.is_dir() and (path / SAVED_MODEL_FILE).is_file()
 
 
-def check_export_destination(export_dir, version: int = DEFAULT_VERSION,
-                             overwrite: bool = False) -> Path:
+def check_export_destination(
+    export_dir, version: int = DEFAULT_VERSION, overwrite: bool = False
+) -> Path:
     """Returns ``export_dir/version`` or raises ``OutputError`` if it cannot be written.
 
     An empty directory is fine; an existing version is replaced only with
@@ -196,16 +206,19 @@ def check_export_destination(export_dir, version: int = DEFAULT_VERSION,
         pass
     elif dest.exists():
         if not _is_saved_model_dir(dest):
-            raise OutputError(dest, "exists and is not a SavedModel directory; "
-                                    "refusing to replace it")
+            raise OutputError(
+                dest, "exists and is not a SavedModel directory; refusing to replace it"
+            )
         if not overwrite:
-            raise OutputError(dest, "version exists; pass --overwrite to replace it "
-                                    "or choose another --version")
+            raise OutputError(
+                dest, "version exists; pass --overwrite to replace it or choose another --version"
+            )
     return dest
 
 
-def export_saved_model(model, export_dir, *, version: int = DEFAULT_VERSION,
-                       overwrite: bool = False) -> Path:
+def export_saved_model(
+    model, export_dir, *, version: int = DEFAULT_VERSION, overwrite: bool = False
+) -> Path:
     """Writes ``model`` (from ``build_ds_sffnet`` / ``load_model``) to ``export_dir/version``.
 
     Returns the version directory. See the module docstring for the
@@ -226,8 +239,9 @@ def export_saved_model(model, export_dir, *, version: int = DEFAULT_VERSION,
         if dest.is_symlink():
             dest.unlink()
         elif dest.exists():
-            backup = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old.", suffix=".tmp",
-                                           dir=dest.parent))
+            backup = Path(
+                tempfile.mkdtemp(prefix=f".{dest.name}.old.", suffix=".tmp", dir=dest.parent)
+            )
             os.replace(dest, backup / dest.name)
         os.replace(tmp, dest)
     except BaseException:
@@ -267,8 +281,9 @@ def _write_metadata(path: Path, config: ModelConfig) -> None:
         f.write("\n")
 
 
-def export_model_file(model_path, export_dir, *, stage: str, version: int = DEFAULT_VERSION,
-                      overwrite: bool = False) -> Path:
+def export_model_file(
+    model_path, export_dir, *, stage: str, version: int = DEFAULT_VERSION, overwrite: bool = False
+) -> Path:
     """Loads a saved liverseg model, checks it is the ``stage`` network and exports it.
 
     The destination is checked before the (slow) model load.
@@ -283,7 +298,10 @@ def export_model_file(model_path, export_dir, *, stage: str, version: int = DEFA
     model = load_model(model_path)
     config = model_config_of(model)
     if config.stage != stage:
-        raise CheckpointError(model_path, f"holds the {config.stage} network "
-                                          f"({config.model_name}), not the {stage} network "
-                                          f"asked for with stage={stage!r}")
+        raise CheckpointError(
+            model_path,
+            f"holds the {config.stage} network "
+            f"({config.model_name}), not the {stage} network "
+            f"asked for with stage={stage!r}",
+        )
     return export_saved_model(model, export_dir, version=version, overwrite=overwrite)

@@ -55,7 +55,7 @@ import dataclasses
 import logging
 import os
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -64,12 +64,24 @@ from liverseg.data.geometry import Geometry, GridTransform
 from liverseg.data.nifti import NiftiVolume
 from liverseg.data.plans import load_geometry
 from liverseg.errors import ConfigError, NiftiError
-from liverseg.inference.predictor import (AUTO_BATCH, BATCH_PIXELS, MIN_NET_SIZE,
-                                          PredictorOptions, StackPredictor, predict_slices)
+from liverseg.inference.predictor import (
+    AUTO_BATCH,
+    BATCH_PIXELS,
+    MIN_NET_SIZE,
+    PredictorOptions,
+    StackPredictor,
+    predict_slices,
+)
 from liverseg.postprocess import crf as crf_lib
 from liverseg.postprocess.choice import ORIGINAL_CHOICE, STRUCTURES, PostprocessChoice
-from liverseg.postprocess.finalize import (CRF_SPATIAL_SCALES, CrfImage, CrfScope,
-                                           FinalizeOptions, Probabilities, finalize)
+from liverseg.postprocess.finalize import (
+    CRF_SPATIAL_SCALES,
+    CrfImage,
+    CrfScope,
+    FinalizeOptions,
+    Probabilities,
+    finalize,
+)
 from liverseg.utils.options import option
 
 logger = logging.getLogger(__name__)
@@ -93,44 +105,59 @@ class SegmentOptions:
     """
 
     batch_size: int | str = option(
-        AUTO_BATCH, "Slice stacks per network call; 0 = automatic: 512x512 pixels per call "
+        AUTO_BATCH,
+        "Slice stacks per network call; 0 = automatic: 512x512 pixels per call "
         "(1 stack at 512x512, 4 at 256x256), which bounds TensorFlow's memory on CPU; on a GPU "
-        "a larger batch (8-32) is faster.", kind="int", lower_bound=0, zero_means=AUTO_BATCH)
+        "a larger batch (8-32) is faster.",
+        kind="int",
+        lower_bound=0,
+        zero_means=AUTO_BATCH,
+    )
     batch_pixels: int = BATCH_PIXELS
     mixed_precision: bool = option(False, "Compute the networks in bfloat16 (float32 weights).")
     jit_compile: bool = option(False, "Compile the networks with XLA.")
     crop_variant: str = option(
-        "original", "Tumour ROI crop: 'original' drops the box's last row and column as the "
-        "original code, 'paper' keeps the whole box.", choices=pp.CROP_VARIANTS)
+        "original",
+        "Tumour ROI crop: 'original' drops the box's last row and column as the "
+        "original code, 'paper' keeps the whole box.",
+        choices=pp.CROP_VARIANTS,
+    )
     postprocess: PostprocessChoice = ORIGINAL_CHOICE
     threshold: float = 0.5
-    liver_mask: bool = option(
-        True, "Remove tumour outside the liver (--noliver_mask keeps it).")
+    liver_mask: bool = option(True, "Remove tumour outside the liver (--noliver_mask keeps it).")
     crf_on: str = option(
-        CrfScope.ROI.value, "Where the CRF runs: the structure's bounding box plus a margin "
+        CrfScope.ROI.value,
+        "Where the CRF runs: the structure's bounding box plus a margin "
         "('roi') or the whole volume (the original; slow, memory hungry).",
-        choices=tuple(c.value for c in CrfScope))
+        choices=tuple(c.value for c in CrfScope),
+    )
     crf_margin: int = 10
     crf_image: str = CrfImage.WINDOW.value
     crf_params: crf_lib.CrfParams = crf_lib.CrfParams()
     crf_max_voxels: int = option(
-        crf_lib.DEFAULT_MAX_VOXELS, "Voxels of one CRF (~200 bytes each) before it runs in "
+        crf_lib.DEFAULT_MAX_VOXELS,
+        "Voxels of one CRF (~200 bytes each) before it runs in "
         "overlapping z slabs (bounds its memory, slightly changes its result); 0 = no limit.",
-        lower_bound=0)
+        lower_bound=0,
+    )
     crf_spatial_scale: str = option(
-        "reference", "CRF kernel widths: scaled to the in-plane size ('reference', identity "
+        "reference",
+        "CRF kernel widths: scaled to the in-plane size ('reference', identity "
         "at 512x512) or the original voxel numbers at every size ('voxels').",
-        choices=CRF_SPATIAL_SCALES)
+        choices=CRF_SPATIAL_SCALES,
+    )
     tumor_in_final_liver: bool = True
     keep_probabilities: bool = True
 
     def __post_init__(self):
         if self.crop_variant not in pp.CROP_VARIANTS:
-            raise ConfigError(f"crop_variant must be one of {pp.CROP_VARIANTS}, "
-                              f"got {self.crop_variant!r}")
+            raise ConfigError(
+                f"crop_variant must be one of {pp.CROP_VARIANTS}, got {self.crop_variant!r}"
+            )
         if not isinstance(self.postprocess, PostprocessChoice):
-            raise ConfigError(f"postprocess must be a PostprocessChoice, "
-                              f"got {type(self.postprocess).__name__}")
+            raise ConfigError(
+                f"postprocess must be a PostprocessChoice, got {type(self.postprocess).__name__}"
+            )
         self.predictor_options()  # checks batch_size and batch_pixels
         finalize_options = self.finalize_options()  # checks the CRF and component options
         for name in ("crf_on", "crf_image"):
@@ -153,19 +180,29 @@ class SegmentOptions:
         return structure in self.postprocess.opening_targets
 
     def predictor_options(self) -> PredictorOptions:
-        return PredictorOptions(batch_size=self.batch_size, jit_compile=self.jit_compile,
-                                mixed_precision=self.mixed_precision,
-                                batch_pixels=self.batch_pixels)
+        return PredictorOptions(
+            batch_size=self.batch_size,
+            jit_compile=self.jit_compile,
+            mixed_precision=self.mixed_precision,
+            batch_pixels=self.batch_pixels,
+        )
 
     def finalize_options(self) -> FinalizeOptions:
         """What ``liverseg.postprocess.finalize`` needs of these options."""
         return FinalizeOptions.from_choice(
-            self.postprocess, threshold=self.threshold, liver_mask=self.liver_mask,
-            tumor_in_final_liver=self.tumor_in_final_liver, crf_on=self.crf_on,
-            crf_margin=self.crf_margin, crf_image=self.crf_image, crf_params=self.crf_params,
-            crf_max_voxels=self.crf_max_voxels, crf_spatial_scale=self.crf_spatial_scale)
+            self.postprocess,
+            threshold=self.threshold,
+            liver_mask=self.liver_mask,
+            tumor_in_final_liver=self.tumor_in_final_liver,
+            crf_on=self.crf_on,
+            crf_margin=self.crf_margin,
+            crf_image=self.crf_image,
+            crf_params=self.crf_params,
+            crf_max_voxels=self.crf_max_voxels,
+            crf_spatial_scale=self.crf_spatial_scale,
+        )
 
-    def with_choice(self, choice: PostprocessChoice | None = None, **changes) -> "SegmentOptions":
+    def with_choice(self, choice: PostprocessChoice | None = None, **changes) -> SegmentOptions:
         """These options with ``choice`` (default: the current one) and single
         choices changed (``slice_fusion="mean"``, ``crf_targets=()``, ...)."""
         choice = self.postprocess if choice is None else choice
@@ -228,9 +265,13 @@ def _as_model(model_or_path, what: str, expected_stage: str):
     except ConfigError:
         stage = None  # not a liverseg network name: accepted as is (custom models)
     if stage is not None and stage != expected_stage:
-        where = f"{os.fspath(model_or_path)}: " if isinstance(model_or_path, (str, os.PathLike)) else ""
-        raise ConfigError(f"{where}{what} holds a {stage} network, expected a {expected_stage} "
-                          f"network (were the liver and tumour models swapped?)")
+        where = (
+            f"{os.fspath(model_or_path)}: " if isinstance(model_or_path, (str, os.PathLike)) else ""
+        )
+        raise ConfigError(
+            f"{where}{what} holds a {stage} network, expected a {expected_stage} "
+            f"network (were the liver and tumour models swapped?)"
+        )
     return model
 
 
@@ -261,15 +302,20 @@ class Segmenter:
     ``plans.json`` when it has one.
     """
 
-    def __init__(self, liver_model, tumor_model=None, options: SegmentOptions = SegmentOptions(),
-                 geometry: Geometry | str | None = None):
+    def __init__(
+        self,
+        liver_model,
+        tumor_model=None,
+        options: SegmentOptions = SegmentOptions(),
+        geometry: Geometry | str | None = None,
+    ):
         self.options = options
         if isinstance(geometry, str):
             if geometry != "model":
-                raise ConfigError(f"geometry must be a Geometry, 'model' or None, "
-                                  f"got {geometry!r}")
-            geometry = (load_geometry(liver_model)
-                        if isinstance(liver_model, (str, os.PathLike)) else None)
+                raise ConfigError(f"geometry must be a Geometry, 'model' or None, got {geometry!r}")
+            geometry = (
+                load_geometry(liver_model) if isinstance(liver_model, (str, os.PathLike)) else None
+            )
         self.geometry = geometry
         popts = options.predictor_options()
         self.liver = StackPredictor(_as_model(liver_model, "liver model", "liver"), popts)
@@ -294,11 +340,17 @@ class Segmenter:
             raise NiftiError(path, f"expected numeric CT values, got dtype {np.dtype(dtype)}")
         x, y, z = shape
         if z < self.min_slices:
-            raise NiftiError(path, f"volume has {z} slice(s) along its third axis; the cascade "
-                                   f"needs at least {self.min_slices}")
+            raise NiftiError(
+                path,
+                f"volume has {z} slice(s) along its third axis; the cascade "
+                f"needs at least {self.min_slices}",
+            )
         if min(x, y) < MIN_NET_SIZE:
-            raise NiftiError(path, f"slices are {x}x{y} pixels; the networks need at least "
-                                   f"{MIN_NET_SIZE}x{MIN_NET_SIZE}")
+            raise NiftiError(
+                path,
+                f"slices are {x}x{y} pixels; the networks need at least "
+                f"{MIN_NET_SIZE}x{MIN_NET_SIZE}",
+            )
 
     def grid_for(self, volume: NiftiVolume | np.ndarray) -> GridTransform | None:
         """The volume's way to the networks' grid, or None when they read it as stored."""
@@ -307,23 +359,41 @@ class Segmenter:
         try:
             return GridTransform.for_nifti(volume, self.geometry)
         except ValueError as exc:
-            raise NiftiError(volume.path, f"cannot bring the volume to the model's grid "
-                                          f"({exc})") from None
+            raise NiftiError(
+                volume.path, f"cannot bring the volume to the model's grid ({exc})"
+            ) from None
 
-    def liver_probability(self, hu: np.ndarray, intensity: tuple[float, float] | None = None, *,
-                          stats: dict | None = None, progress: ProgressFn | None = None) -> np.ndarray:
+    def liver_probability(
+        self,
+        hu: np.ndarray,
+        intensity: tuple[float, float] | None = None,
+        *,
+        stats: dict | None = None,
+        progress: ProgressFn | None = None,
+    ) -> np.ndarray:
         """float32 [x, y, z] liver net probability of every slice of ``hu`` as given."""
         if intensity is None:
             intensity = pp.intensity_range(hu)
         cb = None if progress is None else (lambda d, t: progress("liver_net", d, t))
-        return predict_slices(self.liver, hu, intensity, fusion=self.options.slice_fusion,
-                              shifts=self.options.tta_shifts, stats=stats, progress=cb)
+        return predict_slices(
+            self.liver,
+            hu,
+            intensity,
+            fusion=self.options.slice_fusion,
+            shifts=self.options.tta_shifts,
+            stats=stats,
+            progress=cb,
+        )
 
-    def probabilities(self, volume: NiftiVolume | np.ndarray, *,
-                      liver_probability: np.ndarray | None = None,
-                      progress: ProgressFn | None = None,
-                      timings: dict[str, float] | None = None,
-                      details: dict[str, float] | None = None):
+    def probabilities(
+        self,
+        volume: NiftiVolume | np.ndarray,
+        *,
+        liver_probability: np.ndarray | None = None,
+        progress: ProgressFn | None = None,
+        timings: dict[str, float] | None = None,
+        details: dict[str, float] | None = None,
+    ):
         """Steps 1-4: ``(Probabilities on the volume's grid, ROI box, ROI slices)``.
 
         The ROI box and slices are on the networks' grid (the volume's own
@@ -331,8 +401,11 @@ class Segmenter:
         shape) replaces the liver net.
         """
         opts = self.options
-        hu_in, path = ((volume.data, volume.path) if isinstance(volume, NiftiVolume)
-                       else (np.asarray(volume), "<array>"))
+        hu_in, path = (
+            (volume.data, volume.path)
+            if isinstance(volume, NiftiVolume)
+            else (np.asarray(volume), "<array>")
+        )
         grid = self.grid_for(volume)
         if grid is None:
             self.check_volume(hu_in, path)
@@ -351,8 +424,10 @@ class Segmenter:
             liver_prob = np.asarray(liver_probability, dtype=np.float32)
             liver_probability = None  # one reference, so the caller can hand it over
             if liver_prob.shape != hu_in.shape:
-                raise ValueError(f"liver_probability shape {liver_prob.shape} does not match "
-                                 f"the volume's {hu_in.shape}")
+                raise ValueError(
+                    f"liver_probability shape {liver_prob.shape} does not match "
+                    f"the volume's {hu_in.shape}"
+                )
             if grid is not None:
                 liver_prob = grid.forward(liver_prob, order=1)
         liver_mask = liver_prob > opts.threshold
@@ -367,7 +442,8 @@ class Segmenter:
         tumor_prob, tumor_region = None, None
         if self.tumor is not None and box is not None and roi_slices.size:
             tumor_prob, tumor_region = self._tumor_probability(
-                hu, intensity, box, roi_slices, liver_mask, details, progress)
+                hu, intensity, box, roi_slices, liver_mask, details, progress
+            )
         del liver_mask
         if grid is None:
             probs = Probabilities(liver_prob, tumor_prob, tumor_region)
@@ -376,8 +452,13 @@ class Segmenter:
         timings["tumor_net"] = time.perf_counter() - t
         return probs, box, roi_slices
 
-    def segment(self, volume: NiftiVolume | np.ndarray, *, liver_probability: np.ndarray | None = None,
-                progress: ProgressFn | None = None) -> SegmentationResult:
+    def segment(
+        self,
+        volume: NiftiVolume | np.ndarray,
+        *,
+        liver_probability: np.ndarray | None = None,
+        progress: ProgressFn | None = None,
+    ) -> SegmentationResult:
         """Runs the cascade on one volume (``NiftiVolume`` or [x, y, z] HU array).
 
         ``liver_probability`` (float32, the volume's shape) replaces the
@@ -389,21 +470,37 @@ class Segmenter:
         details: dict[str, float] = {}
         start = time.perf_counter()
         probs, box, roi_slices = self.probabilities(
-            volume, liver_probability=liver_probability, progress=progress, timings=timings,
-            details=details)
+            volume,
+            liver_probability=liver_probability,
+            progress=progress,
+            timings=timings,
+            details=details,
+        )
         hu = volume.data if isinstance(volume, NiftiVolume) else np.asarray(volume)
         spacing = volume.spacing if isinstance(volume, NiftiVolume) else (1.0, 1.0, 1.0)
         kept = opts.keep_probabilities
-        labels = finalize(hu, pp.intensity_range(hu), probs, spacing, opts.finalize_options(),
-                          release=not kept, timings=timings)
+        labels = finalize(
+            hu,
+            pp.intensity_range(hu),
+            probs,
+            spacing,
+            opts.finalize_options(),
+            release=not kept,
+            timings=timings,
+        )
         timings["total"] = time.perf_counter() - start
         return SegmentationResult(
-            labels=labels, liver_probability=probs.liver if kept else None,
+            labels=labels,
+            liver_probability=probs.liver if kept else None,
             tumor_probability_region=probs.tumor if kept else None,
             tumor_region=probs.tumor_region if kept else None,
             has_tumor_model=self.tumor is not None,
-            roi=box, roi_slices=roi_slices, timings=timings, probabilities_kept=kept,
-            details=details)
+            roi=box,
+            roi_slices=roi_slices,
+            timings=timings,
+            probabilities_kept=kept,
+            details=details,
+        )
 
     def _tumor_probability(self, hu, intensity, box, roi_slices, liver_mask, details, progress):
         """Tumour net on the ROI slices' crops; (probability, region) with the
@@ -413,9 +510,17 @@ class Segmenter:
         rows, cols = _grow(rows, x, MIN_NET_SIZE), _grow(cols, y, MIN_NET_SIZE)
         stats: dict[str, float] = {}
         cb = None if progress is None else (lambda d, t: progress("tumor_net", d, t))
-        crop = predict_slices(self.tumor, hu, intensity, roi_slices, region=(rows, cols),
-                              fusion=self.options.slice_fusion, shifts=self.options.tta_shifts,
-                              stats=stats, progress=cb)
+        crop = predict_slices(
+            self.tumor,
+            hu,
+            intensity,
+            roi_slices,
+            region=(rows, cols),
+            fusion=self.options.slice_fusion,
+            shifts=self.options.tta_shifts,
+            stats=stats,
+            progress=cb,
+        )
         details.update({f"tumor_{k}": v for k, v in stats.items()})
         z0, z1 = int(roi_slices[0]), int(roi_slices[-1]) + 1
         region = (rows, cols, slice(z0, z1))
@@ -426,8 +531,12 @@ class Segmenter:
         return prob, region
 
 
-def _back_to_input(grid: GridTransform, liver: np.ndarray, tumor: np.ndarray | None,
-                   region: tuple[slice, slice, slice] | None) -> Probabilities:
+def _back_to_input(
+    grid: GridTransform,
+    liver: np.ndarray,
+    tumor: np.ndarray | None,
+    region: tuple[slice, slice, slice] | None,
+) -> Probabilities:
     """Model-grid probabilities on the input's grid (linear interpolation)."""
     liver_in = np.asarray(grid.backward(liver, order=1), dtype=np.float32)
     if tumor is None:

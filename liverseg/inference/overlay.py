@@ -13,8 +13,8 @@ global pyplot state) and written atomically.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -34,10 +34,16 @@ def overlay_slices(labels: np.ndarray) -> list[int]:
     return [first] if second == first else [first, second]
 
 
-def save_overlay(path: str | os.PathLike, hu: np.ndarray, labels: np.ndarray, *,
-                 spacing: Sequence[float] = (1.0, 1.0, 1.0),
-                 intensity_range: tuple[float, float] | None = None, title: str = "",
-                 overwrite: bool = False) -> Path:
+def save_overlay(
+    path: str | os.PathLike,
+    hu: np.ndarray,
+    labels: np.ndarray,
+    *,
+    spacing: Sequence[float] = (1.0, 1.0, 1.0),
+    intensity_range: tuple[float, float] | None = None,
+    title: str = "",
+    overwrite: bool = False,
+) -> Path:
     """Writes the overlay PNG of ``labels`` on ``hu`` (both [x, y, z]) to ``path``."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -54,7 +60,10 @@ def save_overlay(path: str | os.PathLike, hu: np.ndarray, labels: np.ndarray, *,
         ax = fig.add_subplot(1, len(slices), i + 1)
         image = pp.window_and_scale(hu[:, :, k], *intensity_range)
         ax.imshow(image.T, cmap="gray", vmin=0, vmax=255, aspect=aspect, interpolation="nearest")
-        for mask, colour in ((labels[:, :, k] >= 1, LIVER_COLOUR), (labels[:, :, k] == 2, TUMOUR_COLOUR)):
+        for mask, colour in (
+            (labels[:, :, k] >= 1, LIVER_COLOUR),
+            (labels[:, :, k] == 2, TUMOUR_COLOUR),
+        ):
             if mask.any() and not mask.all():
                 ax.contour(mask.T.astype(np.float32), levels=[0.5], colors=[colour], linewidths=1.0)
         liver = int(np.count_nonzero(labels[:, :, k] >= 1))

@@ -26,13 +26,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
 
 from liverseg.data import preprocess as pp
-from liverseg.data.preprocess import check_shifts, check_slice_fusion  # noqa: F401 (re-exported)
+from liverseg.data.preprocess import check_shifts, check_slice_fusion
 from liverseg.errors import ConfigError
 
 MIN_NET_SIZE = pp.MIN_NET_SIZE
@@ -50,8 +50,9 @@ def check_batch_size(batch_size) -> None:
     if batch_size == AUTO_BATCH:
         return
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigError(f"batch_size must be a positive integer or {AUTO_BATCH!r}, "
-                          f"got {batch_size!r}")
+        raise ConfigError(
+            f"batch_size must be a positive integer or {AUTO_BATCH!r}, got {batch_size!r}"
+        )
 
 
 def auto_batch_size(height: int, width: int, batch_pixels: int = BATCH_PIXELS) -> int:
@@ -71,8 +72,11 @@ class PredictorOptions:
 
     def __post_init__(self):
         check_batch_size(self.batch_size)
-        if isinstance(self.batch_pixels, bool) or not isinstance(self.batch_pixels, int) \
-                or self.batch_pixels < 1:
+        if (
+            isinstance(self.batch_pixels, bool)
+            or not isinstance(self.batch_pixels, int)
+            or self.batch_pixels < 1
+        ):
             raise ConfigError(f"batch_pixels must be a positive integer, got {self.batch_pixels!r}")
 
     def batch_size_for(self, height: int, width: int) -> int:
@@ -128,8 +132,9 @@ class StackPredictor:
             logits = outputs[options.output] if isinstance(outputs, dict) else outputs
             return tf.sigmoid(tf.cast(logits, tf.float32))
 
-        self._fn = tf.function(run, input_signature=[spec], jit_compile=options.jit_compile,
-                               reduce_retracing=True)
+        self._fn = tf.function(
+            run, input_signature=[spec], jit_compile=options.jit_compile, reduce_retracing=True
+        )
 
     def batch_size_for(self, height: int, width: int) -> int:
         """Stacks per call for ``height`` x ``width`` stacks (``PredictorOptions``)."""
@@ -145,18 +150,22 @@ class StackPredictor:
         b = self.batch_size_for(stacks.shape[1], stacks.shape[2])
         out = np.empty(stacks.shape, np.float32)
         for i in range(0, n, b):
-            chunk = stacks[i:i + b]
+            chunk = stacks[i : i + b]
             m = chunk.shape[0]
             if m < b:
                 chunk = np.concatenate(
-                    [chunk, np.zeros((b - m,) + chunk.shape[1:], np.float32)], axis=0)
-            out[i:i + m] = self.predict_batch(chunk)[:m]
+                    [chunk, np.zeros((b - m,) + chunk.shape[1:], np.float32)], axis=0
+                )
+            out[i : i + m] = self.predict_batch(chunk)[:m]
         return out
 
 
-def stacks_for_slices(slice_ids: Sequence[int], num_slices: int,
-                      number_slices: int = pp.NUMBER_SLICES, fusion: str = "middle"
-                      ) -> tuple[np.ndarray, dict[int, list[tuple[int, int]]]]:
+def stacks_for_slices(
+    slice_ids: Sequence[int],
+    num_slices: int,
+    number_slices: int = pp.NUMBER_SLICES,
+    fusion: str = "middle",
+) -> tuple[np.ndarray, dict[int, list[tuple[int, int]]]]:
     """Distinct stack starts needed for ``slice_ids`` and each slice's (start, channel) list.
 
     ``fusion`` (``preprocess.SLICE_FUSIONS``): ``middle`` gives each slice its
@@ -164,8 +173,7 @@ def stacks_for_slices(slice_ids: Sequence[int], num_slices: int,
     """
     check_slice_fusion(fusion)
     if fusion == "middle":
-        choice = {int(k): [pp.slice_channel(int(k), num_slices, number_slices)]
-                  for k in slice_ids}
+        choice = {int(k): [pp.slice_channel(int(k), num_slices, number_slices)] for k in slice_ids}
     else:
         choice = {int(k): pp.slice_stacks(int(k), num_slices, number_slices) for k in slice_ids}
     starts = np.array(sorted({s for pairs in choice.values() for s, _ in pairs}), dtype=np.int64)
@@ -178,16 +186,21 @@ def shift_image(a: np.ndarray, rows: int, cols: int) -> np.ndarray:
     h, w = a.shape[1:3]
     pad = ((0, 0), (max(rows, 0), max(-rows, 0)), (max(cols, 0), max(-cols, 0)), (0, 0))
     r0, c0 = max(-rows, 0), max(-cols, 0)
-    return np.pad(a, pad, mode="edge")[:, r0:r0 + h, c0:c0 + w]
+    return np.pad(a, pad, mode="edge")[:, r0 : r0 + h, c0 : c0 + w]
 
 
-def predict_slices(predictor: StackPredictor, hu: np.ndarray, intensity: tuple[float, float],
-                   slice_ids: Sequence[int] | None = None,
-                   region: tuple[slice, slice] | None = None, *,
-                   fusion: str = "middle",
-                   shifts: Sequence[tuple[int, int]] = (),
-                   stats: dict[str, float] | None = None,
-                   progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+def predict_slices(
+    predictor: StackPredictor,
+    hu: np.ndarray,
+    intensity: tuple[float, float],
+    slice_ids: Sequence[int] | None = None,
+    region: tuple[slice, slice] | None = None,
+    *,
+    fusion: str = "middle",
+    shifts: Sequence[tuple[int, int]] = (),
+    stats: dict[str, float] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
     """Probability of every requested slice, from its stack(s) as ``fusion`` says.
 
     ``hu`` is the [x, y, z] volume in HU (any dtype); ``region`` optionally
@@ -227,10 +240,10 @@ def predict_slices(predictor: StackPredictor, hu: np.ndarray, intensity: tuple[f
     batch = np.zeros((b, h, w, c), np.float32)
     for i in range(0, len(starts), b):
         t0 = time.perf_counter()
-        batch_starts = starts[i:i + b]
+        batch_starts = starts[i : i + b]
         for n, s in enumerate(batch_starts):
-            batch[n] = pp.window_and_scale(view[:, :, s:s + c], lo, hi)
-        batch[len(batch_starts):] = 0.0
+            batch[n] = pp.window_and_scale(view[:, :, s : s + c], lo, hi)
+        batch[len(batch_starts) :] = 0.0
         t1 = time.perf_counter()
         probs = predictor.predict_batch(batch)
         for dr, dc in shifts:
@@ -251,8 +264,9 @@ def predict_slices(predictor: StackPredictor, hu: np.ndarray, intensity: tuple[f
     return result
 
 
-def predict_volume(predictor: StackPredictor, hu: np.ndarray,
-                   intensity: tuple[float, float] | None = None) -> np.ndarray:
+def predict_volume(
+    predictor: StackPredictor, hu: np.ndarray, intensity: tuple[float, float] | None = None
+) -> np.ndarray:
     """Probability map [x, y, z] float32 of the whole volume."""
     if intensity is None:
         intensity = pp.intensity_range(hu)

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import liverseg
 from liverseg.data.geometry import Geometry
@@ -34,15 +35,20 @@ class Sources:
     """Where a run's test-time choices and grid come from."""
 
     postprocess: str = option(
-        "stored", "Test-time choices: 'stored' = the models' postprocessing.json (chosen on "
+        "stored",
+        "Test-time choices: 'stored' = the models' postprocessing.json (chosen on "
         "validation cases after training; the original cascade for models without one), "
         "'original' = the original cascade (middle channel, CRF and opening on both). "
-        "Single flags override single choices.", choices=POSTPROCESS_SOURCES)
+        "Single flags override single choices.",
+        choices=POSTPROCESS_SOURCES,
+    )
     geometry: str = option(
-        "model", "'model': bring each volume to the orientation and pixel spacing the liver "
+        "model",
+        "'model': bring each volume to the orientation and pixel spacing the liver "
         "model trained at (its plans.json) and the result back; 'native': run on the volume "
         "as stored (the original; also for models without plans.json).",
-        choices=GEOMETRY_SOURCES)
+        choices=GEOMETRY_SOURCES,
+    )
 
 
 DEFAULT_SOURCES = Sources()
@@ -60,12 +66,18 @@ class ResolvedOptions:
     def to_dict(self) -> dict[str, Any]:
         """What ``inference_options.json`` records beside the outputs."""
         options = dataclasses.asdict(self.segment_options)
-        return {"liverseg_version": liverseg.__version__,
-                "postprocessing": {"source": self.choice_source,
-                                   "choice": self.segment_options.postprocess.to_dict()},
-                "geometry": {"source": self.geometry_source,
-                             "grid": None if self.geometry is None else self.geometry.to_dict()},
-                "segment_options": _jsonable(options)}
+        return {
+            "liverseg_version": liverseg.__version__,
+            "postprocessing": {
+                "source": self.choice_source,
+                "choice": self.segment_options.postprocess.to_dict(),
+            },
+            "geometry": {
+                "source": self.geometry_source,
+                "grid": None if self.geometry is None else self.geometry.to_dict(),
+            },
+            "segment_options": _jsonable(options),
+        }
 
 
 def _jsonable(value):
@@ -91,10 +103,15 @@ def stored_choice(liver_model, tumor_model=None) -> tuple[PostprocessChoice | No
     return None, ""
 
 
-def resolve_options(liver_model, tumor_model=None, *, base: SegmentOptions = SegmentOptions(),
-                    postprocess: str = DEFAULT_SOURCES.postprocess,
-                    geometry: str = DEFAULT_SOURCES.geometry,
-                    overrides: Mapping[str, Any] | None = None) -> ResolvedOptions:
+def resolve_options(
+    liver_model,
+    tumor_model=None,
+    *,
+    base: SegmentOptions = SegmentOptions(),
+    postprocess: str = DEFAULT_SOURCES.postprocess,
+    geometry: str = DEFAULT_SOURCES.geometry,
+    overrides: Mapping[str, Any] | None = None,
+) -> ResolvedOptions:
     """``base`` with the test-time choice ``postprocess`` names, then ``overrides``
     (a ``PostprocessChoice`` or ``SegmentOptions`` field -> value); the grid
     ``geometry`` names."""
@@ -102,8 +119,9 @@ def resolve_options(liver_model, tumor_model=None, *, base: SegmentOptions = Seg
         raise ConfigError(f"postprocess must be one of {POSTPROCESS_SOURCES}, got {postprocess!r}")
     if geometry not in GEOMETRY_SOURCES:
         raise ConfigError(f"geometry must be one of {GEOMETRY_SOURCES}, got {geometry!r}")
-    choice, source = (None, "") if postprocess == "original" else stored_choice(
-        liver_model, tumor_model)
+    choice, source = (
+        (None, "") if postprocess == "original" else stored_choice(liver_model, tumor_model)
+    )
     if choice is None:
         choice = ORIGINAL_CHOICE
         source = "original" if postprocess == "original" else "original (no stored choice)"
@@ -116,12 +134,16 @@ def resolve_options(liver_model, tumor_model=None, *, base: SegmentOptions = Seg
             raise ConfigError(f"unknown cascade options: {unknown}")
         options = dataclasses.replace(
             options.with_choice(**{k: v for k, v in overrides.items() if k in choice_fields}),
-            **{k: v for k, v in overrides.items() if k in run_fields})
+            **{k: v for k, v in overrides.items() if k in run_fields},
+        )
         source += " + overrides: " + ", ".join(sorted(overrides))
     grid, grid_source = None, "native"
     if geometry == "model":
         directory = _model_dir(liver_model)
         grid = load_geometry(directory) if directory is not None else None
-        grid_source = f"{directory / 'plans.json'}" if grid is not None else \
-            "native (the liver model has no plans.json)"
+        grid_source = (
+            f"{directory / 'plans.json'}"
+            if grid is not None
+            else "native (the liver model has no plans.json)"
+        )
     return ResolvedOptions(options, grid, source, grid_source)

@@ -32,8 +32,9 @@ import logging
 import os
 import re
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from liverseg.data import nifti
 from liverseg.data.preprocess import intensity_range
@@ -64,9 +65,11 @@ class RunOptions:
 
     overwrite: bool = option(False, "Replace existing outputs.")
     skip_existing: bool = option(
-        False, "Skip volumes whose label map already exists (resumes an interrupted run).")
+        False, "Skip volumes whose label map already exists (resumes an interrupted run)."
+    )
     write_probabilities: bool = option(
-        False, "Also write <output>_liver_probability and _tumor_probability (float32).")
+        False, "Also write <output>_liver_probability and _tumor_probability (float32)."
+    )
     overlays: bool = option(False, "Also write <output>_overlay.png per volume.")
 
     def __post_init__(self):
@@ -85,10 +88,15 @@ class CaseReport:
     voxels: dict[str, int] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {"input": str(self.input), "output": None if self.output is None else str(self.output),
-                "status": self.status.value, "error": self.error,
-                "timings": {k: round(v, 4) for k, v in self.timings.items()},
-                "extra_outputs": [str(p) for p in self.extra_outputs], "voxels": self.voxels}
+        return {
+            "input": str(self.input),
+            "output": None if self.output is None else str(self.output),
+            "status": self.status.value,
+            "error": self.error,
+            "timings": {k: round(v, 4) for k, v in self.timings.items()},
+            "extra_outputs": [str(p) for p in self.extra_outputs],
+            "voxels": self.voxels,
+        }
 
 
 @dataclasses.dataclass
@@ -116,10 +124,13 @@ class RunReport:
         return not self.failed
 
     def to_dict(self) -> dict:
-        return {"cases": [c.to_dict() for c in self.cases],
-                "ignored": [{"path": str(p), "reason": r} for p, r in self.ignored],
-                "written": len(self.written), "skipped": len(self.skipped),
-                "failed": len(self.failed)}
+        return {
+            "cases": [c.to_dict() for c in self.cases],
+            "ignored": [{"path": str(p), "reason": r} for p, r in self.ignored],
+            "written": len(self.written),
+            "skipped": len(self.skipped),
+            "failed": len(self.failed),
+        }
 
 
 # ----------------------------------------------------------------------------
@@ -131,7 +142,7 @@ def split_nifti_name(name: str) -> tuple[str, str] | None:
     lower = name.lower()
     for suffix in NIFTI_SUFFIXES:
         if lower.endswith(suffix) and len(name) > len(suffix):
-            return name[:-len(suffix)], name[-len(suffix):]
+            return name[: -len(suffix)], name[-len(suffix) :]
     return None
 
 
@@ -148,9 +159,11 @@ def output_name(input_name: str) -> str:
 def auxiliary_names(label_name: str) -> dict[str, str]:
     """Names of the probability maps and the overlay written beside a label map."""
     stem, ext = split_nifti_name(label_name)
-    return {"liver_probability": f"{stem}_liver_probability{ext}",
-            "tumor_probability": f"{stem}_tumor_probability{ext}",
-            "overlay": f"{stem}_overlay.png"}
+    return {
+        "liver_probability": f"{stem}_liver_probability{ext}",
+        "tumor_probability": f"{stem}_tumor_probability{ext}",
+        "overlay": f"{stem}_overlay.png",
+    }
 
 
 def _skip_reason(entry: Path) -> str | None:
@@ -219,8 +232,9 @@ class _Plan:
     aux: dict[str, Path]
 
 
-def _plan(inputs: Iterable[Path], output_dir: Path, options: RunOptions,
-          report: RunReport) -> list[_Plan]:
+def _plan(
+    inputs: Iterable[Path], output_dir: Path, options: RunOptions, report: RunReport
+) -> list[_Plan]:
     """Output paths per input; existing / colliding outputs become skipped or failed cases.
 
     Inputs that differ only by extension (``volume-3.nii`` and
@@ -237,9 +251,12 @@ def _plan(inputs: Iterable[Path], output_dir: Path, options: RunOptions,
             parts = split_nifti_name(path.name)
             twins = [p for p in by_stem[parts[0] if parts else path.name] if p != path]
             if twins:
-                raise LayoutError(path, "duplicate case: "
-                                  + ", ".join(str(t) for t in twins)
-                                  + " has the same name up to its extension")
+                raise LayoutError(
+                    path,
+                    "duplicate case: "
+                    + ", ".join(str(t) for t in twins)
+                    + " has the same name up to its extension",
+                )
             name = output_name(path.name)
             out = safe_output_path(output_dir, name)
             aux = {k: safe_output_path(output_dir, v) for k, v in auxiliary_names(name).items()}
@@ -266,7 +283,10 @@ def _progress_printer(label: str, interval: float = 10.0):
     def progress(stage: str, done: int, total: int) -> None:
         now = time.perf_counter()
         if stage not in bars:
-            bars[stage] = [Progress(total, label=f"{label} {stage}", unit="stacks", start=done), now]
+            bars[stage] = [
+                Progress(total, label=f"{label} {stage}", unit="stacks", start=done),
+                now,
+            ]
             return
         bar, last = bars[stage]
         if now - last >= interval or (done >= total and now - bar.start_time >= interval):
@@ -281,31 +301,46 @@ def _write_case(plan: _Plan, volume, result, options: RunOptions) -> list[Path]:
     extra = []
     aux_overwrite = True  # no label map yet: these are leftovers of an unfinished run
     if options.write_probabilities:
-        nifti.save_probabilities(plan.aux["liver_probability"], result.liver_probability, volume,
-                                 overwrite=aux_overwrite)
+        nifti.save_probabilities(
+            plan.aux["liver_probability"], result.liver_probability, volume, overwrite=aux_overwrite
+        )
         extra.append(plan.aux["liver_probability"])
         tumour = result.tumor_probability
         if tumour is not None:
-            nifti.save_probabilities(plan.aux["tumor_probability"], tumour, volume,
-                                     overwrite=aux_overwrite)
+            nifti.save_probabilities(
+                plan.aux["tumor_probability"], tumour, volume, overwrite=aux_overwrite
+            )
             extra.append(plan.aux["tumor_probability"])
             del tumour
     if options.overlays:
         from liverseg.inference.overlay import save_overlay
 
-        save_overlay(plan.aux["overlay"], volume.data, result.labels, spacing=volume.spacing,
-                     intensity_range=intensity_range(volume.data), title=plan.input.name,
-                     overwrite=aux_overwrite)
+        save_overlay(
+            plan.aux["overlay"],
+            volume.data,
+            result.labels,
+            spacing=volume.spacing,
+            intensity_range=intensity_range(volume.data),
+            title=plan.input.name,
+            overwrite=aux_overwrite,
+        )
         extra.append(plan.aux["overlay"])
     nifti.save_labels(plan.output, result.labels, volume, overwrite=options.overwrite)
     return extra
 
 
-def run(inputs: str | os.PathLike | Sequence[str | os.PathLike], output_dir: str | os.PathLike,
-        segmenter: Segmenter | None = None, options: RunOptions = RunOptions(), *,
-        liver_model=None, tumor_model=None,
-        segment_options: SegmentOptions = SegmentOptions(), geometry=None,
-        provenance: Mapping[str, Any] | None = None) -> RunReport:
+def run(
+    inputs: str | os.PathLike | Sequence[str | os.PathLike],
+    output_dir: str | os.PathLike,
+    segmenter: Segmenter | None = None,
+    options: RunOptions = RunOptions(),
+    *,
+    liver_model=None,
+    tumor_model=None,
+    segment_options: SegmentOptions = SegmentOptions(),
+    geometry=None,
+    provenance: Mapping[str, Any] | None = None,
+) -> RunReport:
     """Segments ``inputs`` (a directory, one file, or a list of files) into ``output_dir``.
 
     Give a ready ``segmenter`` or the models (paths or Keras models),
@@ -332,21 +367,29 @@ def run(inputs: str | os.PathLike | Sequence[str | os.PathLike], output_dir: str
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OutputError(out_dir, f"cannot create the output directory ({exc.strerror or exc})"
-                          ) from None
+        raise OutputError(
+            out_dir, f"cannot create the output directory ({exc.strerror or exc})"
+        ) from None
 
     report = RunReport([], list(ignored))
     if ignored:
-        logger.info("skipping %d entr%s that are not CT volumes: %s", len(ignored),
-                    "y" if len(ignored) == 1 else "ies", _format_ignored(ignored))
+        logger.info(
+            "skipping %d entr%s that are not CT volumes: %s",
+            len(ignored),
+            "y" if len(ignored) == 1 else "ies",
+            _format_ignored(ignored),
+        )
     plans = _plan(paths, out_dir, options, report)
     if not plans:
         return report
     if segmenter is None:
         keep = options.write_probabilities
-        segmenter = Segmenter(liver_model, tumor_model,
-                              dataclasses.replace(segment_options, keep_probabilities=keep),
-                              geometry=geometry)
+        segmenter = Segmenter(
+            liver_model,
+            tumor_model,
+            dataclasses.replace(segment_options, keep_probabilities=keep),
+            geometry=geometry,
+        )
     elif options.write_probabilities and not segmenter.options.keep_probabilities:
         raise ConfigError("write_probabilities needs a segmenter with keep_probabilities=True")
     _record_options(out_dir, segmenter, provenance, liver_model, tumor_model)
@@ -356,14 +399,19 @@ def run(inputs: str | os.PathLike | Sequence[str | os.PathLike], output_dir: str
     for i, plan in enumerate(plans, start=1):
         report.cases.append(_run_case(plan, segmenter, options, f"{i}/{len(plans)}"))
         progress.update(i, failed=len(report.failed))
-    logger.info("done in %s: %d written, %d skipped, %d failed",
-                format_seconds(time.perf_counter() - run_start), len(report.written),
-                len(report.skipped), len(report.failed))
+    logger.info(
+        "done in %s: %d written, %d skipped, %d failed",
+        format_seconds(time.perf_counter() - run_start),
+        len(report.written),
+        len(report.skipped),
+        len(report.failed),
+    )
     return report
 
 
-def _record_options(out_dir: Path, segmenter: Segmenter, provenance, liver_model,
-                    tumor_model) -> None:
+def _record_options(
+    out_dir: Path, segmenter: Segmenter, provenance, liver_model, tumor_model
+) -> None:
     """``inference_options.json``: what produced the label maps beside it."""
     record = ResolvedOptions(segmenter.options, segmenter.geometry, "given", "given").to_dict()
     for key, value in (provenance or {}).items():
@@ -371,12 +419,14 @@ def _record_options(out_dir: Path, segmenter: Segmenter, provenance, liver_model
             record[key].update(value)
         else:
             record[key] = value
-    record["models"] = {name: str(m) if isinstance(m, (str, os.PathLike)) else
-                        getattr(m, "name", type(m).__name__)
-                        for name, m in (("liver", liver_model), ("tumor", tumor_model))
-                        if m is not None}
-    atomic_write_text(out_dir / OPTIONS_FILE, json.dumps(record, indent=2, sort_keys=True) + "\n",
-                      overwrite=True)
+    record["models"] = {
+        name: str(m) if isinstance(m, (str, os.PathLike)) else getattr(m, "name", type(m).__name__)
+        for name, m in (("liver", liver_model), ("tumor", tumor_model))
+        if m is not None
+    }
+    atomic_write_text(
+        out_dir / OPTIONS_FILE, json.dumps(record, indent=2, sort_keys=True) + "\n", overwrite=True
+    )
 
 
 def _run_case(plan: _Plan, segmenter: Segmenter, options: RunOptions, label: str) -> CaseReport:
@@ -407,8 +457,16 @@ def _run_case(plan: _Plan, segmenter: Segmenter, options: RunOptions, label: str
     case.timings["total"] = load_time + result.timings["total"] + write_time
     case.voxels = result.voxel_counts()
     stage_text = " ".join(f"{k} {case.timings[k]:.2f}s" for k in STAGES)
-    logger.info("%s %s -> %s: %d x %d x %d, liver %d vox, tumour %d vox, %d ROI slices; %s; "
-                "total %.2fs", label, plan.input.name, plan.output.name, *volume.shape,
-                case.voxels["liver"], case.voxels["tumor"], len(result.roi_slices),
-                stage_text, case.timings["total"])
+    logger.info(
+        "%s %s -> %s: %d x %d x %d, liver %d vox, tumour %d vox, %d ROI slices; %s; total %.2fs",
+        label,
+        plan.input.name,
+        plan.output.name,
+        *volume.shape,
+        case.voxels["liver"],
+        case.voxels["tumor"],
+        len(result.roi_slices),
+        stage_text,
+        case.timings["total"],
+    )
     return case

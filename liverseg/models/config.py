@@ -10,7 +10,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from liverseg.errors import ConfigError
 
@@ -25,7 +26,8 @@ OUTPUT_NAMES = ("fuse", "dsn_2", "dsn_3", "dsn_4", "dsn_5")
 SIDE_LEVELS = (2, 3, 4, 5)
 
 _NAME_PATTERN = re.compile(
-    r"^liverseg_(?P<stage>[a-z]+)_(?P<variant>[a-z0-9]+)_s(?P<slices>[0-9]+)$")
+    r"^liverseg_(?P<stage>[a-z]+)_(?P<variant>[a-z0-9]+)_s(?P<slices>[0-9]+)$"
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,10 +49,14 @@ class ModelConfig:
             raise ConfigError(f"stage must be one of {STAGES}, got {self.stage!r}")
         if self.variant not in VARIANTS:
             raise ConfigError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
-        if (isinstance(self.number_slices, bool) or not isinstance(self.number_slices, int)
-                or self.number_slices < 1):
+        if (
+            isinstance(self.number_slices, bool)
+            or not isinstance(self.number_slices, int)
+            or self.number_slices < 1
+        ):
             raise ConfigError(
-                f"number_slices must be a positive integer, got {self.number_slices!r}")
+                f"number_slices must be a positive integer, got {self.number_slices!r}"
+            )
 
     @property
     def scope(self) -> str:
@@ -77,19 +83,20 @@ class ModelConfig:
         return f"liverseg_{self.stage}_{self.variant}_s{self.number_slices}"
 
     @classmethod
-    def from_model_name(cls, name: str) -> "ModelConfig":
+    def from_model_name(cls, name: str) -> ModelConfig:
         match = _NAME_PATTERN.match(name or "")
         if not match:
             raise ConfigError(
                 f"model name {name!r} is not a liverseg network name "
-                "(was the model built with build_ds_sffnet?)")
+                "(was the model built with build_ds_sffnet?)"
+            )
         return cls(match["stage"], int(match["slices"]), match["variant"])
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "ModelConfig":
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelConfig:
         if not isinstance(data, Mapping):
             raise ConfigError("model config must be a JSON object")
         fields = {f.name for f in dataclasses.fields(cls)}

@@ -19,24 +19,35 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Callable, Iterable, Mapping
 
 import numpy as np
 
 from liverseg.errors import CheckpointError, ConfigError
-from liverseg.models.config import SIDE_LEVELS, ModelConfig, model_config_of  # noqa: F401
-from liverseg.models.ds_sffnet import (BACKBONE_BLOCKS, backbone_layer_names,
-                                       side_conv_name)
+from liverseg.models.config import SIDE_LEVELS, ModelConfig, model_config_of
+from liverseg.models.ds_sffnet import BACKBONE_BLOCKS, backbone_layer_names, side_conv_name
 
 # Checkpoint entries that are not model weights and are skipped on load:
 # training counters, Adam's power accumulators, TF2's object graph ...
-IGNORED_VARIABLES = frozenset({
-    "global_step", "beta1_power", "beta2_power", "_CHECKPOINTABLE_OBJECT_GRAPH",
-})
+IGNORED_VARIABLES = frozenset(
+    {
+        "global_step",
+        "beta1_power",
+        "beta2_power",
+        "_CHECKPOINTABLE_OBJECT_GRAPH",
+    }
+)
 # ... and optimiser slots / moving averages, stored as ``<variable>/<slot>``.
-IGNORED_SLOT_SUFFIXES = ("/Momentum", "/Adam", "/Adam_1", "/RMSProp", "/RMSProp_1",
-                         "/Adagrad", "/ExponentialMovingAverage")
+IGNORED_SLOT_SUFFIXES = (
+    "/Momentum",
+    "/Adam",
+    "/Adam_1",
+    "/RMSProp",
+    "/RMSProp_1",
+    "/Adagrad",
+    "/ExponentialMovingAverage",
+)
 
 _CHECKPOINT_FILE_SUFFIX = re.compile(r"\.(index|meta|data-\d+-of-\d+)$")
 
@@ -101,7 +112,7 @@ def keras_vgg16_map() -> dict[str, WeightRef]:
     """Keras VGG16 weight (``block1_conv1/kernel`` ...) -> backbone weight."""
     mapping: dict[str, WeightRef] = {}
     for layer in backbone_layer_names():
-        block, index = layer[len("conv"):].split("_")
+        block, index = layer[len("conv") :].split("_")
         for attr in ("kernel", "bias"):
             mapping[f"block{block}_conv{index}/{attr}"] = WeightRef(layer, attr)
     return mapping
@@ -141,8 +152,9 @@ def check_variable_map(model, config: ModelConfig | None = None) -> None:
     """Raises ``ConfigError`` unless the map covers every model weight exactly once."""
     problems = variable_map_problems(model, config)
     if problems:
-        raise ConfigError(f"model {model.name!r} does not match the TF1 variable map: "
-                          + "; ".join(problems))
+        raise ConfigError(
+            f"model {model.name!r} does not match the TF1 variable map: " + "; ".join(problems)
+        )
 
 
 # --------------------------------------------------------------------------- loading
@@ -169,22 +181,31 @@ def _is_ignored(name: str) -> bool:
     return name in IGNORED_VARIABLES or name.endswith(IGNORED_SLOT_SUFFIXES)
 
 
-def _apply(model, path, mapping: Mapping[str, WeightRef], shapes: Mapping[str, tuple],
-           fetch: Callable[[str], np.ndarray], ignore: Callable[[str], bool],
-           description: str, hint: str = "") -> LoadReport:
+def _apply(
+    model,
+    path,
+    mapping: Mapping[str, WeightRef],
+    shapes: Mapping[str, tuple],
+    fetch: Callable[[str], np.ndarray],
+    ignore: Callable[[str], bool],
+    description: str,
+    hint: str = "",
+) -> LoadReport:
     """Checks ``shapes`` (source name -> shape) against ``mapping``, then assigns all."""
     missing, mismatched, unexpected, ignored, bad_values = [], [], [], [], []
     targets = {}
     for name, ref in mapping.items():
         variable = _resolve(model, ref)
         if variable is None:
-            raise ConfigError(f"model {model.name!r} has no weight {ref.layer}.{ref.attr} "
-                              f"(needed for {name})")
+            raise ConfigError(
+                f"model {model.name!r} has no weight {ref.layer}.{ref.attr} (needed for {name})"
+            )
         if name not in shapes:
             missing.append(name)
         elif tuple(shapes[name]) != tuple(variable.shape):
-            mismatched.append(f"{name}: checkpoint {list(shapes[name])} "
-                              f"vs model {list(variable.shape)}")
+            mismatched.append(
+                f"{name}: checkpoint {list(shapes[name])} vs model {list(variable.shape)}"
+            )
         else:
             targets[name] = variable
     for name in sorted(shapes):
@@ -205,15 +226,21 @@ def _apply(model, path, mapping: Mapping[str, WeightRef], shapes: Mapping[str, t
 
     if missing or mismatched or unexpected or bad_values:
         parts = []
-        for title, items in (("missing", missing), ("unexpected", unexpected),
-                             ("shape mismatch", mismatched), ("bad values", bad_values)):
+        for title, items in (
+            ("missing", missing),
+            ("unexpected", unexpected),
+            ("shape mismatch", mismatched),
+            ("bad values", bad_values),
+        ):
             if items:
                 parts.append(f"{title} ({len(items)}): " + ", ".join(items))
         if hint:
             parts.append(f"hint: {hint}")
-        raise CheckpointError(path, f"does not match the {description} ({len(mapping)} "
-                                    f"weights expected, {len(targets)} matched): "
-                                    + "; ".join(parts))
+        raise CheckpointError(
+            path,
+            f"does not match the {description} ({len(mapping)} "
+            f"weights expected, {len(targets)} matched): " + "; ".join(parts),
+        )
 
     for name, value in values.items():
         targets[name].assign(value)
@@ -225,8 +252,10 @@ def _scope_hint(names: Iterable[str], config: ModelConfig) -> str:
     if config.scope in scopes:
         return ""
     if scopes:
-        return (f"the checkpoint holds scopes {scopes}, the {config.stage} network expects "
-                f"{config.scope!r} (seg_liver = liver, seg_lesion = tumor)")
+        return (
+            f"the checkpoint holds scopes {scopes}, the {config.stage} network expects "
+            f"{config.scope!r} (seg_liver = liver, seg_lesion = tumor)"
+        )
     return ""
 
 
@@ -244,8 +273,16 @@ def load_tf1_checkpoint(model, path) -> LoadReport:
     reader = _open_tf_checkpoint(path)
     shapes = reader.get_variable_to_shape_map()
     hint = _scope_hint(shapes, config) or _variant_hint(shapes, config)
-    return _apply(model, path, tf1_variable_map(config), shapes, reader.get_tensor,
-                  _is_ignored, f"{config.model_name} network", hint)
+    return _apply(
+        model,
+        path,
+        tf1_variable_map(config),
+        shapes,
+        reader.get_tensor,
+        _is_ignored,
+        f"{config.model_name} network",
+        hint,
+    )
 
 
 def _variant_hint(names: Iterable[str], config: ModelConfig) -> str:
@@ -266,9 +303,15 @@ def infer_number_slices(path, stage: str) -> int:
     shapes = _open_tf_checkpoint(path).get_variable_to_shape_map()
     name = f"{scope}/upscore-fuse/biases"
     if name not in shapes or len(shapes[name]) != 1:
-        raise CheckpointError(path, f"cannot infer number_slices: no 1-D variable {name}"
-                              + (f" ({_scope_hint(shapes, ModelConfig(stage))})"
-                                 if _scope_hint(shapes, ModelConfig(stage)) else ""))
+        raise CheckpointError(
+            path,
+            f"cannot infer number_slices: no 1-D variable {name}"
+            + (
+                f" ({_scope_hint(shapes, ModelConfig(stage))})"
+                if _scope_hint(shapes, ModelConfig(stage))
+                else ""
+            ),
+        )
     return int(shapes[name][0])
 
 
@@ -292,12 +335,26 @@ def load_imagenet_vgg16(model, path) -> LoadReport:
     path_text = os.fspath(path)
     if os.path.isfile(path_text) and h5py.is_hdf5(path_text):
         shapes, arrays = _read_keras_vgg16_h5(path_text)
-        return _apply(model, path, keras_vgg16_map(), shapes, arrays.__getitem__,
-                      _is_classifier, "VGG-16 backbone (Keras layout)")
+        return _apply(
+            model,
+            path,
+            keras_vgg16_map(),
+            shapes,
+            arrays.__getitem__,
+            _is_classifier,
+            "VGG-16 backbone (Keras layout)",
+        )
     reader = _open_tf_checkpoint(path)
     shapes = reader.get_variable_to_shape_map()
-    return _apply(model, path, slim_vgg16_map(), shapes, reader.get_tensor,
-                  _is_classifier, "VGG-16 backbone (TF-slim layout)")
+    return _apply(
+        model,
+        path,
+        slim_vgg16_map(),
+        shapes,
+        reader.get_tensor,
+        _is_classifier,
+        "VGG-16 backbone (TF-slim layout)",
+    )
 
 
 def _read_keras_vgg16_h5(path: str):
@@ -307,14 +364,16 @@ def _read_keras_vgg16_h5(path: str):
     arrays: dict[str, np.ndarray] = {}
     try:
         with h5py.File(path, "r") as f:
-            root = f["model_weights"] if "model_weights" in f else f
+            root = f.get("model_weights", f)
             if "layer_names" in root.attrs:
                 layers = _legacy_h5_layers(root)
             elif "layers" in root:
                 layers = _keras3_h5_layers(root["layers"])
             else:
-                raise CheckpointError(path, "not a Keras weights file (no 'layer_names' "
-                                            "attribute and no 'layers' group)")
+                raise CheckpointError(
+                    path,
+                    "not a Keras weights file (no 'layer_names' attribute and no 'layers' group)",
+                )
             for layer, datasets in layers:
                 _split_kernel_bias(path, layer, datasets, arrays)
     except OSError as err:
@@ -353,8 +412,11 @@ def _split_kernel_bias(path, layer, datasets, arrays):
     kernels = [a for a in datasets if a.ndim >= 2]
     biases = [a for a in datasets if a.ndim == 1]
     if len(kernels) != 1 or len(biases) > 1 or len(kernels) + len(biases) != len(datasets):
-        raise CheckpointError(path, f"layer {layer!r} does not hold one kernel and one bias "
-                                    f"(shapes {[list(a.shape) for a in datasets]})")
+        raise CheckpointError(
+            path,
+            f"layer {layer!r} does not hold one kernel and one bias "
+            f"(shapes {[list(a.shape) for a in datasets]})",
+        )
     arrays[f"{layer}/kernel"] = kernels[0]
     if biases:
         arrays[f"{layer}/bias"] = biases[0]
@@ -363,8 +425,14 @@ def _split_kernel_bias(path, layer, datasets, arrays):
 # --------------------------------------------------------------------------- conversion
 
 
-def convert_tf1_checkpoint(tf1_checkpoint, output_dir, stage: str, variant: str = "original",
-                           number_slices: int | None = None, overwrite: bool = False) -> Path:
+def convert_tf1_checkpoint(
+    tf1_checkpoint,
+    output_dir,
+    stage: str,
+    variant: str = "original",
+    number_slices: int | None = None,
+    overwrite: bool = False,
+) -> Path:
     """Converts an original TF1 checkpoint into a native model directory.
 
     ``number_slices=None`` takes it from the checkpoint. The output directory

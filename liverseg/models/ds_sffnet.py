@@ -17,8 +17,12 @@ from __future__ import annotations
 import keras
 
 from liverseg.models.config import OUTPUT_NAMES, SIDE_LEVELS, ModelConfig
-from liverseg.models.layers import (Bilinear, CropToReference, SubpixelConv2DTranspose,
-                                    feature_fusion_block)
+from liverseg.models.layers import (
+    Bilinear,
+    CropToReference,
+    SubpixelConv2DTranspose,
+    feature_fusion_block,
+)
 
 # (block, convs in block, channels) of the VGG-16 backbone.
 BACKBONE_BLOCKS = ((1, 2, 64), (2, 2, 128), (3, 3, 256), (4, 3, 512), (5, 3, 512))
@@ -64,8 +68,9 @@ class _Initializers:
         return keras.initializers.RandomNormal(0.0, SIDE_INIT_STDDEV, seed=self._next_seed())
 
 
-def build_ds_sffnet(stage: str, number_slices: int = 3, variant: str = "original", *,
-                    seed: int | None = None) -> keras.Model:
+def build_ds_sffnet(
+    stage: str, number_slices: int = 3, variant: str = "original", *, seed: int | None = None
+) -> keras.Model:
     """Builds the liver (``stage="liver"``) or tumour (``"tumor"``) network.
 
     Input [N, H, W, 3] float32 in 0..255 (H, W dynamic, >= 16); output a dict
@@ -90,14 +95,25 @@ def build_from_config(config: ModelConfig, *, seed: int | None = None) -> keras.
             net = keras.layers.MaxPooling2D(2, 2, padding="same", name=f"pool{block - 1}")(net)
         for i in range(1, repeats + 1):
             net = keras.layers.Conv2D(
-                channels, 3, padding="same", activation="relu", name=f"conv{block}_{i}",
-                kernel_initializer=inits.backbone(), bias_initializer="zeros")(net)
+                channels,
+                3,
+                padding="same",
+                activation="relu",
+                name=f"conv{block}_{i}",
+                kernel_initializer=inits.backbone(),
+                bias_initializer="zeros",
+            )(net)
         levels[block] = net
 
     side = {
-        k: keras.layers.Conv2D(SIDE_CHANNELS, 3, padding="same", name=side_conv_name(k),
-                               kernel_initializer=inits.side(),
-                               bias_initializer="zeros")(levels[k])
+        k: keras.layers.Conv2D(
+            SIDE_CHANNELS,
+            3,
+            padding="same",
+            name=side_conv_name(k),
+            kernel_initializer=inits.side(),
+            bias_initializer="zeros",
+        )(levels[k])
         for k in SIDE_LEVELS
     }
 
@@ -111,21 +127,34 @@ def build_from_config(config: ModelConfig, *, seed: int | None = None) -> keras.
     for k in SIDE_LEVELS:
         kernel, stride = HEAD_UPSAMPLING[k]
         score = keras.layers.Conv2D(
-            config.number_slices, 1, activation=head_activation, name=f"score-dsn_{k}",
-            kernel_initializer=inits.side(), bias_initializer="zeros")(heads_in[k])
-        score = _transposed(config.number_slices, kernel, stride, "valid",
-                            f"score-dsn_{k}-up", Bilinear())(score)
+            config.number_slices,
+            1,
+            activation=head_activation,
+            name=f"score-dsn_{k}",
+            kernel_initializer=inits.side(),
+            bias_initializer="zeros",
+        )(heads_in[k])
+        score = _transposed(
+            config.number_slices, kernel, stride, "valid", f"score-dsn_{k}-up", Bilinear()
+        )(score)
         outputs[f"dsn_{k}"] = CropToReference(name=f"dsn_{k}")([score, image])
-        multi = _transposed(SIDE_CHANNELS, kernel, stride, "valid",
-                            f"score-multi{k}-up", Bilinear())(heads_in[k])
+        multi = _transposed(
+            SIDE_CHANNELS, kernel, stride, "valid", f"score-multi{k}-up", Bilinear()
+        )(heads_in[k])
         fused.append(CropToReference(name=f"score-multi{k}-crop")([multi, image]))
     concat = keras.layers.Concatenate(axis=-1, name="concat_side")(fused)
     outputs["fuse"] = keras.layers.Conv2D(
-        config.number_slices, 1, activation=head_activation, name="upscore-fuse",
-        kernel_initializer=inits.side(), bias_initializer="zeros")(concat)
+        config.number_slices,
+        1,
+        activation=head_activation,
+        name="upscore-fuse",
+        kernel_initializer=inits.side(),
+        bias_initializer="zeros",
+    )(concat)
 
-    return keras.Model(image, {name: outputs[name] for name in OUTPUT_NAMES},
-                       name=config.model_name)
+    return keras.Model(
+        image, {name: outputs[name] for name in OUTPUT_NAMES}, name=config.model_name
+    )
 
 
 def _transposed(filters, kernel, stride, padding, name, initializer):
@@ -133,8 +162,16 @@ def _transposed(filters, kernel, stride, padding, name, initializer):
     layer_class = keras.layers.Conv2DTranspose
     if padding == "valid" and kernel == 2 * stride and stride in SUBPIXEL_STRIDES:
         layer_class = SubpixelConv2DTranspose
-    return layer_class(filters, kernel, strides=stride, padding=padding, use_bias=False,
-                       kernel_initializer=initializer, trainable=False, name=name)
+    return layer_class(
+        filters,
+        kernel,
+        strides=stride,
+        padding=padding,
+        use_bias=False,
+        kernel_initializer=initializer,
+        trainable=False,
+        name=name,
+    )
 
 
 def _decoder(side, config, inits, head_activation):
@@ -144,8 +181,10 @@ def _decoder(side, config, inits, head_activation):
     ``add_up_3`` at level 2; ``add_up_1`` and ``add_up_2`` get an FFB before
     being upsampled again.
     """
-    attended = {k: feature_fusion_block(side[k], f"side_{k}", make_initializer=inits.side)
-                for k in SIDE_LEVELS}
+    attended = {
+        k: feature_fusion_block(side[k], f"side_{k}", make_initializer=inits.side)
+        for k in SIDE_LEVELS
+    }
 
     def up_initializer():
         return Bilinear() if config.bilinear_decoder else inits.side()
@@ -153,12 +192,14 @@ def _decoder(side, config, inits, head_activation):
     top = attended[5]
     sums = {}
     for index, level in enumerate((4, 3, 2), start=1):
-        up = _transposed(SIDE_CHANNELS, 3, 2, "same", f"side_{level + 1}_up",
-                         up_initializer())(top)
+        up = _transposed(SIDE_CHANNELS, 3, 2, "same", f"side_{level + 1}_up", up_initializer())(top)
         up = CropToReference(name=f"side_{level + 1}_up_crop")([up, attended[level]])
         sums[level] = keras.layers.Add(name=f"add_up_{index}")([attended[level], up])
         if level > 2:
-            top = feature_fusion_block(sums[level], f"add_up_{index}",
-                                       make_initializer=inits.side,
-                                       br2_activation=head_activation)
+            top = feature_fusion_block(
+                sums[level],
+                f"add_up_{index}",
+                make_initializer=inits.side,
+                br2_activation=head_activation,
+            )
     return {2: sums[2], 3: sums[3], 4: sums[4], 5: side[5]}

@@ -41,11 +41,15 @@ def check_model_destination(directory, overwrite: bool = False) -> None:
             raise OutputError(dest, "output exists (a symlink); pass --overwrite to replace it")
         return
     if dest.is_dir():
-        existing = [n for n in (CONFIG_FILE, WEIGHTS_FILE) if (dest / n).exists()
-                    or (dest / n).is_symlink()]
+        existing = [
+            n for n in (CONFIG_FILE, WEIGHTS_FILE) if (dest / n).exists() or (dest / n).is_symlink()
+        ]
         if existing and not overwrite:
-            raise OutputError(dest, f"output directory already holds a model ({', '.join(existing)});"
-                                    " pass --overwrite to replace it")
+            raise OutputError(
+                dest,
+                f"output directory already holds a model ({', '.join(existing)});"
+                " pass --overwrite to replace it",
+            )
         for name in (CONFIG_FILE, WEIGHTS_FILE):
             if (dest / name).is_dir() and not (dest / name).is_symlink():
                 raise OutputError(dest / name, "is a directory; refusing to replace it")
@@ -55,8 +59,11 @@ def check_model_destination(directory, overwrite: bool = False) -> None:
 
 
 def _config_document(config: ModelConfig) -> str:
-    document = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION,
-                "model_config": config.to_dict()}
+    document = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "model_config": config.to_dict(),
+    }
     return json.dumps(document, indent=2, sort_keys=True) + "\n"
 
 
@@ -104,8 +111,9 @@ def read_model_config(directory) -> ModelConfig:
     if not isinstance(document, dict) or document.get("format") != FORMAT_NAME:
         raise CheckpointError(path, f"not a liverseg model config (format != {FORMAT_NAME!r})")
     if document.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(path, f"unsupported format_version "
-                                    f"{document.get('format_version')!r}")
+        raise CheckpointError(
+            path, f"unsupported format_version {document.get('format_version')!r}"
+        )
     try:
         return ModelConfig.from_dict(document.get("model_config"))
     except ConfigError as err:
@@ -121,8 +129,9 @@ def load_model(path):
         raise CheckpointError(p, "model path does not exist")
     if p.suffix == ".keras":
         return _load_keras_file(p)
-    raise CheckpointError(p, "expected a liverseg model directory "
-                             f"({CONFIG_FILE} + {WEIGHTS_FILE}) or a .keras file")
+    raise CheckpointError(
+        p, f"expected a liverseg model directory ({CONFIG_FILE} + {WEIGHTS_FILE}) or a .keras file"
+    )
 
 
 def _load_directory(directory: Path):
@@ -137,8 +146,9 @@ def _load_directory(directory: Path):
     try:
         model.load_weights(os.fspath(weights))
     except Exception as err:  # Keras raises ValueError, OSError, KeyError ... on bad files
-        raise CheckpointError(weights, f"cannot load weights for {config.model_name}: "
-                                       f"{_one_line(err)}") from None
+        raise CheckpointError(
+            weights, f"cannot load weights for {config.model_name}: {_one_line(err)}"
+        ) from None
     return model
 
 
@@ -163,9 +173,12 @@ def _check_weights_file(path: Path, model) -> None:
         raise CheckpointError(path, f"cannot read HDF5 weights file: {err}") from None
     expected = sorted(tuple(w.shape) for w in model.weights)
     if sorted(shapes) != expected:
-        raise CheckpointError(path, f"cannot load weights for {model.name}: the file holds "
-                                    f"{len(shapes)} weights, the network {len(expected)}, "
-                                    "or their shapes differ")
+        raise CheckpointError(
+            path,
+            f"cannot load weights for {model.name}: the file holds "
+            f"{len(shapes)} weights, the network {len(expected)}, "
+            "or their shapes differ",
+        )
 
 
 def _load_keras_file(path: Path):
@@ -176,8 +189,9 @@ def _load_keras_file(path: Path):
     try:
         model = keras.saving.load_model(os.fspath(path), compile=False, safe_mode=True)
     except Exception as err:  # Keras raises many types for corrupt / unsafe files
-        raise CheckpointError(path, f"cannot load Keras model in safe mode: "
-                                    f"{_one_line(err)}") from None
+        raise CheckpointError(
+            path, f"cannot load Keras model in safe mode: {_one_line(err)}"
+        ) from None
     _check_liverseg_network(path, model)
     return model
 
@@ -194,17 +208,24 @@ def _check_liverseg_network(path: Path, model) -> None:
     try:
         config = ModelConfig.from_model_name(name)
     except ConfigError:
-        raise CheckpointError(path, f"holds a Keras model named {name!r}, not a liverseg "
-                                    "network (models are made with build_ds_sffnet)") from None
+        raise CheckpointError(
+            path,
+            f"holds a Keras model named {name!r}, not a liverseg "
+            "network (models are made with build_ds_sffnet)",
+        ) from None
     outputs = model.output if isinstance(model.output, dict) else {}
     inputs = getattr(model, "inputs", None) or []
     input_ok = len(inputs) == 1 and tuple(inputs[0].shape)[-1:] == (3,)
     outputs_ok = set(outputs) == set(OUTPUT_NAMES) and all(
-        tuple(t.shape)[-1:] == (config.number_slices,) for t in outputs.values())
+        tuple(t.shape)[-1:] == (config.number_slices,) for t in outputs.values()
+    )
     if not (input_ok and outputs_ok):
-        raise CheckpointError(path, f"model {name!r} does not have the liverseg network's "
-                                    f"input [N, H, W, 3] and outputs {list(OUTPUT_NAMES)} "
-                                    f"with {config.number_slices} channel(s)")
+        raise CheckpointError(
+            path,
+            f"model {name!r} does not have the liverseg network's "
+            f"input [N, H, W, 3] and outputs {list(OUTPUT_NAMES)} "
+            f"with {config.number_slices} channel(s)",
+        )
 
 
 def _one_line(err: BaseException) -> str:

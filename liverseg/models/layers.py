@@ -6,7 +6,8 @@ a liverseg network load in safe mode without ``custom_objects``.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import keras
 import numpy as np
@@ -42,10 +43,10 @@ class Bilinear(keras.initializers.Initializer):
 
     def __call__(self, shape, dtype=None):
         if len(shape) != 4 or shape[0] != shape[1] or shape[2] != shape[3]:
-            raise ValueError(
-                f"bilinear kernels must be [k, k, c, c], got shape {tuple(shape)}")
-        return ops.convert_to_tensor(bilinear_kernel(int(shape[0]), int(shape[2])),
-                                     dtype=dtype or "float32")
+            raise ValueError(f"bilinear kernels must be [k, k, c, c], got shape {tuple(shape)}")
+        return ops.convert_to_tensor(
+            bilinear_kernel(int(shape[0]), int(shape[2])), dtype=dtype or "float32"
+        )
 
     def get_config(self):
         return {}
@@ -71,7 +72,7 @@ class CropToReference(keras.layers.Layer):
         ref_shape = ops.shape(reference)
         top = (x_shape[1] - ref_shape[1]) // 2
         left = (x_shape[2] - ref_shape[2]) // 2
-        return x[:, top:top + ref_shape[1], left:left + ref_shape[2], :]
+        return x[:, top : top + ref_shape[1], left : left + ref_shape[2], :]
 
     def compute_output_shape(self, input_shape):
         x_shape, ref_shape = input_shape
@@ -93,11 +94,18 @@ class SubpixelConv2DTranspose(keras.layers.Conv2DTranspose):
 
     def __init__(self, filters, kernel_size, strides, **kwargs):
         super().__init__(filters, kernel_size, strides=strides, **kwargs)
-        if (self.padding != "valid" or self.kernel_size[0] != 2 * self.strides[0]
-                or self.kernel_size[1] != 2 * self.strides[1] or self.use_bias
-                or self.data_format != "channels_last" or self.dilation_rate != (1, 1)):
-            raise ValueError("SubpixelConv2DTranspose needs VALID padding, kernel = 2 * stride, "
-                             "no bias, channels_last")
+        if (
+            self.padding != "valid"
+            or self.kernel_size[0] != 2 * self.strides[0]
+            or self.kernel_size[1] != 2 * self.strides[1]
+            or self.use_bias
+            or self.data_format != "channels_last"
+            or self.dilation_rate != (1, 1)
+        ):
+            raise ValueError(
+                "SubpixelConv2DTranspose needs VALID padding, kernel = 2 * stride, "
+                "no bias, channels_last"
+            )
 
     def subpixel_kernel(self):
         """Rearranges [2s, 2s, out, in] to the [2, 2, in, s*s*out] conv kernel."""
@@ -119,9 +127,9 @@ class SubpixelConv2DTranspose(keras.layers.Conv2DTranspose):
         return ops.reshape(blocks, (shape[0], shape[1] * sh, shape[2] * sw, self.filters))
 
 
-
-def feature_fusion_block(x, prefix: str, *, make_initializer: Callable[[], Any],
-                         br2_activation=None, dtype=None):
+def feature_fusion_block(
+    x, prefix: str, *, make_initializer: Callable[[], Any], br2_activation=None, dtype=None
+):
     """Residual attention FFB: ``x + x * sigmoid(br_2(relu(br_1(x))))``.
 
     Convs ``<prefix>_br_1`` (ReLU) and ``<prefix>_br_2`` are 3x3, SAME, with
@@ -131,11 +139,22 @@ def feature_fusion_block(x, prefix: str, *, make_initializer: Callable[[], Any],
     """
     channels = x.shape[-1]
     conv_kw = dict(padding="same", bias_initializer="zeros", dtype=dtype)
-    branch = keras.layers.Conv2D(channels, 3, activation="relu", name=f"{prefix}_br_1",
-                                 kernel_initializer=make_initializer(), **conv_kw)(x)
-    branch = keras.layers.Conv2D(channels, 3, activation=br2_activation,
-                                 name=f"{prefix}_br_2",
-                                 kernel_initializer=make_initializer(), **conv_kw)(branch)
+    branch = keras.layers.Conv2D(
+        channels,
+        3,
+        activation="relu",
+        name=f"{prefix}_br_1",
+        kernel_initializer=make_initializer(),
+        **conv_kw,
+    )(x)
+    branch = keras.layers.Conv2D(
+        channels,
+        3,
+        activation=br2_activation,
+        name=f"{prefix}_br_2",
+        kernel_initializer=make_initializer(),
+        **conv_kw,
+    )(branch)
     gate = keras.layers.Activation("sigmoid", name=f"{prefix}_gate", dtype=dtype)(branch)
     attended = keras.layers.Multiply(name=f"{prefix}_mul", dtype=dtype)([x, gate])
     return keras.layers.Add(name=f"{prefix}_att", dtype=dtype)([x, attended])

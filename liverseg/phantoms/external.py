@@ -30,8 +30,8 @@ import itertools
 import logging
 import math
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import nibabel as nib
 import numpy as np
@@ -56,11 +56,22 @@ _SALT = 0x45585450  # separates this family's random streams from any other gene
 _STREAMS = ("storage", "contrast", "body", "geometry", "fields", "organs", "tumours", "scan")
 
 STATIC_HU = {
-    "air": (-1000.0, -990.0), "fat": (-120.0, -80.0), "muscle": (40.0, 60.0),
-    "lung": (-900.0, -800.0), "cortical": (700.0, 1200.0), "cancellous": (300.0, 450.0),
-    "rib": (350.0, 700.0), "disc": (70.0, 100.0), "cartilage": (100.0, 200.0),
-    "csf": (0.0, 15.0), "bile": (0.0, 20.0), "urine": (0.0, 15.0), "fluid": (0.0, 25.0),
-    "gas": (-1000.0, -950.0), "stool": (-150.0, 50.0), "table_shell": (150.0, 300.0),
+    "air": (-1000.0, -990.0),
+    "fat": (-120.0, -80.0),
+    "muscle": (40.0, 60.0),
+    "lung": (-900.0, -800.0),
+    "cortical": (700.0, 1200.0),
+    "cancellous": (300.0, 450.0),
+    "rib": (350.0, 700.0),
+    "disc": (70.0, 100.0),
+    "cartilage": (100.0, 200.0),
+    "csf": (0.0, 15.0),
+    "bile": (0.0, 20.0),
+    "urine": (0.0, 15.0),
+    "fluid": (0.0, 25.0),
+    "gas": (-1000.0, -950.0),
+    "stool": (-150.0, 50.0),
+    "table_shell": (150.0, 300.0),
     "table_core": (-950.0, -850.0),
 }
 """Mean HU range of the tissues that do not enhance."""
@@ -84,10 +95,18 @@ EXCRETION_HU = (300.0, 900.0)
 """Contrast in the renal collecting system (delayed phase only, probability 0.6)."""
 
 _TEXTURE = {  # HU amplitude of the smooth texture: ((field index, amplitude), ...)
-    "fat": ((2, 4.0), (4, 3.0)), "muscle": ((2, 4.0), (5, 3.0)), "lung": ((3, 15.0), (4, 25.0)),
-    "liver": ((1, 3.0), (2, 4.0)), "spleen": ((2, 5.0),), "kidney": ((3, 4.0),),
-    "blood": ((2, 2.0),), "pancreas": ((3, 4.0), (5, 10.0)), "bone": ((4, 40.0), (3, 25.0)),
-    "stool": ((4, 70.0), (5, 50.0)), "fluid": ((3, 2.0),), "wall": ((5, 5.0),),
+    "fat": ((2, 4.0), (4, 3.0)),
+    "muscle": ((2, 4.0), (5, 3.0)),
+    "lung": ((3, 15.0), (4, 25.0)),
+    "liver": ((1, 3.0), (2, 4.0)),
+    "spleen": ((2, 5.0),),
+    "kidney": ((3, 4.0),),
+    "blood": ((2, 2.0),),
+    "pancreas": ((3, 4.0), (5, 10.0)),
+    "bone": ((4, 40.0), (3, 25.0)),
+    "stool": ((4, 70.0), (5, 50.0)),
+    "fluid": ((3, 2.0),),
+    "wall": ((5, 5.0),),
 }
 _FIELD_WAVELENGTHS = (60.0, 40.0, 24.0, 18.0, 8.0, 6.0)  # mm; 0-1 shape wobble, 2-5 texture
 _LATTICE = 20
@@ -146,8 +165,9 @@ class ExternalPhantom:
     @property
     def hu(self) -> np.ndarray:
         """The stored values in HU (float32)."""
-        return (self.data.astype(np.float32) * np.float32(self.scl_slope)
-                + np.float32(self.scl_inter))
+        return self.data.astype(np.float32) * np.float32(self.scl_slope) + np.float32(
+            self.scl_inter
+        )
 
     @property
     def info(self) -> dict:
@@ -171,20 +191,28 @@ def _options(size, num_slices, spacing_range, thickness_range, max_tumours) -> _
         raise ConfigError(f"num_slices must be an integer in 2..1024, got {num_slices}")
     for name, rng in (("spacing_range", spacing_range), ("thickness_range", thickness_range)):
         if len(rng) != 2 or not 0.1 <= rng[0] <= rng[1] <= 20.0:
-            raise ConfigError(f"{name} must be (low, high) with 0.1 <= low <= high <= 20 mm, "
-                              f"got {tuple(rng)}")
+            raise ConfigError(
+                f"{name} must be (low, high) with 0.1 <= low <= high <= 20 mm, got {tuple(rng)}"
+            )
     if int(max_tumours) != max_tumours or not 0 <= max_tumours <= 50:
         raise ConfigError(f"max_tumours must be an integer in 0..50, got {max_tumours}")
-    return _Options(int(size), int(num_slices), tuple(map(float, spacing_range)),
-                    tuple(map(float, thickness_range)), int(max_tumours))
+    return _Options(
+        int(size),
+        int(num_slices),
+        tuple(map(float, spacing_range)),
+        tuple(map(float, thickness_range)),
+        int(max_tumours),
+    )
 
 
 def _streams(seed: int, index: int) -> dict[str, np.random.Generator]:
     """Independent generators per concern, so forcing one (e.g. storage) moves nothing else."""
     if int(seed) != seed or int(index) != index or seed < 0 or index < 0:
         raise ConfigError(f"seed and index must be non-negative integers, got {seed}, {index}")
-    return {name: np.random.default_rng([_SALT, int(seed), int(index), k])
-            for k, name in enumerate(_STREAMS)}
+    return {
+        name: np.random.default_rng([_SALT, int(seed), int(index), k])
+        for k, name in enumerate(_STREAMS)
+    }
 
 
 def _uniform(rng: np.random.Generator, bounds: Sequence[float]) -> float:
@@ -200,14 +228,18 @@ def _choice(rng: np.random.Generator, items: Sequence, weights: Sequence[float])
 
 
 def _bspline_weights(t: np.ndarray) -> tuple[np.ndarray, ...]:
-    return ((1 - t) ** 3 / 6, (3 * t ** 3 - 6 * t ** 2 + 4) / 6,
-            (-3 * t ** 3 + 3 * t ** 2 + 3 * t + 1) / 6, t ** 3 / 6)
+    return (
+        (1 - t) ** 3 / 6,
+        (3 * t**3 - 6 * t**2 + 4) / 6,
+        (-3 * t**3 + 3 * t**2 + 3 * t + 1) / 6,
+        t**3 / 6,
+    )
 
 
 def _bspline_rms() -> float:
     """RMS of a cubic B-spline sum of unit-variance lattice values, averaged over 3D."""
     w = _bspline_weights(np.linspace(0, 1, 1001))
-    return float(np.sqrt(np.mean(sum(wi ** 2 for wi in w)) ** 3))
+    return float(np.sqrt(np.mean(sum(wi**2 for wi in w)) ** 3))
 
 
 _FIELD_NORM = 1.0 / _bspline_rms()
@@ -273,8 +305,11 @@ def _local(x, y, z, c, rot):
     if rot is None:
         return dx, dy, dz
     (r00, r01, r02), (r10, r11, r12), (r20, r21, r22) = np.asarray(rot, float).tolist()
-    return (r00 * dx + r10 * dy + r20 * dz, r01 * dx + r11 * dy + r21 * dz,
-            r02 * dx + r12 * dy + r22 * dz)
+    return (
+        r00 * dx + r10 * dy + r20 * dz,
+        r01 * dx + r11 * dy + r21 * dz,
+        r02 * dx + r12 * dy + r22 * dz,
+    )
 
 
 def _ellipsoid(x, y, z, c, r, rot=None):
@@ -406,8 +441,9 @@ class _Body:
 
     def outline(self, x, y, z, field) -> np.ndarray:
         """Skin: a superellipse widening at the hips, displaced by noise."""
-        return (_superellipse(x, y, self.width_at(z), self.half_depth, self.exponent)
-                + self.wobble * field(0))
+        return _superellipse(
+            x, y, self.width_at(z), self.half_depth, self.exponent
+        ) + self.wobble * field(0)
 
     def cavity(self, x, y, z, field) -> np.ndarray:
         """Inner surface of the muscle wall."""
@@ -417,7 +453,7 @@ class _Body:
         """Height of the diaphragm: two paraboloid domes, posterior recesses deeper."""
         ry = np.where(y > self.dome_y, self.dome_ry_front, self.dome_ry_back)
         back = (y - self.dome_y) ** 2 / (2 * ry)
-        right = -(x - self.dome_x) ** 2 / (2 * self.dome_rx) - back
+        right = -((x - self.dome_x) ** 2) / (2 * self.dome_rx) - back
         left = self.left_dome - (x + self.dome_x) ** 2 / (2 * self.dome_rx) - back
         return _smax(right, left, 15.0)
 
@@ -431,14 +467,23 @@ def _draw_body(rng: np.random.Generator) -> _Body:
     cavity_a = a - fat - muscle
     cavity_b = b - fat - muscle
     return _Body(
-        half_width=a, half_depth=b, exponent=_choice(rng, (2, 3), (0.35, 0.65)), fat=fat,
+        half_width=a,
+        half_depth=b,
+        exponent=_choice(rng, (2, 3), (0.35, 0.65)),
+        fat=fat,
         muscle=muscle,
-        hip=_uniform(rng, (0.0, 0.12)), wobble=_uniform(rng, (2, 6)),
-        liver_scale=_uniform(rng, (0.78, 1.3)), left_dome=-_uniform(rng, (5, 25)),
-        dome_x=0.45 * cavity_a, dome_y=0.1 * cavity_b, dome_rx=_uniform(rng, (90, 160)),
+        hip=_uniform(rng, (0.0, 0.12)),
+        wobble=_uniform(rng, (2, 6)),
+        liver_scale=_uniform(rng, (0.78, 1.3)),
+        left_dome=-_uniform(rng, (5, 25)),
+        dome_x=0.45 * cavity_a,
+        dome_y=0.1 * cavity_b,
+        dome_rx=_uniform(rng, (90, 160)),
         dome_ry_front=_uniform(rng, (120, 250)),
         dome_ry_back=(1.1 * cavity_b) ** 2 / (2 * _uniform(rng, (50, 90))),
-        spine_y=-b + fat + _uniform(rng, (60, 72)), crest=-_uniform(rng, (250, 280)))
+        spine_y=-b + fat + _uniform(rng, (60, 72)),
+        crest=-_uniform(rng, (250, 280)),
+    )
 
 
 def _subsample_offsets(spacing) -> np.ndarray:
@@ -549,8 +594,10 @@ def _around(c, r, pad: float = 3.0):
 
 def _points_box(points, radius: float):
     pts = np.asarray(points, float)
-    return (tuple(float(v) for v in pts.min(0) - radius - 3),
-            tuple(float(v) for v in pts.max(0) + radius + 3))
+    return (
+        tuple(float(v) for v in pts.min(0) - radius - 3),
+        tuple(float(v) for v in pts.max(0) + radius + 3),
+    )
 
 
 _INF = float("inf")
@@ -590,17 +637,24 @@ def _wall_organs(rng, body: _Body, hu: dict) -> list[_Organ]:
             centre = top - 22 + bend * x * x
             return np.maximum(np.abs(y - centre) - 22, np.abs(x) - half)
 
-        box = ((-half - 5, top - 60, -_INF), (half + 5, top + 5 + bend * half ** 2, _INF))
+        box = ((-half - 5, top - 60, -_INF), (half + 5, top + 5 + bend * half**2, _INF))
         organs.append(_Organ("table shell", *box, table, hu["table_shell"]))
         organs.append(_Organ("table core", *box, table, hu["table_core"], offset=shell))
     a, b = body.width_at(-400.0) + 2 * body.wobble + 5, body.half_depth + 2 * body.wobble + 5
     box = ((-a, -b, -_INF), (a, b, _INF))
     organs += [
         _Organ("subcutaneous fat", *box, body.outline, hu["fat"], _TEXTURE["fat"]),
-        _Organ("muscle wall", *box, body.outline, hu["muscle"], _TEXTURE["muscle"],
-               offset=body.fat),
-        _Organ("visceral fat", *box, body.outline, hu["fat"] + _uniform(rng, (-5, 10)),
-               _TEXTURE["fat"], offset=body.fat + body.muscle),
+        _Organ(
+            "muscle wall", *box, body.outline, hu["muscle"], _TEXTURE["muscle"], offset=body.fat
+        ),
+        _Organ(
+            "visceral fat",
+            *box,
+            body.outline,
+            hu["fat"] + _uniform(rng, (-5, 10)),
+            _TEXTURE["fat"],
+            offset=body.fat + body.muscle,
+        ),
     ]
     return organs
 
@@ -608,23 +662,32 @@ def _wall_organs(rng, body: _Body, hu: dict) -> list[_Organ]:
 def _thorax(rng, body: _Body, hu: dict) -> list[_Organ]:
     """Diaphragm, lungs and heart: laid after the abdominal organs, so they carve their tops."""
     a, b = body.width_at(-400.0) + 2 * body.wobble + 5, body.half_depth + 2 * body.wobble + 5
-    drop = ((body.cavity_a + body.dome_x) ** 2 / (2 * body.dome_rx)
-            + (body.cavity_b + body.dome_y) ** 2 / (2 * body.dome_ry_back))
+    drop = (body.cavity_a + body.dome_x) ** 2 / (2 * body.dome_rx) + (
+        body.cavity_b + body.dome_y
+    ) ** 2 / (2 * body.dome_ry_back)
     top = ((-a, -b, body.left_dome - drop - 10), (a, b, _INF))
 
     def thorax(x, y, z, f):
         return _smax(body.cavity(x, y, z, f), body.dome(x, y) - z, 3.0)
 
-    organs = [_Organ("diaphragm", *top, thorax, hu["muscle"], _TEXTURE["muscle"]),
-              _Organ("lung", *top, thorax, hu["lung"], _TEXTURE["lung"],
-                     offset=_uniform(rng, (3.5, 5.0)))]
+    organs = [
+        _Organ("diaphragm", *top, thorax, hu["muscle"], _TEXTURE["muscle"]),
+        _Organ(
+            "lung", *top, thorax, hu["lung"], _TEXTURE["lung"], offset=_uniform(rng, (3.5, 5.0))
+        ),
+    ]
     ca, cb = body.cavity_a, body.cavity_b
     c = (-0.2 * ca, 0.25 * cb, body.left_dome + _uniform(rng, (50, 65)))
     r = (0.45 * ca * _uniform(rng, (0.85, 1.1)), 0.42 * cb, _uniform(rng, (55, 70)))
-    organs.append(_Organ(
-        "heart", *_around(c, max(r)),
-        lambda x, y, z, f: _smax(_ellipsoid(x, y, z, c, r), body.dome(x, y) + 5 - z, 4.0),
-        hu["heart"], _TEXTURE["blood"]))
+    organs.append(
+        _Organ(
+            "heart",
+            *_around(c, max(r)),
+            lambda x, y, z, f: _smax(_ellipsoid(x, y, z, c, r), body.dome(x, y) + 5 - z, 4.0),
+            hu["heart"],
+            _TEXTURE["blood"],
+        )
+    )
     return organs
 
 
@@ -641,14 +704,22 @@ def _gut(name, rng, points, radius, wall, hu, contents, gas_prob, k=8.0) -> list
     def lumen(x, y, z, f):
         return _chain(x, y, z, pts, lumen_r, k)
 
-    organs = [_Organ(f"{name} wall", *box, outer, hu["bowel_wall"], _TEXTURE["wall"]),
-              _Organ(f"{name} contents", *box, lumen, contents[0], contents[1])]
+    organs = [
+        _Organ(f"{name} wall", *box, outer, hu["bowel_wall"], _TEXTURE["wall"]),
+        _Organ(f"{name} contents", *box, lumen, contents[0], contents[1]),
+    ]
     if rng.uniform() < gas_prob:
         ys = np.asarray(pts)[:, 1]
         level = _uniform(rng, (ys.min() - max(radii), ys.max() + 0.5 * max(radii)))
-        organs.append(_Organ(f"{name} gas", *box,
-                             lambda x, y, z, f: _smax(lumen(x, y, z, f), level - y, 1.0),
-                             hu["gas"], ((4, 5.0),)))
+        organs.append(
+            _Organ(
+                f"{name} gas",
+                *box,
+                lambda x, y, z, f: _smax(lumen(x, y, z, f), level - y, 1.0),
+                hu["gas"],
+                ((4, 5.0),),
+            )
+        )
     return organs
 
 
@@ -662,16 +733,25 @@ def _small_bowel(rng, body: _Body, hu: dict) -> list[_Organ]:
     organs = []
     top = min(-110.0, body.liver_bottom + 40)
     for i in range(int(rng.integers(8, 21))):
-        c = np.array([rng.uniform(-0.55, 0.55) * ca, rng.uniform(-0.1, 0.65) * cb,
-                      rng.uniform(-330, top)])
+        c = np.array(
+            [rng.uniform(-0.55, 0.55) * ca, rng.uniform(-0.1, 0.65) * cb, rng.uniform(-330, top)]
+        )
         d = rng.standard_normal(3)
         d *= _uniform(rng, (15, 35)) / np.linalg.norm(d)
         r = _uniform(rng, (9, 14))
         state = _choice(rng, ("fluid", "gas", "collapsed"), (0.6, 0.15, 0.25))
         wall = r - 2.0 if state == "collapsed" else _uniform(rng, (1.5, 3.0))
         contents = (hu["fluid"], _TEXTURE["fluid"])
-        organs += _gut(f"small bowel {i}", rng, (c - d, c + d), (r, r), wall, hu, contents,
-                       1.0 if state == "gas" else 0.2 if state == "fluid" else 0.0)
+        organs += _gut(
+            f"small bowel {i}",
+            rng,
+            (c - d, c + d),
+            (r, r),
+            wall,
+            hu,
+            contents,
+            1.0 if state == "gas" else 0.2 if state == "fluid" else 0.0,
+        )
     return organs
 
 
@@ -689,11 +769,16 @@ def _liver_shape(rng, body: _Body, kidney: _Kidney):
     r_right = jit((70 * s, 85 * s, 82 * s))
     ivc = (22.0, body.spine_y + 28.0)
     lobes = [((ca - 0.85 * r_right[0], -0.05 * cb, -0.8 * r_right[2]), r_right)]
-    lobes.append(((lobes[0][0][0] - 55 * s, 0.35 * cb, -0.6 * r_right[2]),
-                  jit((45 * s, 50 * s, 50 * s))))
+    lobes.append(
+        ((lobes[0][0][0] - 55 * s, 0.35 * cb, -0.6 * r_right[2]), jit((45 * s, 50 * s, 50 * s)))
+    )
     left = _uniform(rng, (0.5, 1.3))
-    lobes.append(((-0.25 * ca * left, 0.35 * cb, body.left_dome - 35 * s),
-                  jit((55 * s * left, 38 * s, 28 * s))))
+    lobes.append(
+        (
+            (-0.25 * ca * left, 0.35 * cb, body.left_dome - 35 * s),
+            jit((55 * s * left, 38 * s, 28 * s)),
+        )
+    )
     lobes.append(((ivc[0] - 12, ivc[1] + 25, -45 * s), jit((22 * s, 22 * s, 35 * s))))
     if rng.uniform() < 0.15:  # Riedel's lobe
         lobes.append(((lobes[0][0][0] + 10, 0.0, -150 * s), jit((30 * s, 40 * s, 55 * s))))
@@ -728,13 +813,23 @@ def _liver_organs(rng, body: _Body, hu: dict, kidney: _Kidney) -> list[_Organ]:
     right, medial = lobes[0][0], lobes[1][0]
     ivc_top = (22.0, body.spine_y + 28.0, -12.0)
     size = _uniform(rng, (0.8, 1.25))
-    veins = [_jitter(rng, p, 8.0) for p in ((right[0] + 30 * s, body.spine_y + 40, -70 * s),
-                                            (medial[0], 0.35 * cb, -75 * s),
-                                            (-0.15 * ca, 0.3 * cb, -45 * s))]
+    veins = [
+        _jitter(rng, p, 8.0)
+        for p in (
+            (right[0] + 30 * s, body.spine_y + 40, -70 * s),
+            (medial[0], 0.35 * cb, -75 * s),
+            (-0.15 * ca, 0.3 * cb, -45 * s),
+        )
+    ]
     hilum = _jitter(rng, ((right[0] + medial[0]) / 2, body.spine_y + 70, -65 * s), 6.0)
-    branches = [_jitter(rng, p, 8.0) for p in ((right[0] + 15, 0.0, -80 * s),
-                                               (-0.1 * ca, 0.35 * cb, -50 * s),
-                                               (right[0], 0.2 * cb, -110 * s))]
+    branches = [
+        _jitter(rng, p, 8.0)
+        for p in (
+            (right[0] + 15, 0.0, -80 * s),
+            (-0.1 * ca, 0.35 * cb, -50 * s),
+            (right[0], 0.2 * cb, -110 * s),
+        )
+    ]
 
     def hepatic(x, y, z, f):
         return _union([_capsule(x, y, z, ivc_top, p, 6 * size, 2 * size) for p in veins])
@@ -742,10 +837,28 @@ def _liver_organs(rng, body: _Body, hu: dict, kidney: _Kidney) -> list[_Organ]:
     def portal(x, y, z, f):
         return _union([_capsule(x, y, z, hilum, p, 6 * size, 2.5 * size) for p in branches])
 
-    organs.append(_Organ("hepatic veins", *box, hepatic, hu["hepatic_vein"], _TEXTURE["blood"],
-                         liver=True, within="liver"))
-    organs.append(_Organ("portal branches", *box, portal, hu["portal_vein"], _TEXTURE["blood"],
-                         liver=True, within="liver"))
+    organs.append(
+        _Organ(
+            "hepatic veins",
+            *box,
+            hepatic,
+            hu["hepatic_vein"],
+            _TEXTURE["blood"],
+            liver=True,
+            within="liver",
+        )
+    )
+    organs.append(
+        _Organ(
+            "portal branches",
+            *box,
+            portal,
+            hu["portal_vein"],
+            _TEXTURE["blood"],
+            liver=True,
+            within="liver",
+        )
+    )
     return organs
 
 
@@ -776,10 +889,15 @@ def _stomach(rng, body: _Body, hu: dict) -> list[_Organ]:
     """A J-shaped tube under the left dome (fundus to pylorus), usually with a gas cap."""
     ca, cb, z0 = body.cavity_a, body.cavity_b, body.left_dome
     fill = _uniform(rng, (0.6, 1.15))
-    pts = [_jitter(rng, p, 8.0) for p in ((-0.45 * ca, -0.05 * cb, z0 - 30),
-                                          (-0.35 * ca, 0.3 * cb, z0 - 75),
-                                          (0.0, 0.5 * cb, z0 - 105),
-                                          (0.15 * ca, 0.4 * cb, z0 - 100))]
+    pts = [
+        _jitter(rng, p, 8.0)
+        for p in (
+            (-0.45 * ca, -0.05 * cb, z0 - 30),
+            (-0.35 * ca, 0.3 * cb, z0 - 75),
+            (0.0, 0.5 * cb, z0 - 105),
+            (0.15 * ca, 0.4 * cb, z0 - 100),
+        )
+    ]
     radii = [40 * fill, 35 * fill, 22 * fill, 12.0]
     contents = (hu["fluid"] + _uniform(rng, (0, 30)), _TEXTURE["fluid"] + ((5, 8.0),))
     return _gut("stomach", rng, pts, radii, _uniform(rng, (3, 5)), hu, contents, 0.85, k=12)
@@ -804,8 +922,9 @@ def _draw_kidneys(rng, body: _Body) -> tuple[_Kidney, _Kidney]:
         turn, tilt = math.radians(_uniform(rng, (20, 40))), math.radians(_uniform(rng, (5, 20)))
         medial = (-side * math.cos(turn), math.sin(turn), 0.0)
         rot = _frame((-side * math.sin(tilt), -0.3 * math.sin(tilt), math.cos(tilt)), medial)
-        kidneys.append(_Kidney("right kidney" if side > 0 else "left kidney", c, r, rot,
-                               _uniform(rng, (5, 8))))
+        kidneys.append(
+            _Kidney("right kidney" if side > 0 else "left kidney", c, r, rot, _uniform(rng, (5, 8)))
+        )
     return tuple(kidneys)
 
 
@@ -823,11 +942,21 @@ def _kidney_organs(kidneys, contrast: _Contrast) -> list[_Organ]:
         box = _around(k.centre, max(k.radii))
         organs += [
             _Organ(f"{k.name} cortex", *box, shape, hu["kidney_cortex"], _TEXTURE["kidney"]),
-            _Organ(f"{k.name} medulla", *box, shape, hu["kidney_medulla"], _TEXTURE["kidney"],
-                   offset=k.cortex),
-            _Organ(f"{k.name} sinus", *box, lambda x, y, z, f, c=sinus_c, r=sinus_r, q=k.rot:
-                   _ellipsoid(x, y, z, c, r, q),
-                   contrast.excretion if contrast.excretion else hu["fat"], _TEXTURE["fat"]),
+            _Organ(
+                f"{k.name} medulla",
+                *box,
+                shape,
+                hu["kidney_medulla"],
+                _TEXTURE["kidney"],
+                offset=k.cortex,
+            ),
+            _Organ(
+                f"{k.name} sinus",
+                *box,
+                lambda x, y, z, f, c=sinus_c, r=sinus_r, q=k.rot: _ellipsoid(x, y, z, c, r, q),
+                contrast.excretion if contrast.excretion else hu["fat"],
+                _TEXTURE["fat"],
+            ),
         ]
     return organs
 
@@ -835,22 +964,42 @@ def _kidney_organs(kidneys, contrast: _Contrast) -> list[_Organ]:
 def _pancreas(rng, body: _Body, hu: dict) -> list[_Organ]:
     """A tapering tube from the splenic hilum across the aorta to the head."""
     ca, y0 = body.cavity_a, body.spine_y
-    pts = [_jitter(rng, p, 6.0) for p in ((-0.55 * ca, y0 + 40, -70), (-10, y0 + 62, -80),
-                                          (35, y0 + 60, -100), (22, y0 + 45, -115))]
+    pts = [
+        _jitter(rng, p, 6.0)
+        for p in (
+            (-0.55 * ca, y0 + 40, -70),
+            (-10, y0 + 62, -80),
+            (35, y0 + 60, -100),
+            (22, y0 + 45, -115),
+        )
+    ]
     radii = [_uniform(rng, (7, 10)), _uniform(rng, (9, 12)), _uniform(rng, (12, 16)), 9.0]
     box = _points_box(pts, max(radii))
-    return [_Organ("pancreas", *box, lambda x, y, z, f: _chain(x, y, z, pts, radii, 8.0),
-                   hu["pancreas"], _TEXTURE["pancreas"])]
+    return [
+        _Organ(
+            "pancreas",
+            *box,
+            lambda x, y, z, f: _chain(x, y, z, pts, radii, 8.0),
+            hu["pancreas"],
+            _TEXTURE["pancreas"],
+        )
+    ]
 
 
 def _colon(rng, body: _Body, hu: dict) -> list[_Organ]:
     """The frame of the abdomen (caecum to rectum): stool, and gas above a level."""
     ca, cb = body.cavity_a, body.cavity_b
     flexure = min(body.liver_bottom + 15, -120.0)
-    path = ((0.55 * ca, 0.2 * cb, -270), (0.6 * ca, 0.05 * cb, flexure),
-            (0.25 * ca, 0.55 * cb, flexure - 35), (-0.25 * ca, 0.55 * cb, flexure - 25),
-            (-0.62 * ca, 0.0, body.left_dome - 100), (-0.65 * ca, -0.05 * cb, -250),
-            (-0.3 * ca, 0.2 * cb, -330), (0.0, -0.45 * cb, -390))
+    path = (
+        (0.55 * ca, 0.2 * cb, -270),
+        (0.6 * ca, 0.05 * cb, flexure),
+        (0.25 * ca, 0.55 * cb, flexure - 35),
+        (-0.25 * ca, 0.55 * cb, flexure - 25),
+        (-0.62 * ca, 0.0, body.left_dome - 100),
+        (-0.65 * ca, -0.05 * cb, -250),
+        (-0.3 * ca, 0.2 * cb, -330),
+        (0.0, -0.45 * cb, -390),
+    )
     pts = [_jitter(rng, p, 10.0) for p in path]
     radii = [_uniform(rng, (16, 25)) for _ in pts]
     contents = (hu["stool"], _TEXTURE["stool"])
@@ -865,9 +1014,15 @@ def _gallbladder(rng, body: _Body, hu: dict) -> list[_Organ]:
     c = _jitter(rng, (0.45 * body.cavity_a - 30 * s, 0.25 * body.cavity_b, -105 * s), 8.0)
     r = tuple(v * _uniform(rng, (0.7, 1.3)) for v in (16.0, 38.0, 18.0))
     rot = _rot_x(math.radians(-_uniform(rng, (20, 45))))
-    return [_Organ("gallbladder", *_around(c, max(r)),
-                   lambda x, y, z, f: _ellipsoid(x, y, z, c, r, rot), hu["bile"],
-                   _TEXTURE["fluid"])]
+    return [
+        _Organ(
+            "gallbladder",
+            *_around(c, max(r)),
+            lambda x, y, z, f: _ellipsoid(x, y, z, c, r, rot),
+            hu["bile"],
+            _TEXTURE["fluid"],
+        )
+    ]
 
 
 def _arteries(rng, body: _Body, hu: dict) -> list[_Organ]:
@@ -887,13 +1042,21 @@ def _arteries(rng, body: _Body, hu: dict) -> list[_Organ]:
     ri = _uniform(rng, (5.5, 7.5))
 
     def iliac(x, y, z, f):
-        return np.minimum(_capsule(x, y, z, start, ends[0], ri, ri),
-                          _capsule(x, y, z, start, ends[1], ri, ri))
+        return np.minimum(
+            _capsule(x, y, z, start, ends[0], ri, ri), _capsule(x, y, z, start, ends[1], ri, ri)
+        )
 
     column = ((-60.0, y0 - 20, fork - 10), (60.0, y0 + 60, 420.0))
-    return [_Organ("aorta", *column, aorta, hu["aorta"], _TEXTURE["blood"]),
-            _Organ("iliac arteries", *_points_box([start, *ends], ri), iliac, hu["aorta"],
-                   _TEXTURE["blood"])]
+    return [
+        _Organ("aorta", *column, aorta, hu["aorta"], _TEXTURE["blood"]),
+        _Organ(
+            "iliac arteries",
+            *_points_box([start, *ends], ri),
+            iliac,
+            hu["aorta"],
+            _TEXTURE["blood"],
+        ),
+    ]
 
 
 def _veins(rng, body: _Body, hu: dict) -> list[_Organ]:
@@ -903,18 +1066,38 @@ def _veins(rng, body: _Body, hu: dict) -> list[_Organ]:
     bottom = body.crest - _uniform(rng, (0, 20))
 
     def ivc(x, y, z, f):
-        d = _ztube(x, y, z, (bottom, 20.0), (vx, vx + 4), (y0 + 28, y0 + 32),
-                   (13 * vr, 15 * vr), (9 * vr, 12 * vr))
+        d = _ztube(
+            x,
+            y,
+            z,
+            (bottom, 20.0),
+            (vx, vx + 4),
+            (y0 + 28, y0 + 32),
+            (13 * vr, 15 * vr),
+            (9 * vr, 12 * vr),
+        )
         return np.maximum(d, _slab(z, bottom, 20.0))
 
     hilum = ((0.45 * body.cavity_a - 25 * s), y0 + 70, -65 * s)
     confluence = (5.0, y0 + 55, -95.0)
     rp = _uniform(rng, (6.5, 9))
-    return [_Organ("ivc", (-60.0, y0 - 20, bottom - 5), (60.0, y0 + 60, 25.0), ivc, hu["ivc"],
-                   _TEXTURE["blood"]),
-            _Organ("portal vein", *_points_box([hilum, confluence], rp),
-                   lambda x, y, z, f: _capsule(x, y, z, confluence, hilum, rp, rp),
-                   hu["portal_vein"], _TEXTURE["blood"])]
+    return [
+        _Organ(
+            "ivc",
+            (-60.0, y0 - 20, bottom - 5),
+            (60.0, y0 + 60, 25.0),
+            ivc,
+            hu["ivc"],
+            _TEXTURE["blood"],
+        ),
+        _Organ(
+            "portal vein",
+            *_points_box([hilum, confluence], rp),
+            lambda x, y, z, f: _capsule(x, y, z, confluence, hilum, rp, rp),
+            hu["portal_vein"],
+            _TEXTURE["blood"],
+        ),
+    ]
 
 
 def _muscles(rng, body: _Body, hu: dict) -> list[_Organ]:
@@ -932,16 +1115,29 @@ def _muscles(rng, body: _Body, hu: dict) -> list[_Organ]:
     xk = tuple(26 + 0.15 * (-80 - z) for z in zk)
 
     def psoas(x, y, z, f):
-        d = np.minimum(_ztube(x, y, z, zk, xk, (y0,) * 4, rk, rk),
-                       _ztube(x, y, z, zk, tuple(-v for v in xk), (y0,) * 4, rk, rk))
+        d = np.minimum(
+            _ztube(x, y, z, zk, xk, (y0,) * 4, rk, rk),
+            _ztube(x, y, z, zk, tuple(-v for v in xk), (y0,) * 4, rk, rk),
+        )
         return np.maximum(d, z + 80)
 
     return [
-        _Organ("paraspinal muscles", (-px - pr[0] - 3, y0 - py - pr[1] - 3, -_INF),
-               (px + pr[0] + 3, y0 - py + pr[1] + 3, _INF), paraspinal, hu["muscle"],
-               _TEXTURE["muscle"]),
-        _Organ("psoas", (-110.0, y0 - 30, -430.0), (110.0, y0 + 30, -75.0), psoas, hu["muscle"],
-               _TEXTURE["muscle"]),
+        _Organ(
+            "paraspinal muscles",
+            (-px - pr[0] - 3, y0 - py - pr[1] - 3, -_INF),
+            (px + pr[0] + 3, y0 - py + pr[1] + 3, _INF),
+            paraspinal,
+            hu["muscle"],
+            _TEXTURE["muscle"],
+        ),
+        _Organ(
+            "psoas",
+            (-110.0, y0 - 30, -430.0),
+            (110.0, y0 + 30, -75.0),
+            psoas,
+            hu["muscle"],
+            _TEXTURE["muscle"],
+        ),
     ]
 
 
@@ -978,8 +1174,13 @@ def _spine(rng, body: _Body, hu: dict) -> list[_Organ]:
     return [
         _Organ("discs", *col, discs, hu["disc"]),
         _Organ("vertebral cortex", *col, body_col, hu["cortical"], _TEXTURE["bone"]),
-        _Organ("vertebral marrow", *col, lambda x, y, z, f: body_col(x, y, z, f) + shell,
-               hu["cancellous"], _TEXTURE["bone"]),
+        _Organ(
+            "vertebral marrow",
+            *col,
+            lambda x, y, z, f: body_col(x, y, z, f) + shell,
+            hu["cancellous"],
+            _TEXTURE["bone"],
+        ),
         _Organ("vertebral arches", *back, arch, hu["cortical"], _TEXTURE["bone"]),
         _Organ("spinal canal", *back, canal, hu["csf"]),
     ]
@@ -1012,10 +1213,19 @@ def _ribs(rng, body: _Body, hu: dict) -> list[_Organ]:
     box = ((-a, -b, lowest - slope * 2.7 - 10), (a, b, top + 10))
     front = ((box[0][0], 0.0, box[0][2]), box[1])  # the cartilage lies where u > 2 rad
     return [
-        _Organ("ribs", *box, lambda x, y, z, f: rib(x, y, z, f, 0.3, bone_end), hu["rib"],
-               _TEXTURE["bone"]),
-        _Organ("costal cartilage", *front, lambda x, y, z, f: rib(x, y, z, f, bone_end, 9.0),
-               hu["cartilage"]),
+        _Organ(
+            "ribs",
+            *box,
+            lambda x, y, z, f: rib(x, y, z, f, 0.3, bone_end),
+            hu["rib"],
+            _TEXTURE["bone"],
+        ),
+        _Organ(
+            "costal cartilage",
+            *front,
+            lambda x, y, z, f: rib(x, y, z, f, bone_end, 9.0),
+            hu["cartilage"],
+        ),
     ]
 
 
@@ -1025,25 +1235,42 @@ def _pelvis(rng, body: _Body, hu: dict) -> list[_Organ]:
     organs = []
     c = (0.0, 0.3 * cb, -_uniform(rng, (380, 410)))
     r = tuple(v * _uniform(rng, (0.5, 1.3)) for v in (45.0, 35.0, 40.0))
-    organs.append(_Organ("bladder", *_around(c, max(r)),
-                         lambda x, y, z, f: _ellipsoid(x, y, z, c, r), hu["urine"],
-                         _TEXTURE["fluid"]))
+    organs.append(
+        _Organ(
+            "bladder",
+            *_around(c, max(r)),
+            lambda x, y, z, f: _ellipsoid(x, y, z, c, r),
+            hu["urine"],
+            _TEXTURE["fluid"],
+        )
+    )
     crest = body.crest
     for side in (-1, 1):
         wc = (side * 0.62 * ca, -0.2 * cb, crest - 55)
         wr = (12.0, 55.0, 55.0)
         rot = _rot_z(side * math.radians(_uniform(rng, (25, 40))))
         for name, grow, key in (("cortex", 0.0, "cortical"), ("marrow", 3.0, "cancellous")):
-            organs.append(_Organ(
-                f"iliac wing {name}", *_around(wc, 60.0),
-                lambda x, y, z, f, c=wc, r=wr, q=rot, g=grow: _ellipsoid(x, y, z, c, r, q) + g,
-                hu[key], _TEXTURE["bone"]))
+            organs.append(
+                _Organ(
+                    f"iliac wing {name}",
+                    *_around(wc, 60.0),
+                    lambda x, y, z, f, c=wc, r=wr, q=rot, g=grow: _ellipsoid(x, y, z, c, r, q) + g,
+                    hu[key],
+                    _TEXTURE["bone"],
+                )
+            )
     sc, sr = (0.0, body.spine_y - 5, crest - 70), (45.0, 20.0, 60.0)
     srot = _rot_x(math.radians(_uniform(rng, (20, 35))))
     for name, grow, key in (("cortex", 0.0, "cortical"), ("marrow", 3.0, "cancellous")):
-        organs.append(_Organ(f"sacrum {name}", *_around(sc, 60.0),
-                             lambda x, y, z, f, g=grow: _ellipsoid(x, y, z, sc, sr, srot) + g,
-                             hu[key], _TEXTURE["bone"]))
+        organs.append(
+            _Organ(
+                f"sacrum {name}",
+                *_around(sc, 60.0),
+                lambda x, y, z, f, g=grow: _ellipsoid(x, y, z, sc, sr, srot) + g,
+                hu[key],
+                _TEXTURE["bone"],
+            )
+        )
     return organs
 
 
@@ -1051,13 +1278,24 @@ def _build_organs(rng, body: _Body, contrast: _Contrast) -> list[_Organ]:
     """Every organ but the tumours, in priority order (later ones carve earlier ones)."""
     hu = contrast.hu
     kidneys = _draw_kidneys(rng, body)
-    return (_wall_organs(rng, body, hu) + _spleen(rng, body, contrast)
-            + _small_bowel(rng, body, hu) + _colon(rng, body, hu)
-            + _liver_organs(rng, body, hu, kidneys[1]) + _stomach(rng, body, hu)
-            + _kidney_organs(kidneys, contrast) + _pancreas(rng, body, hu)
-            + _gallbladder(rng, body, hu) + _pelvis(rng, body, hu) + _thorax(rng, body, hu)
-            + _veins(rng, body, hu) + _arteries(rng, body, hu) + _muscles(rng, body, hu)
-            + _spine(rng, body, hu) + _ribs(rng, body, hu))
+    return (
+        _wall_organs(rng, body, hu)
+        + _spleen(rng, body, contrast)
+        + _small_bowel(rng, body, hu)
+        + _colon(rng, body, hu)
+        + _liver_organs(rng, body, hu, kidneys[1])
+        + _stomach(rng, body, hu)
+        + _kidney_organs(kidneys, contrast)
+        + _pancreas(rng, body, hu)
+        + _gallbladder(rng, body, hu)
+        + _pelvis(rng, body, hu)
+        + _thorax(rng, body, hu)
+        + _veins(rng, body, hu)
+        + _arteries(rng, body, hu)
+        + _muscles(rng, body, hu)
+        + _spine(rng, body, hu)
+        + _ribs(rng, body, hu)
+    )
 
 
 # ----------------------------------------------------------------------------
@@ -1079,8 +1317,9 @@ class _FieldCache:
     def _remember(self, key, make: Callable[[], np.ndarray]) -> np.ndarray:
         if key not in self._cache:
             value = make()
-            while self._cache and (sum(v.nbytes for v in self._cache.values()) + value.nbytes
-                                   > self._max_bytes):
+            while self._cache and (
+                sum(v.nbytes for v in self._cache.values()) + value.nbytes > self._max_bytes
+            ):
                 del self._cache[next(iter(self._cache))]
             self._cache[key] = value
         return self._cache[key]
@@ -1095,8 +1334,10 @@ class _FieldCache:
     def shape_on(self, sdf, box) -> np.ndarray:
         """``sdf`` at the voxel centres of ``box`` (shared by layers that only offset it)."""
         shape = tuple(s.stop - s.start for s in box)
-        return self._remember((sdf, _box_key(box)), lambda: np.broadcast_to(
-            sdf(*self.grid.body_coords(box), self.on(box)), shape))
+        return self._remember(
+            (sdf, _box_key(box)),
+            lambda: np.broadcast_to(sdf(*self.grid.body_coords(box), self.on(box)), shape),
+        )
 
 
 def _box_key(box) -> tuple:
@@ -1158,8 +1399,9 @@ class _Canvas:
 def _render(organs: list[_Organ], fields: _FieldCache, air: float) -> _Canvas:
     """Lays every organ in order on an air-filled canvas."""
     shape = fields.grid.shape
-    canvas = _Canvas(np.full(shape, air, np.float32), np.zeros(shape, bool),
-                     np.zeros(shape, np.float32))
+    canvas = _Canvas(
+        np.full(shape, air, np.float32), np.zeros(shape, bool), np.zeros(shape, np.float32)
+    )
     parents: dict[str, tuple] = {}
     needed = {o.within for o in organs if o.within}
     for organ in organs:
@@ -1212,8 +1454,9 @@ def _tumour_centres(rng, liver: np.ndarray, grid: _Grid, radii) -> list:
         else:
             pick = np.nonzero(depth >= min(0.6 * r, 0.8 * depth.max()))
         k = int(rng.integers(pick[0].size))
-        world = [grid.axis(a)[pick[a][k]] + grid.spacing[a] * rng.uniform(-0.5, 0.5)
-                 for a in range(3)]
+        world = [
+            grid.axis(a)[pick[a][k]] + grid.spacing[a] * rng.uniform(-0.5, 0.5) for a in range(3)
+        ]
         centres.append(tuple(float(v) for v in grid.to_body(*world)))
     return centres
 
@@ -1230,8 +1473,9 @@ def _tumour_hu(rng, kind: str, liver_hu: float, radius: float) -> tuple:
     return core, liver_hu + _uniform(rng, (0, 40)), min(_uniform(rng, (1.5, 4)), 0.3 * radius)
 
 
-def _draw_tumours(rng, liver: np.ndarray, grid: _Grid, liver_hu: float,
-                  max_tumours: int) -> list[_Tumour]:
+def _draw_tumours(
+    rng, liver: np.ndarray, grid: _Grid, liver_hu: float, max_tumours: int
+) -> list[_Tumour]:
     """0 (p = 0.25) or 1..max_tumours tumours, 3-35 mm (log-uniform), centred in the liver."""
     count = 0
     if rng.uniform() >= 0.25 and max_tumours > 0:
@@ -1245,15 +1489,24 @@ def _draw_tumours(rng, liver: np.ndarray, grid: _Grid, liver_hu: float,
         kind = _choice(rng, TUMOUR_KINDS, TUMOUR_WEIGHTS)
         hu, rim_hu, rim = _tumour_hu(rng, kind, liver_hu, r)
         axes = (r, r * _uniform(rng, (0.75, 1.0)), r * _uniform(rng, (0.75, 1.0)))
-        tumours.append(_Tumour(
-            kind=kind, centre=c, radii=axes,
-            rot=_frame(rng.standard_normal(3), rng.standard_normal(3)), hu=hu, rim_hu=rim_hu,
-            rim=rim, lobulation=0.0 if kind == "cystic" or r < 6 else 0.12 * r))
+        tumours.append(
+            _Tumour(
+                kind=kind,
+                centre=c,
+                radii=axes,
+                rot=_frame(rng.standard_normal(3), rng.standard_normal(3)),
+                hu=hu,
+                rim_hu=rim_hu,
+                rim=rim,
+                lobulation=0.0 if kind == "cystic" or r < 6 else 0.12 * r,
+            )
+        )
     return tumours
 
 
 def _tumour_layers(t: _Tumour, index: int) -> list[_Organ]:
     """The layers of one tumour: its body, or a rim and a core."""
+
     def outer(x, y, z, f):
         return _ellipsoid(x, y, z, t.centre, t.radii, t.rot) + t.lobulation * f(4 + index % 2)
 
@@ -1261,9 +1514,10 @@ def _tumour_layers(t: _Tumour, index: int) -> list[_Organ]:
     tex = ((3, 1.0),) if t.kind == "cystic" else ((5, _tumour_texture(t)),)
     if t.rim_hu is None:
         return [_Organ(f"tumour {index}", *box, outer, t.hu, tex)]
-    return [_Organ(f"tumour {index} rim", *box, outer, t.rim_hu, tex),
-            _Organ(f"tumour {index}", *box, lambda x, y, z, f: outer(x, y, z, f) + t.rim,
-                   t.hu, tex)]
+    return [
+        _Organ(f"tumour {index} rim", *box, outer, t.rim_hu, tex),
+        _Organ(f"tumour {index}", *box, lambda x, y, z, f: outer(x, y, z, f) + t.rim, t.hu, tex),
+    ]
 
 
 def _tumour_texture(t: _Tumour) -> float:
@@ -1331,8 +1585,10 @@ def _draw_view(rng, body: _Body, opts: _Options, slab) -> tuple:
     if mode == "fit" and rng.uniform() < 0.3:
         ny = min(opts.size, 4 * math.ceil((2 * body.half_depth + 2 * margin) / pixel / 4))
     if mode == "zoom":  # a targeted reconstruction, centred towards the liver
-        view = (_uniform(rng, (0.2, 0.6)) * body.cavity_a,
-                _uniform(rng, (-0.1, 0.2)) * body.cavity_b)
+        view = (
+            _uniform(rng, (0.2, 0.6)) * body.cavity_a,
+            _uniform(rng, (-0.1, 0.2)) * body.cavity_b,
+        )
     else:
         slack_x = max(0.0, nx * pixel / 2 - half_width)
         slack_y = max(0.0, ny * pixel / 2 - body.half_depth)
@@ -1346,8 +1602,9 @@ def _draw_grid(rng, body: _Body, opts: _Options) -> _Grid:
     slab = _draw_slab(rng, body, dz * opts.num_slices)
     mode, pixel, (nx, ny), view = _draw_view(rng, body, opts, slab)
     angle = math.radians(_uniform(rng, (-6, 6)))
-    body_origin = np.array([_uniform(rng, (-25, 25)), _uniform(rng, (-120, 40)),
-                            _uniform(rng, (-900, 100))])
+    body_origin = np.array(
+        [_uniform(rng, (-25, 25)), _uniform(rng, (-120, 40)), _uniform(rng, (-900, 100))]
+    )
     centre = _rot_z(angle) @ np.array([view[0], view[1], (slab[0] + slab[1]) / 2]) + body_origin
     shape = (nx, ny, opts.num_slices)
     spacing = (pixel, pixel, dz)
@@ -1415,10 +1672,10 @@ def _override_storage(storage: _Storage, orientation, dtype, suffix) -> _Storage
     if orientation is not None:
         perm, flips = orientation
         if sorted(perm) != [0, 1, 2] or len(flips) != 3:
-            raise ConfigError(f"orientation must be (permutation of 0,1,2, three flips), "
-                              f"got {orientation}")
-        changes.update(permutation=tuple(int(p) for p in perm),
-                       flips=tuple(bool(f) for f in flips))
+            raise ConfigError(
+                f"orientation must be (permutation of 0,1,2, three flips), got {orientation}"
+            )
+        changes.update(permutation=tuple(int(p) for p in perm), flips=tuple(bool(f) for f in flips))
     if dtype is not None:
         if dtype not in DTYPES:
             raise ConfigError(f"dtype must be one of {DTYPES}, got {dtype!r}")
@@ -1437,7 +1694,7 @@ def _fov_circle(grid: _Grid) -> np.ndarray:
     x = (np.arange(grid.shape[0]) - (grid.shape[0] - 1) / 2) * grid.spacing[0]
     y = (np.arange(grid.shape[1]) - (grid.shape[1] - 1) / 2) * grid.spacing[1]
     radius = min(grid.shape[0] * grid.spacing[0], grid.shape[1] * grid.spacing[1]) / 2
-    return (x[:, None] ** 2 + y[None, :] ** 2) > radius ** 2
+    return (x[:, None] ** 2 + y[None, :] ** 2) > radius**2
 
 
 def _reorient(array: np.ndarray, storage: _Storage) -> np.ndarray:
@@ -1471,11 +1728,19 @@ def _encode(hu: np.ndarray, dtype: str) -> tuple[np.ndarray, float, float]:
 # Public API
 
 
-def make_external_phantom(seed: int, index: int, *, size: int = 96, num_slices: int = 32,
-                          spacing_range: tuple[float, float] = (0.6, 4.0),
-                          thickness_range: tuple[float, float] = (0.7, 5.0),
-                          max_tumours: int = 10, orientation=None, dtype: str | None = None,
-                          suffix: str | None = None) -> ExternalPhantom:
+def make_external_phantom(
+    seed: int,
+    index: int,
+    *,
+    size: int = 96,
+    num_slices: int = 32,
+    spacing_range: tuple[float, float] = (0.6, 4.0),
+    thickness_range: tuple[float, float] = (0.7, 5.0),
+    max_tumours: int = 10,
+    orientation=None,
+    dtype: str | None = None,
+    suffix: str | None = None,
+) -> ExternalPhantom:
     """Builds phantom ``index`` of family ``seed``.
 
     The in-plane shape is at most ``size`` x ``size`` (the pixel size is chosen so
@@ -1492,8 +1757,9 @@ def make_external_phantom(seed: int, index: int, *, size: int = 96, num_slices: 
     grid = _draw_grid(rngs["geometry"], body, opts)
     fields = _FieldCache(_draw_fields(rngs["fields"]), grid)
     canvas = _render(_build_organs(rngs["organs"], body, contrast), fields, contrast.hu["air"])
-    tumours = _draw_tumours(rngs["tumours"], canvas.liver, grid, contrast.hu["liver"],
-                            opts.max_tumours)
+    tumours = _draw_tumours(
+        rngs["tumours"], canvas.liver, grid, contrast.hu["liver"], opts.max_tumours
+    )
     labels, labelled = _add_tumours(canvas, tumours, fields)
     hu, noise_sd = _scan(rngs["scan"], canvas.image, grid, body)
     if storage.fov_circle:
@@ -1503,21 +1769,39 @@ def make_external_phantom(seed: int, index: int, *, size: int = 96, num_slices: 
     data, slope, inter = _encode(hu, storage.dtype)
     affine = _stored_affine(grid, storage)
     drawn = Drawn(
-        seed=int(seed), index=int(index), phase=contrast.phase,
-        axcodes=tuple(nib.aff2axcodes(affine)), permutation=storage.permutation,
-        flips=storage.flips, dtype=storage.dtype, suffix=storage.suffix, xform=storage.xform,
-        fov_circle=storage.fov_circle, padding=storage.padding, fov_mode=grid.fov_mode,
+        seed=int(seed),
+        index=int(index),
+        phase=contrast.phase,
+        axcodes=tuple(nib.aff2axcodes(affine)),
+        permutation=storage.permutation,
+        flips=storage.flips,
+        dtype=storage.dtype,
+        suffix=storage.suffix,
+        xform=storage.xform,
+        fov_circle=storage.fov_circle,
+        padding=storage.padding,
+        fov_mode=grid.fov_mode,
         shape=tuple(int(grid.shape[p]) for p in storage.permutation),
         spacing=tuple(float(grid.spacing[p]) for p in storage.permutation),
         slab_mm=(round(grid.slab[0], 1), round(grid.slab[1], 1)),
-        body_width_mm=round(2 * body.half_width, 1), liver_scale=round(body.liver_scale, 3),
-        liver_hu=round(contrast.hu["liver"], 1), noise_sd=round(noise_sd, 1),
-        num_tumours=len(tumours), num_tumours_labelled=labelled,
+        body_width_mm=round(2 * body.half_width, 1),
+        liver_scale=round(body.liver_scale, 3),
+        liver_hu=round(contrast.hu["liver"], 1),
+        noise_sd=round(noise_sd, 1),
+        num_tumours=len(tumours),
+        num_tumours_labelled=labelled,
         tumour_kinds=tuple(t.kind for t in tumours),
-        tumour_diameters_mm=tuple(round(2 * max(t.radii), 1) for t in tumours))
-    return ExternalPhantom(data=_reorient(data, storage), labels=_reorient(labels, storage),
-                           affine=affine, spacing=drawn.spacing, scl_slope=slope,
-                           scl_inter=inter, drawn=drawn)
+        tumour_diameters_mm=tuple(round(2 * max(t.radii), 1) for t in tumours),
+    )
+    return ExternalPhantom(
+        data=_reorient(data, storage),
+        labels=_reorient(labels, storage),
+        affine=affine,
+        spacing=drawn.spacing,
+        scl_slope=slope,
+        scl_inter=inter,
+        drawn=drawn,
+    )
 
 
 def _header(phantom: ExternalPhantom, dtype, slope: float, inter: float) -> nib.Nifti1Header:
@@ -1532,39 +1816,49 @@ def _header(phantom: ExternalPhantom, dtype, slope: float, inter: float) -> nib.
     hdr.set_xyzt_units("mm", "sec")
     hdr["scl_slope"], hdr["scl_inter"] = slope, inter
     d = phantom.drawn
-    hdr["descrip"] = (f"liverseg external phantom seed={d.seed} index={d.index} "
-                      f"phase={d.phase}").encode()[:79]
+    hdr["descrip"] = (
+        f"liverseg external phantom seed={d.seed} index={d.index} phase={d.phase}"
+    ).encode()[:79]
     hdr["vox_offset"] = 0
     return hdr
 
 
 def _write_nifti(path: Path, data: np.ndarray, hdr: nib.Nifti1Header, overwrite: bool) -> None:
     """Atomic write; gzip output has mtime 0 and no name, so it is byte-deterministic."""
-    with atomic_path(path, overwrite=overwrite) as tmp:
-        with open(tmp, "wb") as raw:
-            out = (gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6)
-                   if path.name.endswith(".gz") else raw)
-            hdr.write_to(out)
-            out.write(np.asarray(data, dtype=hdr.get_data_dtype()).tobytes(order="F"))
-            if out is not raw:
-                out.close()
-            raw.flush()
-            os.fsync(raw.fileno())
+    with atomic_path(path, overwrite=overwrite) as tmp, open(tmp, "wb") as raw:
+        out = (
+            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6)
+            if path.name.endswith(".gz")
+            else raw
+        )
+        hdr.write_to(out)
+        out.write(np.asarray(data, dtype=hdr.get_data_dtype()).tobytes(order="F"))
+        if out is not raw:
+            out.close()
+        raw.flush()
+        os.fsync(raw.fileno())
 
 
-def write_phantom(phantom: ExternalPhantom, volume_path, segmentation_path, *,
-                  overwrite: bool = False) -> None:
+def write_phantom(
+    phantom: ExternalPhantom, volume_path, segmentation_path, *, overwrite: bool = False
+) -> None:
     """Writes one phantom's volume and label map (same affine, header transforms and suffix)."""
-    _write_nifti(Path(segmentation_path), phantom.labels,
-                 _header(phantom, np.uint8, 1.0, 0.0), overwrite)
-    _write_nifti(Path(volume_path), phantom.data,
-                 _header(phantom, phantom.data.dtype, phantom.scl_slope, phantom.scl_inter),
-                 overwrite)
+    _write_nifti(
+        Path(segmentation_path), phantom.labels, _header(phantom, np.uint8, 1.0, 0.0), overwrite
+    )
+    _write_nifti(
+        Path(volume_path),
+        phantom.data,
+        _header(phantom, phantom.data.dtype, phantom.scl_slope, phantom.scl_inter),
+        overwrite,
+    )
 
 
 def _case_paths(output_dir: Path, index: int, suffix: str) -> tuple[Path, Path]:
-    return (safe_output_path(output_dir, f"volume-{index}{suffix}"),
-            safe_output_path(output_dir, f"segmentation-{index}{suffix}"))
+    return (
+        safe_output_path(output_dir, f"volume-{index}{suffix}"),
+        safe_output_path(output_dir, f"segmentation-{index}{suffix}"),
+    )
 
 
 def _check_outputs(output_dir: Path, indices, suffixes, overwrite: bool) -> list[Path]:
@@ -1581,9 +1875,17 @@ def _check_outputs(output_dir: Path, indices, suffixes, overwrite: bool) -> list
     return stale
 
 
-def write_external_phantoms(output_dir, num: int, seed: int, *, start_index: int = 0,
-                            size: int = 96, num_slices: int = 32,
-                            overwrite: bool = False, **options) -> list[tuple[Path, Path]]:
+def write_external_phantoms(
+    output_dir,
+    num: int,
+    seed: int,
+    *,
+    start_index: int = 0,
+    size: int = 96,
+    num_slices: int = 32,
+    overwrite: bool = False,
+    **options,
+) -> list[tuple[Path, Path]]:
     """Writes phantoms ``start_index .. start_index + num - 1`` of ``seed`` in LiTS layout.
 
     Files are ``volume-N`` / ``segmentation-N`` with each phantom's drawn suffix.
@@ -1598,8 +1900,9 @@ def write_external_phantoms(output_dir, num: int, seed: int, *, start_index: int
         raise ConfigError(f"start_index must be a non-negative integer, got {start_index}")
     out = Path(output_dir)
     indices = range(int(start_index), int(start_index) + int(num))
-    suffixes = [options.get("suffix") or _draw_storage(_streams(seed, i)["storage"]).suffix
-                for i in indices]
+    suffixes = [
+        options.get("suffix") or _draw_storage(_streams(seed, i)["storage"]).suffix for i in indices
+    ]
     stale = _check_outputs(out, indices, suffixes, overwrite)
     written = []
     for index in indices:
@@ -1607,8 +1910,14 @@ def write_external_phantoms(output_dir, num: int, seed: int, *, start_index: int
         volume, segmentation = _case_paths(out, index, phantom.drawn.suffix)
         write_phantom(phantom, volume, segmentation, overwrite=overwrite)
         written.append((volume, segmentation))
-        logger.info("%s: %s phase, %s %s, %d tumour(s)", volume, phantom.drawn.phase,
-                    "".join(phantom.drawn.axcodes), phantom.drawn.dtype, phantom.drawn.num_tumours)
+        logger.info(
+            "%s: %s phase, %s %s, %d tumour(s)",
+            volume,
+            phantom.drawn.phase,
+            "".join(phantom.drawn.axcodes),
+            phantom.drawn.dtype,
+            phantom.drawn.num_tumours,
+        )
     for path in stale:
         path.unlink()
         logger.info("removed %s (replaced under the other suffix)", path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import nibabel as nib
 import numpy as np
@@ -18,13 +18,16 @@ WINDOW = (-160.0, 240.0)  # abdomen: level 40, width 400
 
 def title_of(index: int, ph) -> str:
     """Two lines naming what was drawn for phantom ``index``."""
-    return (f"{index}: {ph.phase}, {ph.habitus}, {ph.liver_shape}\n"
-            f"{''.join(ph.storage)}, {ph.spacing[0]:.2f}x{ph.spacing[2]:.2f} mm, "
-            f"noise {ph.noise_sd:.0f} HU, {ph.num_tumours} tumours")
+    return (
+        f"{index}: {ph.phase}, {ph.habitus}, {ph.liver_shape}\n"
+        f"{''.join(ph.storage)}, {ph.spacing[0]:.2f}x{ph.spacing[2]:.2f} mm, "
+        f"noise {ph.noise_sd:.0f} HU, {ph.num_tumours} tumours"
+    )
 
 
-def write_preview(path: str | os.PathLike,
-                  panels: Sequence[tuple[np.ndarray, np.ndarray, str]]) -> None:
+def write_preview(
+    path: str | os.PathLike, panels: Sequence[tuple[np.ndarray, np.ndarray, str]]
+) -> None:
     """``panels``: (HU slice, label slice, title) each, as stored; CT window
     -150..250 HU, liver and tumour outlined. Written atomically."""
     import matplotlib
@@ -41,7 +44,7 @@ def write_preview(path: str | os.PathLike,
         ax.imshow(hu.T, cmap="gray", vmin=-150, vmax=250, interpolation="nearest")
         for level, colour in ((0.5, "lime"), (1.5, "red")):
             if (labels > level).any():
-                ax.contour(labels.T > level, levels=[0.5], colors=colour, linewidths=0.8)
+                ax.contour(level < labels.T, levels=[0.5], colors=colour, linewidths=0.8)
         ax.set_title(title, fontsize=7)
     fig.tight_layout()
     with atomic_path(path, overwrite=True) as tmp:
@@ -53,8 +56,11 @@ def _canonical(volume, labels):
     """Arrays reordered to RAS with nibabel, from the affine read back from the file."""
     ornt = nib.orientations.io_orientation(volume.affine)
     spacing = nib.affines.voxel_sizes(volume.affine)[ornt[:, 0].astype(int)]
-    return (nib.orientations.apply_orientation(volume.data, ornt),
-            nib.orientations.apply_orientation(labels.data, ornt), spacing)
+    return (
+        nib.orientations.apply_orientation(volume.data, ornt),
+        nib.orientations.apply_orientation(labels.data, ornt),
+        spacing,
+    )
 
 
 def _display(plane, spacing):
@@ -64,13 +70,15 @@ def _display(plane, spacing):
 
 def _panel(ax, image, labels, extent, title):
     """One windowed slice with the liver (green) and tumour (red) label contours."""
-    ax.imshow(image, cmap="gray", vmin=WINDOW[0], vmax=WINDOW[1], extent=extent,
-              interpolation="nearest")
+    ax.imshow(
+        image, cmap="gray", vmin=WINDOW[0], vmax=WINDOW[1], extent=extent, interpolation="nearest"
+    )
     for level, colour in ((0.5, "lime"), (1.5, "red")):
         mask = (labels > level).astype(float)
         if mask.any():
-            ax.contour(mask, levels=[0.5], colors=colour, linewidths=0.7, extent=extent,
-                       origin="upper")
+            ax.contour(
+                mask, levels=[0.5], colors=colour, linewidths=0.7, extent=extent, origin="upper"
+            )
     ax.set_title(title, fontsize=7)
     ax.axis("off")
 
@@ -92,8 +100,13 @@ def write_file_preview(cases, path, overwrite: bool) -> None:
     cases = cases[:8]
     cols = min(4, len(cases))
     pairs = (len(cases) + cols - 1) // cols
-    fig, axes = plt.subplots(2 * pairs, cols, figsize=(2.7 * cols, 3.9 * pairs), squeeze=False,
-                             gridspec_kw={"height_ratios": [3, 1.6] * pairs})
+    fig, axes = plt.subplots(
+        2 * pairs,
+        cols,
+        figsize=(2.7 * cols, 3.9 * pairs),
+        squeeze=False,
+        gridspec_kw={"height_ratios": [3, 1.6] * pairs},
+    )
     for ax in axes.ravel():
         ax.axis("off")
     for i, (vol_path, seg_path) in enumerate(cases):
@@ -106,9 +119,14 @@ def write_file_preview(cases, path, overwrite: bool) -> None:
         codes = "".join(nib.aff2axcodes(volume.affine))
         r, c = 2 * (i // cols), i % cols
         img, ext = _display(hu[:, :, k], spacing[[0, 1]])
-        _panel(axes[r, c], img, _display(lab[:, :, k], spacing[[0, 1]])[0], ext,
-               f"{os.path.basename(vol_path)} {_phase(volume.header)}\n{codes} "
-               f"{volume.header.get_data_dtype()} {spacing[0]:.2f}x{spacing[2]:.2f} mm")
+        _panel(
+            axes[r, c],
+            img,
+            _display(lab[:, :, k], spacing[[0, 1]])[0],
+            ext,
+            f"{os.path.basename(vol_path)} {_phase(volume.header)}\n{codes} "
+            f"{volume.header.get_data_dtype()} {spacing[0]:.2f}x{spacing[2]:.2f} mm",
+        )
         img, ext = _display(hu[:, j, :], spacing[[0, 2]])
         _panel(axes[r + 1, c], img, _display(lab[:, j, :], spacing[[0, 2]])[0], ext, "")
     fig.tight_layout()

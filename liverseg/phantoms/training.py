@@ -93,8 +93,8 @@ import dataclasses
 import enum
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import nibabel as nib
 import numpy as np
@@ -149,8 +149,13 @@ class Tissue(enum.IntEnum):
 
 
 LIVER_TISSUES = (Tissue.LIVER, Tissue.LIVER_VESSEL)
-TUMOUR_TISSUES = (Tissue.TUMOUR, Tissue.TUMOUR_RIM, Tissue.TUMOUR_NECROSIS, Tissue.TUMOUR_HYPER,
-                  Tissue.TUMOUR_CYST)
+TUMOUR_TISSUES = (
+    Tissue.TUMOUR,
+    Tissue.TUMOUR_RIM,
+    Tissue.TUMOUR_NECROSIS,
+    Tissue.TUMOUR_HYPER,
+    Tissue.TUMOUR_CYST,
+)
 
 # Mean HU ranges; one value per tissue is drawn for each phantom.
 _HU_RANGES: dict[Tissue, tuple[float, float]] = {
@@ -231,14 +236,20 @@ class _Wave:
     phases: tuple[float, ...]
 
     @staticmethod
-    def draw(rng: np.random.Generator, amp: float, n: int = 2, max_freq: float = 1.5) -> "_Wave":
-        return _Wave(tuple(rng.uniform(0.3, 1.0, n) * amp / n),
-                     tuple(rng.uniform(0.2, max_freq, n)),
-                     tuple(rng.uniform(0, 2 * np.pi, n)))
+    def draw(rng: np.random.Generator, amp: float, n: int = 2, max_freq: float = 1.5) -> _Wave:
+        return _Wave(
+            tuple(rng.uniform(0.3, 1.0, n) * amp / n),
+            tuple(rng.uniform(0.2, max_freq, n)),
+            tuple(rng.uniform(0, 2 * np.pi, n)),
+        )
 
     def __call__(self, t: float) -> float:
-        return float(sum(a * math.sin(2 * math.pi * f * t + p)
-                         for a, f, p in zip(self.amps, self.freqs, self.phases)))
+        return float(
+            sum(
+                a * math.sin(2 * math.pi * f * t + p)
+                for a, f, p in zip(self.amps, self.freqs, self.phases)
+            )
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -278,7 +289,7 @@ class _Blob:
             return math.sqrt(max(0.0, 1.0 - (2 * s - 1) ** 2))
         if self.profile == "liver":  # a small inferior tip, widest near `peak`, a dome on top
             p = math.log(0.5) / math.log(self.peak)
-            return 0.15 + 0.85 * math.sin(math.pi * s ** p) ** 0.5
+            return 0.15 + 0.85 * math.sin(math.pi * s**p) ** 0.5
         if self.profile == "rise":
             return 0.35 + 0.65 * math.sin(0.5 * math.pi * s) ** 0.7
         if self.profile == "fall":
@@ -326,10 +337,13 @@ class _Blob:
         return cu - eu, cu + eu, cv - ev, cv + ev
 
 
-def _harmonics(rng: np.random.Generator, amp: float, orders: Sequence[int] = (2, 3, 4)
-               ) -> tuple[tuple[int, float, float], ...]:
-    return tuple((k, float(rng.uniform(0.3, 1.0) * amp / len(orders)),
-                  float(rng.uniform(0, 2 * np.pi))) for k in orders)
+def _harmonics(
+    rng: np.random.Generator, amp: float, orders: Sequence[int] = (2, 3, 4)
+) -> tuple[tuple[int, float, float], ...]:
+    return tuple(
+        (k, float(rng.uniform(0.3, 1.0) * amp / len(orders)), float(rng.uniform(0, 2 * np.pi)))
+        for k in orders
+    )
 
 
 class _Canvas:
@@ -368,8 +382,14 @@ class _Canvas:
             mask = mask & np.isin(target, [int(w) for w in where])
         target[mask] = int(tissue)
 
-    def paint_blob(self, blob: _Blob, t: float, tissue: Tissue, shrink: float = 1.0,
-                   where: Sequence[Tissue] | None = None) -> None:
+    def paint_blob(
+        self,
+        blob: _Blob,
+        t: float,
+        tissue: Tissue,
+        shrink: float = 1.0,
+        where: Sequence[Tissue] | None = None,
+    ) -> None:
         win, mask = self.blob_mask(blob, t, shrink)
         self.paint(win, mask, tissue, where)
 
@@ -479,9 +499,13 @@ def _draw_anatomy(rng: np.random.Generator, shape: tuple[int, int, int]) -> _Ana
     return _draw_organs(rng, shape, _narrow_frame(rng, shape))
 
 
-def _draw_organs(rng: np.random.Generator, shape: tuple[int, int, int], frame: _Frame,
-                 span_range: tuple[float, float] = (0.6, 0.8), free_ends: bool = True
-                 ) -> _Anatomy:
+def _draw_organs(
+    rng: np.random.Generator,
+    shape: tuple[int, int, int],
+    frame: _Frame,
+    span_range: tuple[float, float] = (0.6, 0.8),
+    free_ends: bool = True,
+) -> _Anatomy:
     """Every organ of the narrow style, in ``frame``; the liver spans ``span_range`` of t.
 
     With ``free_ends`` the first and last slices stay free of liver.
@@ -498,124 +522,271 @@ def _draw_organs(rng: np.random.Generator, shape: tuple[int, int, int], frame: _
         t0 = max(t0, 1.0 / nz + 1e-6)
         t1 = min(t1, 1.0 - 1.0 / nz - 1e-6)
     lt = t1 - t0
-    right = _Blob(cu=rng.uniform(-0.52, -0.44), cv=rng.uniform(-0.08, 0.02),
-                  ru=rng.uniform(0.43, 0.5), rv=rng.uniform(0.64, 0.76), t0=t0, t1=t1,
-                  angle=rng.uniform(-0.25, 0.05), harmonics=_harmonics(rng, 0.16),
-                  drift_u=_Wave.draw(rng, 0.04), drift_v=_Wave.draw(rng, 0.04),
-                  slope_u=rng.uniform(0.0, 0.08), slope_v=rng.uniform(0.0, 0.1),
-                  phase_drift=rng.uniform(-1, 1), profile="liver", peak=rng.uniform(0.45, 0.7))
-    medial = _Blob(cu=rng.uniform(-0.25, -0.15), cv=rng.uniform(-0.40, -0.25),
-                   ru=rng.uniform(0.22, 0.28), rv=rng.uniform(0.28, 0.36),
-                   t0=t0 + lt * rng.uniform(0.2, 0.35), t1=t1, harmonics=_harmonics(rng, 0.15),
-                   drift_u=_Wave.draw(rng, 0.03), drift_v=_Wave.draw(rng, 0.03),
-                   phase_drift=rng.uniform(-1, 1), profile="rise")
-    left = _Blob(cu=rng.uniform(-0.02, 0.10), cv=rng.uniform(-0.62, -0.50),
-                 ru=rng.uniform(0.22, 0.32), rv=rng.uniform(0.14, 0.2),
-                 t0=t0 + lt * rng.uniform(0.4, 0.55), t1=t1, angle=rng.uniform(-0.3, 0.1),
-                 harmonics=_harmonics(rng, 0.15), drift_u=_Wave.draw(rng, 0.04),
-                 slope_u=rng.uniform(0.0, 0.12), phase_drift=rng.uniform(-1, 1),
-                 profile="ellipsoid")
+    right = _Blob(
+        cu=rng.uniform(-0.52, -0.44),
+        cv=rng.uniform(-0.08, 0.02),
+        ru=rng.uniform(0.43, 0.5),
+        rv=rng.uniform(0.64, 0.76),
+        t0=t0,
+        t1=t1,
+        angle=rng.uniform(-0.25, 0.05),
+        harmonics=_harmonics(rng, 0.16),
+        drift_u=_Wave.draw(rng, 0.04),
+        drift_v=_Wave.draw(rng, 0.04),
+        slope_u=rng.uniform(0.0, 0.08),
+        slope_v=rng.uniform(0.0, 0.1),
+        phase_drift=rng.uniform(-1, 1),
+        profile="liver",
+        peak=rng.uniform(0.45, 0.7),
+    )
+    medial = _Blob(
+        cu=rng.uniform(-0.25, -0.15),
+        cv=rng.uniform(-0.40, -0.25),
+        ru=rng.uniform(0.22, 0.28),
+        rv=rng.uniform(0.28, 0.36),
+        t0=t0 + lt * rng.uniform(0.2, 0.35),
+        t1=t1,
+        harmonics=_harmonics(rng, 0.15),
+        drift_u=_Wave.draw(rng, 0.03),
+        drift_v=_Wave.draw(rng, 0.03),
+        phase_drift=rng.uniform(-1, 1),
+        profile="rise",
+    )
+    left = _Blob(
+        cu=rng.uniform(-0.02, 0.10),
+        cv=rng.uniform(-0.62, -0.50),
+        ru=rng.uniform(0.22, 0.32),
+        rv=rng.uniform(0.14, 0.2),
+        t0=t0 + lt * rng.uniform(0.4, 0.55),
+        t1=t1,
+        angle=rng.uniform(-0.3, 0.1),
+        harmonics=_harmonics(rng, 0.15),
+        drift_u=_Wave.draw(rng, 0.04),
+        slope_u=rng.uniform(0.0, 0.12),
+        phase_drift=rng.uniform(-1, 1),
+        profile="ellipsoid",
+    )
     lobes = [right, medial, left]
 
     liver_vessels = []
     for _ in range(int(rng.integers(2, 5))):
         r = rng.uniform(2.5, 6.0)
-        liver_vessels.append(_Blob(cu=rng.uniform(-0.55, -0.2), cv=rng.uniform(-0.3, 0.25),
-                                   ru=mm(r)[0], rv=mm(r)[1],
-                                   t0=t0 + lt * rng.uniform(0.1, 0.4), t1=t1,
-                                   slope_u=rng.uniform(-0.2, 0.2), slope_v=rng.uniform(-0.2, 0.2),
-                                   drift_u=_Wave.draw(rng, 0.03), drift_v=_Wave.draw(rng, 0.03)))
+        liver_vessels.append(
+            _Blob(
+                cu=rng.uniform(-0.55, -0.2),
+                cv=rng.uniform(-0.3, 0.25),
+                ru=mm(r)[0],
+                rv=mm(r)[1],
+                t0=t0 + lt * rng.uniform(0.1, 0.4),
+                t1=t1,
+                slope_u=rng.uniform(-0.2, 0.2),
+                slope_v=rng.uniform(-0.2, 0.2),
+                drift_u=_Wave.draw(rng, 0.03),
+                drift_v=_Wave.draw(rng, 0.03),
+            )
+        )
     gb_r = rng.uniform(12.0, 18.0)
-    gallbladder = _Blob(cu=rng.uniform(-0.32, -0.22), cv=rng.uniform(-0.42, -0.32),
-                        ru=mm(gb_r)[0], rv=mm(gb_r * 1.5)[1],
-                        t0=t0 + lt * rng.uniform(0.05, 0.15), t1=t0 + lt * rng.uniform(0.35, 0.5),
-                        angle=rng.uniform(-0.6, 0.6), harmonics=_harmonics(rng, 0.08, (2, 3)),
-                        profile="ellipsoid")
-
+    gallbladder = _Blob(
+        cu=rng.uniform(-0.32, -0.22),
+        cv=rng.uniform(-0.42, -0.32),
+        ru=mm(gb_r)[0],
+        rv=mm(gb_r * 1.5)[1],
+        t0=t0 + lt * rng.uniform(0.05, 0.15),
+        t1=t0 + lt * rng.uniform(0.35, 0.5),
+        angle=rng.uniform(-0.6, 0.6),
+        harmonics=_harmonics(rng, 0.08, (2, 3)),
+        profile="ellipsoid",
+    )
 
     kidneys = []
     for side in (-1, 1):  # the right kidney (side -1) sits lower
         kt0 = rng.uniform(0.0, 0.12) + (0.0 if side < 0 else 0.1)
-        kidneys.append(_Blob(cu=side * mm(rng.uniform(58.0, 72.0))[0],
-                             cv=spine_v + mm(rng.uniform(4.0, 14.0))[1],
-                             ru=mm(rng.uniform(15, 19))[0], rv=mm(rng.uniform(26, 31))[1],
-                             t0=kt0, t1=kt0 + rng.uniform(0.5, 0.6),
-                             angle=side * rng.uniform(0.4, 0.7),
-                             harmonics=_harmonics(rng, 0.1, (2, 3)), profile="ellipsoid"))
-    spleen = _Blob(cu=rng.uniform(0.50, 0.60), cv=rng.uniform(0.05, 0.25),
-                   ru=rng.uniform(0.14, 0.2), rv=rng.uniform(0.3, 0.4),
-                   t0=rng.uniform(0.4, 0.55), t1=rng.uniform(0.9, 1.05),
-                   angle=rng.uniform(-0.7, -0.3), harmonics=_harmonics(rng, 0.25, (1, 2, 3)),
-                   profile="ellipsoid")
-    stomach = _Blob(cu=rng.uniform(0.22, 0.36), cv=rng.uniform(-0.35, -0.15),
-                    ru=rng.uniform(0.18, 0.26), rv=rng.uniform(0.22, 0.32),
-                    t0=rng.uniform(0.45, 0.6), t1=rng.uniform(0.95, 1.1),
-                    harmonics=_harmonics(rng, 0.15), drift_u=_Wave.draw(rng, 0.05),
-                    slope_u=rng.uniform(-0.12, 0.0), profile="fall")
-    pancreas = _Blob(cu=rng.uniform(0.05, 0.18), cv=rng.uniform(0.05, 0.15),
-                     ru=rng.uniform(0.25, 0.32), rv=mm(rng.uniform(10, 14))[1],
-                     t0=rng.uniform(0.3, 0.4), t1=rng.uniform(0.55, 0.65),
-                     angle=rng.uniform(-0.35, -0.1), harmonics=_harmonics(rng, 0.1, (2, 3)),
-                     profile="ellipsoid")
+        kidneys.append(
+            _Blob(
+                cu=side * mm(rng.uniform(58.0, 72.0))[0],
+                cv=spine_v + mm(rng.uniform(4.0, 14.0))[1],
+                ru=mm(rng.uniform(15, 19))[0],
+                rv=mm(rng.uniform(26, 31))[1],
+                t0=kt0,
+                t1=kt0 + rng.uniform(0.5, 0.6),
+                angle=side * rng.uniform(0.4, 0.7),
+                harmonics=_harmonics(rng, 0.1, (2, 3)),
+                profile="ellipsoid",
+            )
+        )
+    spleen = _Blob(
+        cu=rng.uniform(0.50, 0.60),
+        cv=rng.uniform(0.05, 0.25),
+        ru=rng.uniform(0.14, 0.2),
+        rv=rng.uniform(0.3, 0.4),
+        t0=rng.uniform(0.4, 0.55),
+        t1=rng.uniform(0.9, 1.05),
+        angle=rng.uniform(-0.7, -0.3),
+        harmonics=_harmonics(rng, 0.25, (1, 2, 3)),
+        profile="ellipsoid",
+    )
+    stomach = _Blob(
+        cu=rng.uniform(0.22, 0.36),
+        cv=rng.uniform(-0.35, -0.15),
+        ru=rng.uniform(0.18, 0.26),
+        rv=rng.uniform(0.22, 0.32),
+        t0=rng.uniform(0.45, 0.6),
+        t1=rng.uniform(0.95, 1.1),
+        harmonics=_harmonics(rng, 0.15),
+        drift_u=_Wave.draw(rng, 0.05),
+        slope_u=rng.uniform(-0.12, 0.0),
+        profile="fall",
+    )
+    pancreas = _Blob(
+        cu=rng.uniform(0.05, 0.18),
+        cv=rng.uniform(0.05, 0.15),
+        ru=rng.uniform(0.25, 0.32),
+        rv=mm(rng.uniform(10, 14))[1],
+        t0=rng.uniform(0.3, 0.4),
+        t1=rng.uniform(0.55, 0.65),
+        angle=rng.uniform(-0.35, -0.1),
+        harmonics=_harmonics(rng, 0.1, (2, 3)),
+        profile="ellipsoid",
+    )
 
     bowel: list[tuple[_Blob, Tissue]] = []
     for _ in range(int(rng.integers(26, 36))):  # small-bowel loops, mostly left and anterior
         r = rng.uniform(11.0, 19.0)
         bt0 = rng.uniform(-0.3, 0.6)
-        bowel.append((_Blob(cu=rng.uniform(-0.3 if bt0 < 0.15 else 0.05, 0.75),
-                            cv=rng.uniform(-0.7, 0.3),
-                            ru=mm(r)[0], rv=mm(r)[1], t0=bt0,
-                            t1=bt0 + rng.uniform(0.2, 0.45),
-                            harmonics=_harmonics(rng, 0.12, (2, 3)),
-                            drift_u=_Wave.draw(rng, 0.06), drift_v=_Wave.draw(rng, 0.06),
-                            profile="ellipsoid"),
-                      Tissue.GAS if rng.random() < 0.25 else Tissue.BOWEL_CONTENT))
+        bowel.append(
+            (
+                _Blob(
+                    cu=rng.uniform(-0.3 if bt0 < 0.15 else 0.05, 0.75),
+                    cv=rng.uniform(-0.7, 0.3),
+                    ru=mm(r)[0],
+                    rv=mm(r)[1],
+                    t0=bt0,
+                    t1=bt0 + rng.uniform(0.2, 0.45),
+                    harmonics=_harmonics(rng, 0.12, (2, 3)),
+                    drift_u=_Wave.draw(rng, 0.06),
+                    drift_v=_Wave.draw(rng, 0.06),
+                    profile="ellipsoid",
+                ),
+                Tissue.GAS if rng.random() < 0.25 else Tissue.BOWEL_CONTENT,
+            )
+        )
     for side in (-1, 1):  # ascending and descending colon
         r = rng.uniform(16.0, 22.0)
-        bowel.append((_Blob(cu=side * rng.uniform(0.6, 0.7), cv=rng.uniform(-0.05, 0.2),
-                            ru=mm(r)[0], rv=mm(r)[1], t0=-0.1, t1=rng.uniform(0.35, 0.6),
-                            harmonics=_harmonics(rng, 0.15, (2, 3)),
-                            drift_u=_Wave.draw(rng, 0.03), profile="flat"),
-                      Tissue.GAS if rng.random() < 0.5 else Tissue.BOWEL_CONTENT))
+        bowel.append(
+            (
+                _Blob(
+                    cu=side * rng.uniform(0.6, 0.7),
+                    cv=rng.uniform(-0.05, 0.2),
+                    ru=mm(r)[0],
+                    rv=mm(r)[1],
+                    t0=-0.1,
+                    t1=rng.uniform(0.35, 0.6),
+                    harmonics=_harmonics(rng, 0.15, (2, 3)),
+                    drift_u=_Wave.draw(rng, 0.03),
+                    profile="flat",
+                ),
+                Tissue.GAS if rng.random() < 0.5 else Tissue.BOWEL_CONTENT,
+            )
+        )
 
     mesenteric = []
     for _ in range(int(rng.integers(15, 30))):  # small vessels in the mesenteric fat
         r = rng.uniform(1.5, 3.5)
         mt0 = rng.uniform(-0.3, 0.6)
-        mesenteric.append(_Blob(cu=rng.uniform(-0.5, 0.6), cv=rng.uniform(-0.7, 0.3),
-                                ru=mm(r)[0], rv=mm(r)[1], t0=mt0, t1=mt0 + rng.uniform(0.2, 0.5),
-                                slope_u=rng.uniform(-0.2, 0.2), slope_v=rng.uniform(-0.2, 0.2)))
+        mesenteric.append(
+            _Blob(
+                cu=rng.uniform(-0.5, 0.6),
+                cv=rng.uniform(-0.7, 0.3),
+                ru=mm(r)[0],
+                rv=mm(r)[1],
+                t0=mt0,
+                t1=mt0 + rng.uniform(0.2, 0.5),
+                slope_u=rng.uniform(-0.2, 0.2),
+                slope_v=rng.uniform(-0.2, 0.2),
+            )
+        )
     lungs = []
     for side in (-1, 1):
-        lungs.append(_Blob(cu=side * rng.uniform(0.45, 0.55), cv=rng.uniform(0.35, 0.5),
-                           ru=rng.uniform(0.28, 0.36), rv=rng.uniform(0.3, 0.4),
-                           t0=rng.uniform(0.8, 0.9), t1=1.25, harmonics=_harmonics(rng, 0.1),
-                           profile="rise"))
+        lungs.append(
+            _Blob(
+                cu=side * rng.uniform(0.45, 0.55),
+                cv=rng.uniform(0.35, 0.5),
+                ru=rng.uniform(0.28, 0.36),
+                rv=rng.uniform(0.3, 0.4),
+                t0=rng.uniform(0.8, 0.9),
+                t1=1.25,
+                harmonics=_harmonics(rng, 0.1),
+                profile="rise",
+            )
+        )
 
     aorta_r, ivc_r = rng.uniform(10.0, 13.0), rng.uniform(9.0, 12.0)
     vessels = [
-        (_Blob(cu=rng.uniform(0.04, 0.1), cv=spine_v - mm(32.0)[1], ru=mm(aorta_r)[0],
-               rv=mm(aorta_r)[1], t0=-0.1, t1=1.1, drift_u=_Wave.draw(rng, 0.02)), Tissue.AORTA),
-        (_Blob(cu=rng.uniform(-0.17, -0.12), cv=spine_v - mm(36.0)[1], ru=mm(ivc_r * 1.2)[0],
-               rv=mm(ivc_r * 0.9)[1], t0=-0.1, t1=1.1, drift_u=_Wave.draw(rng, 0.02)), Tissue.IVC),
+        (
+            _Blob(
+                cu=rng.uniform(0.04, 0.1),
+                cv=spine_v - mm(32.0)[1],
+                ru=mm(aorta_r)[0],
+                rv=mm(aorta_r)[1],
+                t0=-0.1,
+                t1=1.1,
+                drift_u=_Wave.draw(rng, 0.02),
+            ),
+            Tissue.AORTA,
+        ),
+        (
+            _Blob(
+                cu=rng.uniform(-0.17, -0.12),
+                cv=spine_v - mm(36.0)[1],
+                ru=mm(ivc_r * 1.2)[0],
+                rv=mm(ivc_r * 0.9)[1],
+                t0=-0.1,
+                t1=1.1,
+                drift_u=_Wave.draw(rng, 0.02),
+            ),
+            Tissue.IVC,
+        ),
     ]
 
     hu = {t: float(rng.uniform(*r)) for t, r in _HU_RANGES.items()}
     hu[Tissue.SPLEEN] = hu[Tissue.LIVER] + float(rng.uniform(-6.0, 6.0))
     hu[Tissue.TUMOUR] = min(hu[Tissue.TUMOUR], hu[Tissue.LIVER] - 35.0)  # clearly hypodense
     return _Anatomy(
-        shape=shape, spacing=(s, s, dz), a=a, b=b, cx=cx, cy=cy,
-        body_harm=_harmonics(rng, 0.06, (2, 3, 4)), body_wave=_Wave.draw(rng, 0.03),
-        fat=rng.uniform(0.06, 0.15), fat_harm=_harmonics(rng, 0.35, (1, 2)),
-        muscle=rng.uniform(0.045, 0.07), liver_t=(t0, t1), liver_lobes=lobes,
-        liver_vessels=liver_vessels, gallbladder=gallbladder, tumours=[], pancreas=pancreas,
-        bowel=bowel, lungs=lungs, kidneys=kidneys, spleen=spleen, stomach=stomach,
-        stomach_gas_level=rng.uniform(-0.7, -0.3), vessels=vessels,
-        spine_u=rng.uniform(-0.02, 0.02), spine_v=spine_v,
-        disc_period=rng.uniform(28.0, 34.0), disc_phase=rng.uniform(0, 1),
-        rib_phase=rng.uniform(0, 1), rib_jitter=tuple(rng.uniform(-0.3, 0.3, 10)),
-        mesenteric=mesenteric, hu=hu, noise_sd=rng.uniform(10.0, 20.0),
-        couch_gap=rng.uniform(3.0, 12.0))
+        shape=shape,
+        spacing=(s, s, dz),
+        a=a,
+        b=b,
+        cx=cx,
+        cy=cy,
+        body_harm=_harmonics(rng, 0.06, (2, 3, 4)),
+        body_wave=_Wave.draw(rng, 0.03),
+        fat=rng.uniform(0.06, 0.15),
+        fat_harm=_harmonics(rng, 0.35, (1, 2)),
+        muscle=rng.uniform(0.045, 0.07),
+        liver_t=(t0, t1),
+        liver_lobes=lobes,
+        liver_vessels=liver_vessels,
+        gallbladder=gallbladder,
+        tumours=[],
+        pancreas=pancreas,
+        bowel=bowel,
+        lungs=lungs,
+        kidneys=kidneys,
+        spleen=spleen,
+        stomach=stomach,
+        stomach_gas_level=rng.uniform(-0.7, -0.3),
+        vessels=vessels,
+        spine_u=rng.uniform(-0.02, 0.02),
+        spine_v=spine_v,
+        disc_period=rng.uniform(28.0, 34.0),
+        disc_phase=rng.uniform(0, 1),
+        rib_phase=rng.uniform(0, 1),
+        rib_jitter=tuple(rng.uniform(-0.3, 0.3, 10)),
+        mesenteric=mesenteric,
+        hu=hu,
+        noise_sd=rng.uniform(10.0, 20.0),
+        couch_gap=rng.uniform(3.0, 12.0),
+    )
 
 
 class _CoarseLiver:
@@ -670,8 +841,9 @@ def _place_tumours(rng: np.random.Generator, an: _Anatomy, coarse: _CoarseLiver)
     liver_mm = 2.0 * max(right.ru * a, right.rv * b)
     r_hi = 0.16 * liver_mm
     r_lo = min(max(3.0 * s, 0.07 * liver_mm), 0.85 * r_hi)
-    slices = [k for k in range(nz) if t0 + 0.15 * (t1 - t0) <= (k + 0.5) / nz
-              <= t1 - 0.15 * (t1 - t0)] or [min(nz - 1, int((t0 + t1) / 2 * nz))]
+    slices = [
+        k for k in range(nz) if t0 + 0.15 * (t1 - t0) <= (k + 0.5) / nz <= t1 - 0.15 * (t1 - t0)
+    ] or [min(nz - 1, int((t0 + t1) / 2 * nz))]
     taken: dict[int, np.ndarray] = {}
     tumours: list[_Blob] = []
     for _ in range(count):
@@ -689,16 +861,27 @@ def _place_tumours(rng: np.random.Generator, an: _Anatomy, coarse: _CoarseLiver)
             i, j = ok[rng.integers(len(ok))]
             t = (k + 0.5) / nz
             rt = r_mm / liver_mm * (t1 - t0)
-            tumour = _Blob(cu=float(coarse.u[i]), cv=float(coarse.v[j]),
-                           ru=r_mm / a * rng.uniform(0.9, 1.05),
-                           rv=r_mm / b * rng.uniform(0.9, 1.05),
-                           t0=t - rt, t1=t + rt, angle=rng.uniform(0, np.pi),
-                           harmonics=_harmonics(rng, 0.12, (2, 3)), profile="lens")
+            tumour = _Blob(
+                cu=float(coarse.u[i]),
+                cv=float(coarse.v[j]),
+                ru=r_mm / a * rng.uniform(0.9, 1.05),
+                rv=r_mm / b * rng.uniform(0.9, 1.05),
+                t0=t - rt,
+                t1=t + rt,
+                angle=rng.uniform(0, np.pi),
+                harmonics=_harmonics(rng, 0.12, (2, 3)),
+                profile="lens",
+            )
             span = [kk for kk in range(nz) if tumour.scale((kk + 0.5) / nz) > 0]
             masks = {kk: coarse.blob(tumour, kk) for kk in span}
-            if all(m.sum() == 0 or (np.mean(coarse.liver(kk)[m]) >= 0.97
-                                    and not (kk in taken and (taken[kk] & m).any()))
-                   for kk, m in masks.items()):
+            if all(
+                m.sum() == 0
+                or (
+                    np.mean(coarse.liver(kk)[m]) >= 0.97
+                    and not (kk in taken and (taken[kk] & m).any())
+                )
+                for kk, m in masks.items()
+            ):
                 for kk, m in masks.items():
                     grown = ndimage.binary_dilation(m, iterations=1)
                     taken[kk] = grown if kk not in taken else taken[kk] | grown
@@ -727,8 +910,16 @@ def _wall_radii(an: _Anatomy, t: float, body_shape, fat_shape):
     return body_r, body_r - skin, body_r - skin - fat_shape, body_r - skin - fat_shape - an.muscle
 
 
-def _paint_slice(an: _Anatomy, canvas: _Canvas, k: int, rho, theta, body_shape, fat_shape,
-                 liver_only: bool = False) -> None:
+def _paint_slice(
+    an: _Anatomy,
+    canvas: _Canvas,
+    k: int,
+    rho,
+    theta,
+    body_shape,
+    fat_shape,
+    liver_only: bool = False,
+) -> None:
     """Paints the tissue ids of slice ``k`` into ``canvas.tissue``.
 
     ``liver_only`` skips what is painted before the liver (couch, lungs, ribs,
@@ -762,7 +953,7 @@ def _paint_couch(an: _Anatomy, canvas: _Canvas) -> None:
     """Couch under the patient: two thin shells, lowest under the middle."""
     u = canvas.u
     pixel_mm = float(u[1] - u[0]) * an.a if u.size > 1 else an.spacing[0]
-    top_mm = an.couch_top * an.b + an.couch_gap - 0.12 * an.b * u ** 2
+    top_mm = an.couch_top * an.b + an.couch_gap - 0.12 * an.b * u**2
     rel = canvas.v[None, :] * an.b - top_mm[:, None]
     thick = max(4.0, pixel_mm)
     in_span = (np.abs(u) < 1.2)[:, None]
@@ -781,15 +972,24 @@ def _paint_thorax(an: _Anatomy, canvas: _Canvas, t: float, cavity) -> None:
         return
     n_ribs = len(an.rib_jitter) // 2
     for side in (-1, 1):
-        lo, hi = ((np.pi / 2 + 0.3, 1.5 * np.pi - 0.6) if side < 0
-                  else (-np.pi / 2 + 0.6, np.pi / 2 - 0.3))
+        lo, hi = (
+            (np.pi / 2 + 0.3, 1.5 * np.pi - 0.6)
+            if side < 0
+            else (-np.pi / 2 + 0.6, np.pi / 2 - 0.3)
+        )
         for r in range(n_ribs):
-            frac = ((r + 0.5 + an.rib_jitter[r + (side > 0) * n_ribs]) / n_ribs
-                    + 0.5 * t + an.rib_phase) % 1.0
+            frac = (
+                (r + 0.5 + an.rib_jitter[r + (side > 0) * n_ribs]) / n_ribs + 0.5 * t + an.rib_phase
+            ) % 1.0
             ang = lo + frac * (hi - lo)
             rr = float(_wall_radii(an, t, *_wall_shapes(an, np.float32(ang)))[3]) + 0.5 * an.muscle
-            rib = _Blob(cu=rr * math.cos(ang), cv=rr * math.sin(ang), ru=7.0 / an.a,
-                        rv=3.5 / an.b, angle=ang + np.pi / 2)
+            rib = _Blob(
+                cu=rr * math.cos(ang),
+                cv=rr * math.sin(ang),
+                ru=7.0 / an.a,
+                rv=3.5 / an.b,
+                angle=ang + np.pi / 2,
+            )
             win, d = canvas.blob_depth(rib, t)
             if win is not None:
                 canvas.paint(win, d <= 1.0, Tissue.CORTICAL_BONE)
@@ -833,8 +1033,12 @@ def _paint_liver(an: _Anatomy, canvas: _Canvas, t: float, rho, cavity, cavity_r)
         depth = np.minimum.reduce([lobe.depth(uu, vv, t) for lobe in an.liver_lobes])
         inner_cavity = rho[win] <= cavity_r[win] - an.liver_gap / an.b
         if an.ascites:
-            canvas.paint(win, (depth <= an.ascites) & cavity[win], Tissue.ASCITES,
-                         where=(Tissue.FAT, Tissue.VESSEL))
+            canvas.paint(
+                win,
+                (depth <= an.ascites) & cavity[win],
+                Tissue.ASCITES,
+                where=(Tissue.FAT, Tissue.VESSEL),
+            )
         canvas.paint(win, (depth <= 1.0) & inner_cavity, Tissue.LIVER)
     for vessel in an.liver_vessels:
         canvas.paint_blob(vessel, t, Tissue.LIVER_VESSEL, where=(Tissue.LIVER,))
@@ -855,10 +1059,12 @@ def _paint_retroperitoneum(an: _Anatomy, canvas: _Canvas, t: float, cavity) -> N
         if an.medulla:
             canvas.paint(win, d <= 0.72, Tissue.KIDNEY_MEDULLA, where=(Tissue.KIDNEY,))
         hilum = kidney.cu - math.copysign(0.35 * kidney.ru, kidney.cu)
-        sinus = dataclasses.replace(kidney, cu=hilum, ru=kidney.ru * 0.45, rv=kidney.rv * 0.4,
-                                    harmonics=())
-        canvas.paint_blob(sinus, t, Tissue.RENAL_SINUS,
-                          where=(Tissue.KIDNEY, Tissue.KIDNEY_MEDULLA))
+        sinus = dataclasses.replace(
+            kidney, cu=hilum, ru=kidney.ru * 0.45, rv=kidney.rv * 0.4, harmonics=()
+        )
+        canvas.paint_blob(
+            sinus, t, Tissue.RENAL_SINUS, where=(Tissue.KIDNEY, Tissue.KIDNEY_MEDULLA)
+        )
     for vessel, tissue in an.vessels:
         canvas.paint_blob(vessel, t, tissue)
 
@@ -869,10 +1075,27 @@ def _paint_spine(an: _Anatomy, canvas: _Canvas, t: float, z_mm: float) -> None:
     su, sv = an.spine_u, an.spine_v
     psoas_r = 8.0 + 14.0 * (1.0 - t)
     for side in (-1, 1):
-        canvas.paint_blob(_Blob(cu=su + side * 30 * mm_u, cv=sv + 5 * mm_v,
-                                ru=psoas_r * mm_u, rv=psoas_r * 0.9 * mm_v), t, Tissue.MUSCLE)
-        canvas.paint_blob(_Blob(cu=su + side * 30 * mm_u, cv=sv + 44 * mm_v, ru=26 * mm_u,
-                                rv=20 * mm_v, angle=side * 0.25), t, Tissue.MUSCLE)
+        canvas.paint_blob(
+            _Blob(
+                cu=su + side * 30 * mm_u,
+                cv=sv + 5 * mm_v,
+                ru=psoas_r * mm_u,
+                rv=psoas_r * 0.9 * mm_v,
+            ),
+            t,
+            Tissue.MUSCLE,
+        )
+        canvas.paint_blob(
+            _Blob(
+                cu=su + side * 30 * mm_u,
+                cv=sv + 44 * mm_v,
+                ru=26 * mm_u,
+                rv=20 * mm_v,
+                angle=side * 0.25,
+            ),
+            t,
+            Tissue.MUSCLE,
+        )
     disc = ((z_mm / an.disc_period + an.disc_phase) % 1.0) < 8.0 / an.disc_period
     body = _Blob(cu=su, cv=sv, ru=18 * mm_u, rv=15 * mm_v, harmonics=((2, 0.05, 0.0),))
     win, d = canvas.blob_depth(body, t)
@@ -882,17 +1105,32 @@ def _paint_spine(an: _Anatomy, canvas: _Canvas, t: float, z_mm: float) -> None:
         canvas.paint(win, d <= 1.0, Tissue.CORTICAL_BONE)
         canvas.paint(win, d <= 0.85, Tissue.CANCELLOUS_BONE)
     for side in (-1, 1):
-        canvas.paint_blob(_Blob(cu=su + side * 22 * mm_u, cv=sv + 24 * mm_v, ru=15 * mm_u,
-                                rv=3.5 * mm_v, angle=side * 0.3), t, Tissue.CORTICAL_BONE)
-    canvas.paint_blob(_Blob(cu=su, cv=sv + 31 * mm_v, ru=12 * mm_u, rv=11 * mm_v),
-                      t, Tissue.CORTICAL_BONE)
-    canvas.paint_blob(_Blob(cu=su, cv=sv + 50 * mm_v, ru=3.5 * mm_u, rv=13 * mm_v),
-                      t, Tissue.CORTICAL_BONE)
+        canvas.paint_blob(
+            _Blob(
+                cu=su + side * 22 * mm_u,
+                cv=sv + 24 * mm_v,
+                ru=15 * mm_u,
+                rv=3.5 * mm_v,
+                angle=side * 0.3,
+            ),
+            t,
+            Tissue.CORTICAL_BONE,
+        )
+    canvas.paint_blob(
+        _Blob(cu=su, cv=sv + 31 * mm_v, ru=12 * mm_u, rv=11 * mm_v), t, Tissue.CORTICAL_BONE
+    )
+    canvas.paint_blob(
+        _Blob(cu=su, cv=sv + 50 * mm_v, ru=3.5 * mm_u, rv=13 * mm_v), t, Tissue.CORTICAL_BONE
+    )
     canvas.paint_blob(_Blob(cu=su, cv=sv + 29 * mm_v, ru=8 * mm_u, rv=7 * mm_v), t, Tissue.CSF)
 
 
-_KIND_TISSUE = {"hypodense": Tissue.TUMOUR, "hyperdense": Tissue.TUMOUR_HYPER,
-                "cystic": Tissue.TUMOUR_CYST, "rim-enhancing": Tissue.TUMOUR_RIM}
+_KIND_TISSUE = {
+    "hypodense": Tissue.TUMOUR,
+    "hyperdense": Tissue.TUMOUR_HYPER,
+    "cystic": Tissue.TUMOUR_CYST,
+    "rim-enhancing": Tissue.TUMOUR_RIM,
+}
 
 
 def _paint_tumours(an: _Anatomy, canvas: _Canvas, t: float) -> None:
@@ -915,8 +1153,12 @@ def _union_box(boxes):
     boxes = [b for b in boxes if b is not None]
     if not boxes:
         return None
-    return (min(b[0] for b in boxes), max(b[1] for b in boxes),
-            min(b[2] for b in boxes), max(b[3] for b in boxes))
+    return (
+        min(b[0] for b in boxes),
+        max(b[1] for b in boxes),
+        min(b[2] for b in boxes),
+        max(b[3] for b in boxes),
+    )
 
 
 def _affine(an: _Anatomy, rng: np.random.Generator) -> np.ndarray:
@@ -967,6 +1209,8 @@ def noise_scale_for_voxel(spacing) -> float:
     at most 1 (a finer voxel keeps the reference noise)."""
     ref = float(np.prod(NOISE_REFERENCE_VOXEL_MM))
     return float(min(1.0, math.sqrt(ref / float(np.prod([float(v) for v in spacing])))))
+
+
 #: partial volume at the phantom's own pixel size: a CT's in-plane point spread
 #: (about 1 mm) is well under a pixel of 3-5 mm, so more than one pixel would
 #: be a blur no scanner makes
@@ -976,35 +1220,80 @@ _WIDE_BLUR_PX = (0.35, 1.0)
 _T = Tissue
 # Phase-independent tissues of the wide style (the others keep _HU_RANGES).
 _WIDE_HU: dict[Tissue, tuple[float, float]] = {
-    _T.TUMOUR_NECROSIS: (5, 35), _T.TUMOUR_CYST: (0, 15), _T.ASCITES: (0, 20)}
+    _T.TUMOUR_NECROSIS: (5, 35),
+    _T.TUMOUR_CYST: (0, 15),
+    _T.ASCITES: (0, 20),
+}
 # Mean HU per contrast phase; the portal venous phase keeps the narrow table.
 _PHASE_HU: dict[str, dict[Tissue, tuple[float, float]]] = {
-    "non-contrast": {_T.LIVER: (45, 65), _T.SPLEEN: (40, 55), _T.KIDNEY: (30, 40),
-                     _T.KIDNEY_MEDULLA: (28, 38), _T.IVC: (35, 50), _T.AORTA: (35, 50),
-                     _T.VESSEL: (35, 50), _T.PANCREAS: (35, 50), _T.MUSCLE: (45, 60),
-                     _T.BOWEL_WALL: (35, 50), _T.STOMACH_WALL: (35, 50)},
-    "arterial": {_T.LIVER: (60, 80), _T.SPLEEN: (100, 150), _T.KIDNEY: (180, 260),
-                 _T.KIDNEY_MEDULLA: (60, 100), _T.IVC: (50, 90), _T.AORTA: (250, 350),
-                 _T.VESSEL: (180, 280), _T.PANCREAS: (100, 140), _T.MUSCLE: (50, 65),
-                 _T.BOWEL_WALL: (70, 110), _T.STOMACH_WALL: (70, 110)},
+    "non-contrast": {
+        _T.LIVER: (45, 65),
+        _T.SPLEEN: (40, 55),
+        _T.KIDNEY: (30, 40),
+        _T.KIDNEY_MEDULLA: (28, 38),
+        _T.IVC: (35, 50),
+        _T.AORTA: (35, 50),
+        _T.VESSEL: (35, 50),
+        _T.PANCREAS: (35, 50),
+        _T.MUSCLE: (45, 60),
+        _T.BOWEL_WALL: (35, 50),
+        _T.STOMACH_WALL: (35, 50),
+    },
+    "arterial": {
+        _T.LIVER: (60, 80),
+        _T.SPLEEN: (100, 150),
+        _T.KIDNEY: (180, 260),
+        _T.KIDNEY_MEDULLA: (60, 100),
+        _T.IVC: (50, 90),
+        _T.AORTA: (250, 350),
+        _T.VESSEL: (180, 280),
+        _T.PANCREAS: (100, 140),
+        _T.MUSCLE: (50, 65),
+        _T.BOWEL_WALL: (70, 110),
+        _T.STOMACH_WALL: (70, 110),
+    },
     "portal venous": {},
-    "delayed": {_T.LIVER: (80, 100), _T.SPLEEN: (80, 100), _T.KIDNEY: (120, 170),
-                _T.IVC: (85, 110), _T.AORTA: (90, 130), _T.VESSEL: (85, 115),
-                _T.PANCREAS: (65, 85), _T.MUSCLE: (50, 65), _T.BOWEL_WALL: (55, 75),
-                _T.STOMACH_WALL: (55, 75)},
+    "delayed": {
+        _T.LIVER: (80, 100),
+        _T.SPLEEN: (80, 100),
+        _T.KIDNEY: (120, 170),
+        _T.IVC: (85, 110),
+        _T.AORTA: (90, 130),
+        _T.VESSEL: (85, 115),
+        _T.PANCREAS: (65, 85),
+        _T.MUSCLE: (50, 65),
+        _T.BOWEL_WALL: (55, 75),
+        _T.STOMACH_WALL: (55, 75),
+    },
 }
 # HU relative to another tissue of the same phantom: tissue -> (base, low, high offset).
 _PHASE_REL: dict[str, dict[Tissue, tuple[Tissue, float, float]]] = {
-    "non-contrast": {_T.LIVER_VESSEL: (_T.LIVER, -15, 0), _T.TUMOUR: (_T.LIVER, -30, -10),
-                     _T.TUMOUR_HYPER: (_T.LIVER, 8, 25), _T.TUMOUR_RIM: (_T.LIVER, -8, 0)},
-    "arterial": {_T.LIVER_VESSEL: (_T.LIVER, 30, 80), _T.TUMOUR: (_T.LIVER, -40, -15),
-                 _T.TUMOUR_HYPER: (_T.LIVER, 30, 90), _T.TUMOUR_RIM: (_T.LIVER, 25, 80)},
-    "portal venous": {_T.SPLEEN: (_T.LIVER, -6, 6), _T.KIDNEY_MEDULLA: (_T.KIDNEY, -30, 0),
-                      _T.TUMOUR: (_T.LIVER, -70, -30), _T.TUMOUR_HYPER: (_T.LIVER, 12, 40),
-                      _T.TUMOUR_RIM: (_T.LIVER, 10, 45)},
-    "delayed": {_T.LIVER_VESSEL: (_T.LIVER, -5, 15), _T.KIDNEY_MEDULLA: (_T.KIDNEY, -10, 10),
-                _T.TUMOUR: (_T.LIVER, -50, -20), _T.TUMOUR_HYPER: (_T.LIVER, 8, 25),
-                _T.TUMOUR_RIM: (_T.LIVER, 5, 30)},
+    "non-contrast": {
+        _T.LIVER_VESSEL: (_T.LIVER, -15, 0),
+        _T.TUMOUR: (_T.LIVER, -30, -10),
+        _T.TUMOUR_HYPER: (_T.LIVER, 8, 25),
+        _T.TUMOUR_RIM: (_T.LIVER, -8, 0),
+    },
+    "arterial": {
+        _T.LIVER_VESSEL: (_T.LIVER, 30, 80),
+        _T.TUMOUR: (_T.LIVER, -40, -15),
+        _T.TUMOUR_HYPER: (_T.LIVER, 30, 90),
+        _T.TUMOUR_RIM: (_T.LIVER, 25, 80),
+    },
+    "portal venous": {
+        _T.SPLEEN: (_T.LIVER, -6, 6),
+        _T.KIDNEY_MEDULLA: (_T.KIDNEY, -30, 0),
+        _T.TUMOUR: (_T.LIVER, -70, -30),
+        _T.TUMOUR_HYPER: (_T.LIVER, 12, 40),
+        _T.TUMOUR_RIM: (_T.LIVER, 10, 45),
+    },
+    "delayed": {
+        _T.LIVER_VESSEL: (_T.LIVER, -5, 15),
+        _T.KIDNEY_MEDULLA: (_T.KIDNEY, -10, 10),
+        _T.TUMOUR: (_T.LIVER, -50, -20),
+        _T.TUMOUR_HYPER: (_T.LIVER, 8, 25),
+        _T.TUMOUR_RIM: (_T.LIVER, 5, 30),
+    },
 }
 _PHASE_P = (0.2, 0.25, 0.35, 0.2)
 # Probabilities of a phantom's main tumour kind (order of TUMOUR_KINDS).
@@ -1070,8 +1359,9 @@ def _widen_body(rng: np.random.Generator, an: _Anatomy, pad: float) -> None:
 
 
 def _moved(blob: _Blob, f: float = 1.0, du: float = 0.0, dv: float = 0.0, **kw) -> _Blob:
-    return dataclasses.replace(blob, ru=blob.ru * f, rv=blob.rv * f, cu=blob.cu + du,
-                               cv=blob.cv + dv, **kw)
+    return dataclasses.replace(
+        blob, ru=blob.ru * f, rv=blob.rv * f, cu=blob.cu + du, cv=blob.cv + dv, **kw
+    )
 
 
 def _widen_liver(rng: np.random.Generator, an: _Anatomy) -> None:
@@ -1091,9 +1381,14 @@ def _widen_liver(rng: np.random.Generator, an: _Anatomy) -> None:
     elif kind == "left-lobe-dominant":  # a big left lobe well across the midline
         right = _moved(right, rng.uniform(0.78, 0.92))
         medial = _moved(medial, 1.15)
-        left = dataclasses.replace(left, cu=rng.uniform(0.12, 0.3), cv=rng.uniform(-0.55, -0.38),
-                                   ru=rng.uniform(0.34, 0.48), rv=rng.uniform(0.2, 0.3),
-                                   t0=t0 + (t1 - t0) * rng.uniform(0.15, 0.3))
+        left = dataclasses.replace(
+            left,
+            cu=rng.uniform(0.12, 0.3),
+            cv=rng.uniform(-0.55, -0.38),
+            ru=rng.uniform(0.34, 0.48),
+            rv=rng.uniform(0.2, 0.3),
+            t0=t0 + (t1 - t0) * rng.uniform(0.15, 0.3),
+        )
     du, dv = rng.uniform(-0.06, 0.06), rng.uniform(-0.06, 0.04)
     if rng.random() < 0.35:  # abuts the wall: no fat gap, pushed laterally
         an.liver_gap = 0.0
@@ -1137,8 +1432,13 @@ def _draw_texture(rng: np.random.Generator, amp: float) -> tuple[float, ...]:
     """Two crossed plane waves (wavelengths 12-40 mm), drifting with z."""
     k = 2 * np.pi / rng.uniform(12.0, 40.0, 2)
     ang = rng.uniform(0, np.pi, 2)
-    return (float(amp), *(k * np.cos(ang)), *(k * np.sin(ang)), rng.uniform(0, 2 * np.pi),
-            rng.uniform(0.05, 0.2))
+    return (
+        float(amp),
+        *(k * np.cos(ang)),
+        *(k * np.sin(ang)),
+        rng.uniform(0, 2 * np.pi),
+        rng.uniform(0.05, 0.2),
+    )
 
 
 def _wide_contrast(rng: np.random.Generator, an: _Anatomy) -> None:
@@ -1152,8 +1452,10 @@ def _wide_contrast(rng: np.random.Generator, an: _Anatomy) -> None:
     hu.setdefault(_T.KIDNEY_MEDULLA, hu[_T.KIDNEY])
     an.hu, an.phase, an.medulla = hu, phase, True
     spleen_amp = rng.uniform(20.0, 45.0) if phase == "arterial" else rng.uniform(0.0, 5.0)
-    an.textures = {_T.SPLEEN: _draw_texture(rng, spleen_amp),
-                   _T.LIVER: _draw_texture(rng, rng.uniform(0.0, 6.0))}
+    an.textures = {
+        _T.SPLEEN: _draw_texture(rng, spleen_amp),
+        _T.LIVER: _draw_texture(rng, rng.uniform(0.0, 6.0)),
+    }
     lo, hi = _WIDE_NOISE_SD
     an.noise_sd_reference = float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
     an.noise_sd = an.noise_sd_reference * noise_scale_for_voxel(an.spacing)
@@ -1169,8 +1471,9 @@ def _add_textures(an: _Anatomy, canvas: _Canvas, img: np.ndarray, t: float) -> N
         i, j = np.nonzero(canvas.tissue == tissue)
         if i.size:
             x, y = canvas.u[i] * an.a, canvas.v[j] * an.b
-            img[i, j] += amp * (np.sin(kx1 * x + ky1 * y + phase + kz * z)
-                                * np.sin(kx2 * x + ky2 * y - phase))
+            img[i, j] += amp * (
+                np.sin(kx1 * x + ky1 * y + phase + kz * z) * np.sin(kx2 * x + ky2 * y - phase)
+            )
 
 
 def _tumour_count(rng: np.random.Generator) -> int:
@@ -1196,8 +1499,9 @@ def _place_wide_tumours(rng: np.random.Generator, an: _Anatomy, coarse: _CoarseL
     t0, t1 = an.liver_t
     span = t1 - t0
     nz = an.shape[2]
-    slices = ([k for k in range(nz) if t0 + 0.1 * span <= an.t(k) <= t1 - 0.1 * span]
-              or [k for k in range(nz) if t0 <= an.t(k) <= t1])
+    slices = [k for k in range(nz) if t0 + 0.1 * span <= an.t(k) <= t1 - 0.1 * span] or [
+        k for k in range(nz) if t0 <= an.t(k) <= t1
+    ]
     placed: list[tuple[float, float, float, float]] = []
     for n in range(count):
         kind = main if rng.random() < 0.7 else TUMOUR_KINDS[rng.integers(4)]
@@ -1208,19 +1512,32 @@ def _place_wide_tumours(rng: np.random.Generator, an: _Anatomy, coarse: _CoarseL
         if found is None:
             continue
         x, y, z, r_mm = found
-        tumour = _Blob(cu=x / an.a, cv=y / an.b, ru=r_mm / an.a * rng.uniform(0.9, 1.1),
-                       rv=r_mm / an.b * rng.uniform(0.9, 1.1), t0=(z - r_mm) / an.z_len,
-                       t1=(z + r_mm) / an.z_len, angle=rng.uniform(0, np.pi),
-                       harmonics=_harmonics(rng, 0.04 if kind == "cystic" else 0.12, (2, 3)),
-                       profile="ellipsoid")
+        tumour = _Blob(
+            cu=x / an.a,
+            cv=y / an.b,
+            ru=r_mm / an.a * rng.uniform(0.9, 1.1),
+            rv=r_mm / an.b * rng.uniform(0.9, 1.1),
+            t0=(z - r_mm) / an.z_len,
+            t1=(z + r_mm) / an.z_len,
+            angle=rng.uniform(0, np.pi),
+            harmonics=_harmonics(rng, 0.04 if kind == "cystic" else 0.12, (2, 3)),
+            profile="ellipsoid",
+        )
         an.tumours.append(tumour)
         an.tumour_kinds.append(kind)
         an.tumour_rims.append(rim)
         an.tumour_mm.append(2.0 * r_mm)
 
 
-def _fit_tumour(rng: np.random.Generator, an: _Anatomy, coarse: _CoarseLiver, slices: list[int],
-                r_mm: float, border: bool, placed: list):
+def _fit_tumour(
+    rng: np.random.Generator,
+    an: _Anatomy,
+    coarse: _CoarseLiver,
+    slices: list[int],
+    r_mm: float,
+    border: bool,
+    placed: list,
+):
     """``(x, y, z, radius)`` in mm for one tumour, or None after 15 tries."""
     for _ in range(15 if slices else 0):
         k = slices[rng.integers(len(slices))]
@@ -1238,8 +1555,10 @@ def _fit_tumour(rng: np.random.Generator, an: _Anatomy, coarse: _CoarseLiver, sl
         jx, jy = rng.uniform(-0.5, 0.5, 2) * coarse.pixel_mm  # sub-pixel position
         x, y = float(coarse.u[i]) * an.a + jx, float(coarse.v[j]) * an.b + jy
         z = an.t(k) * an.z_len
-        if all((x - px) ** 2 + (y - py) ** 2 + (z - pz) ** 2 > (r_mm + pr + 1.0) ** 2
-               for px, py, pz, pr in placed):
+        if all(
+            (x - px) ** 2 + (y - py) ** 2 + (z - pz) ** 2 > (r_mm + pr + 1.0) ** 2
+            for px, py, pz, pr in placed
+        ):
             placed.append((x, y, z, r_mm))
             return x, y, z, r_mm
     return None
@@ -1247,8 +1566,12 @@ def _fit_tumour(rng: np.random.Generator, an: _Anatomy, coarse: _CoarseLiver, sl
 
 def _draw_storage(rng: np.random.Generator) -> tuple[bool, bool, bool, bool]:
     """(transpose x-y, flip x, flip y, flip z): any of the 8 in-plane layouts, z flipped 20%."""
-    return (bool(rng.random() < 0.5), bool(rng.random() < 0.5), bool(rng.random() < 0.5),
-            bool(rng.random() < 0.2))
+    return (
+        bool(rng.random() < 0.5),
+        bool(rng.random() < 0.5),
+        bool(rng.random() < 0.5),
+        bool(rng.random() < 0.2),
+    )
 
 
 def _store(layout, arrays: list, affine: np.ndarray):
@@ -1269,8 +1592,14 @@ def _store(layout, arrays: list, affine: np.ndarray):
     return arrays, stored
 
 
-def make_phantom(shape: Sequence[int] = (64, 64, 20), seed: int = 0, index: int = 0, *,
-                 with_tissue: bool = False, style: str = "narrow") -> Phantom:
+def make_phantom(
+    shape: Sequence[int] = (64, 64, 20),
+    seed: int = 0,
+    index: int = 0,
+    *,
+    with_tissue: bool = False,
+    style: str = "narrow",
+) -> Phantom:
     """Generates phantom ``index`` of ``seed`` in memory (slice by slice).
 
     ``style`` "narrow" is the original generator; "wide" draws from the wider
@@ -1303,19 +1632,31 @@ def make_phantom(shape: Sequence[int] = (64, 64, 20), seed: int = 0, index: int 
     if layout is not None:
         arrays, affine = _store(layout, arrays, affine)
     hu, labels, tissue_vol = arrays
-    return Phantom(hu=hu, labels=labels, tissue=tissue_vol, affine=affine,
-                   spacing=tuple(float(x) for x in an.spacing), tissue_hu=dict(an.hu),
-                   num_tumours=len(an.tumours), style=style, phase=an.phase,
-                   storage=tuple(nib.aff2axcodes(affine)), habitus=an.habitus,
-                   liver_shape=an.liver_shape, truncated=an.truncated,
-                   noise_sd=float(an.noise_sd), blur_px=float(an.blur_px),
-                   noise_sd_reference=float(an.noise_sd_reference or an.noise_sd),
-                   tumour_kinds=tuple(an.tumour_kinds or ["hypodense"] * len(an.tumours)),
-                   tumour_diameters_mm=tuple(float(d) for d in an.tumour_mm))
+    return Phantom(
+        hu=hu,
+        labels=labels,
+        tissue=tissue_vol,
+        affine=affine,
+        spacing=tuple(float(x) for x in an.spacing),
+        tissue_hu=dict(an.hu),
+        num_tumours=len(an.tumours),
+        style=style,
+        phase=an.phase,
+        storage=tuple(nib.aff2axcodes(affine)),
+        habitus=an.habitus,
+        liver_shape=an.liver_shape,
+        truncated=an.truncated,
+        noise_sd=float(an.noise_sd),
+        blur_px=float(an.blur_px),
+        noise_sd_reference=float(an.noise_sd_reference or an.noise_sd),
+        tumour_kinds=tuple(an.tumour_kinds or ["hypodense"] * len(an.tumours)),
+        tumour_diameters_mm=tuple(float(d) for d in an.tumour_mm),
+    )
 
 
-def _render(an: _Anatomy, u: np.ndarray, v: np.ndarray, noise_rng: np.random.Generator,
-            with_tissue: bool) -> list:
+def _render(
+    an: _Anatomy, u: np.ndarray, v: np.ndarray, noise_rng: np.random.Generator, with_tissue: bool
+) -> list:
     """[hu, labels, tissue or None] in narrow layout: paint, HU, noise, blur, slice by slice."""
     shape, s = an.shape, an.spacing[0]
     uu, vv = u[:, None], v[None, :]
@@ -1361,14 +1702,23 @@ def _render(an: _Anatomy, u: np.ndarray, v: np.ndarray, noise_rng: np.random.Gen
 
 def phantom_paths(output_dir: str | os.PathLike, index: int) -> tuple[Path, Path]:
     """``(volume-{index}.nii.gz, segmentation-{index}.nii.gz)`` under ``output_dir``."""
-    return (safe_output_path(output_dir, f"volume-{index}.nii.gz"),
-            safe_output_path(output_dir, f"segmentation-{index}.nii.gz"))
+    return (
+        safe_output_path(output_dir, f"volume-{index}.nii.gz"),
+        safe_output_path(output_dir, f"segmentation-{index}.nii.gz"),
+    )
 
 
-def write_phantoms(output_dir: str | os.PathLike, num_volumes: int,
-                   shape: Sequence[int] = (64, 64, 20), seed: int = 0, start_index: int = 0, *,
-                   overwrite: bool = False, style: str = "narrow",
-                   preview: str | os.PathLike | None = None) -> list[tuple[Path, Path]]:
+def write_phantoms(
+    output_dir: str | os.PathLike,
+    num_volumes: int,
+    shape: Sequence[int] = (64, 64, 20),
+    seed: int = 0,
+    start_index: int = 0,
+    *,
+    overwrite: bool = False,
+    style: str = "narrow",
+    preview: str | os.PathLike | None = None,
+) -> list[tuple[Path, Path]]:
     """Writes phantoms ``start_index .. start_index + num_volumes - 1`` in LiTS layout.
 
     All output names are checked before anything is written, so an existing
@@ -1391,12 +1741,14 @@ def write_phantoms(output_dir: str | os.PathLike, num_volumes: int,
         ph = make_phantom(shape, seed, i, style=style)
         nifti.save_ct(vol_path, ph.hu, ph.affine, overwrite=overwrite, compresslevel=1)
         reference = nifti.read_header(vol_path)
-        nifti.save_labels(seg_path, ph.labels, dataclasses.replace(reference, data=ph.labels),
-                          overwrite=overwrite)
+        nifti.save_labels(
+            seg_path, ph.labels, dataclasses.replace(reference, data=ph.labels), overwrite=overwrite
+        )
         if preview is not None:
             k = ph.hu.shape[2] // 2
-            panels.append((ph.hu[:, :, k].copy(), ph.labels[:, :, k].copy(),
-                           phantom_preview.title_of(i, ph)))
+            panels.append(
+                (ph.hu[:, :, k].copy(), ph.labels[:, :, k].copy(), phantom_preview.title_of(i, ph))
+            )
     if preview is not None:
         phantom_preview.write_preview(preview, panels)
     return paths

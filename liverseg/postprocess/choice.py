@@ -13,8 +13,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from liverseg.data.preprocess import SLICE_FUSIONS, check_shifts, check_slice_fusion
 from liverseg.errors import ConfigError
@@ -33,8 +34,10 @@ def checked_structures(name: str, targets) -> tuple[str, ...]:
     targets = tuple(dict.fromkeys(targets))
     unknown = [t for t in targets if t not in STRUCTURES]
     if unknown:
-        raise ConfigError(f"{name}: unknown structure(s) {', '.join(map(repr, unknown))}; "
-                          f"choose from {STRUCTURES}")
+        raise ConfigError(
+            f"{name}: unknown structure(s) {', '.join(map(repr, unknown))}; "
+            f"choose from {STRUCTURES}"
+        )
     return targets
 
 
@@ -50,23 +53,33 @@ class PostprocessChoice:
     """
 
     slice_fusion: str = option(
-        "middle", "Each slice's probability: the 'middle' channel of the stack centred on it "
+        "middle",
+        "Each slice's probability: the 'middle' channel of the stack centred on it "
         "(the original) or the 'mean' over every stack holding it (free for the liver net).",
-        choices=SLICE_FUSIONS)
+        choices=SLICE_FUSIONS,
+    )
     tta_shifts: tuple[tuple[int, int], ...] = option(
-        (), "Test-time shifts as ROWS:COLS pixel pairs (e.g. 2:2); each adds one pass of both "
-        "networks, whose outputs are moved back and averaged with the plain one.", kind="pairs")
+        (),
+        "Test-time shifts as ROWS:COLS pixel pairs (e.g. 2:2); each adds one pass of both "
+        "networks, whose outputs are moved back and averaged with the plain one.",
+        kind="pairs",
+    )
     crf_targets: tuple[str, ...] = option(
-        STRUCTURES, "Structures the 3D dense CRF refines; the others are thresholded at 0.5 "
-        "(empty: no CRF).", choices=STRUCTURES)
+        STRUCTURES,
+        "Structures the 3D dense CRF refines; the others are thresholded at 0.5 (empty: no CRF).",
+        choices=STRUCTURES,
+    )
     opening_targets: tuple[str, ...] = option(
-        STRUCTURES, "Structures the 6-neighbour binary opening applies to (empty: none).",
-        choices=STRUCTURES)
+        STRUCTURES,
+        "Structures the 6-neighbour binary opening applies to (empty: none).",
+        choices=STRUCTURES,
+    )
     liver_largest_component: bool = option(
-        False, "Keep only the liver's largest 3D connected component.")
+        False, "Keep only the liver's largest 3D connected component."
+    )
     tumor_min_volume_mm3: float = option(
-        0.0, "Drop tumour components smaller than this many mm^3 (0 keeps all).",
-        lower_bound=0.0)
+        0.0, "Drop tumour components smaller than this many mm^3 (0 keeps all).", lower_bound=0.0
+    )
 
     def __post_init__(self):
         check_slice_fusion(self.slice_fusion)
@@ -74,8 +87,10 @@ class PostprocessChoice:
         for name in ("crf_targets", "opening_targets"):
             object.__setattr__(self, name, checked_structures(name, getattr(self, name)))
         if not isinstance(self.liver_largest_component, bool):
-            raise ConfigError(f"liver_largest_component must be true or false, "
-                              f"got {self.liver_largest_component!r}")
+            raise ConfigError(
+                f"liver_largest_component must be true or false, "
+                f"got {self.liver_largest_component!r}"
+            )
         volume = self.tumor_min_volume_mm3
         if isinstance(volume, bool) or not isinstance(volume, (int, float)) or not volume >= 0:
             raise ConfigError(f"tumor_min_volume_mm3 must be a number >= 0, got {volume!r}")
@@ -89,7 +104,7 @@ class PostprocessChoice:
         return out
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "PostprocessChoice":
+    def from_dict(cls, data: Mapping[str, Any]) -> PostprocessChoice:
         if not isinstance(data, Mapping):
             raise ConfigError("a post-processing choice must be a JSON object")
         fields = {f.name for f in dataclasses.fields(cls)}
@@ -100,10 +115,12 @@ class PostprocessChoice:
         if "tta_shifts" in values:
             shifts = values["tta_shifts"]
             if not isinstance(shifts, (list, tuple)):
-                raise ConfigError(f"tta_shifts must be a list of [rows, cols] pairs, "
-                                  f"got {shifts!r}")
-            values["tta_shifts"] = tuple(tuple(s) if isinstance(s, (list, tuple)) else s
-                                         for s in shifts)
+                raise ConfigError(
+                    f"tta_shifts must be a list of [rows, cols] pairs, got {shifts!r}"
+                )
+            values["tta_shifts"] = tuple(
+                tuple(s) if isinstance(s, (list, tuple)) else s for s in shifts
+            )
         for name in ("crf_targets", "opening_targets"):
             if isinstance(values.get(name), list):
                 values[name] = tuple(values[name])
@@ -114,15 +131,21 @@ ORIGINAL_CHOICE = PostprocessChoice()
 """The original cascade: middle channel, CRF and opening on liver and tumour."""
 
 
-def save_choice(directory: str | os.PathLike, choice: PostprocessChoice, *,
-                details: Mapping[str, Any] | None = None) -> Path:
+def save_choice(
+    directory: str | os.PathLike,
+    choice: PostprocessChoice,
+    *,
+    details: Mapping[str, Any] | None = None,
+) -> Path:
     """Writes ``choice`` (and ``details``: scores, cases, models) to
     ``directory/postprocessing.json`` atomically, replacing an earlier one."""
-    document = {"format_version": FORMAT_VERSION, "choice": choice.to_dict(),
-                **({"details": dict(details)} if details else {})}
+    document = {
+        "format_version": FORMAT_VERSION,
+        "choice": choice.to_dict(),
+        **({"details": dict(details)} if details else {}),
+    }
     path = Path(directory) / CHOICE_FILE
-    atomic_write_text(path, json.dumps(document, indent=2, sort_keys=True) + "\n",
-                      overwrite=True)
+    atomic_write_text(path, json.dumps(document, indent=2, sort_keys=True) + "\n", overwrite=True)
     return path
 
 

@@ -56,8 +56,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -86,13 +86,15 @@ class CrfParams:
     iterations: int = 10
     min_prob: float = 1e-8
 
-    def spatially_scaled(self, factor: float) -> "CrfParams":
+    def spatially_scaled(self, factor: float) -> CrfParams:
         """The same CRF with both kernels' spatial widths multiplied by ``factor``."""
         if factor == 1.0:
             return self
         return dataclasses.replace(
-            self, gaussian_std=tuple(s * factor for s in self.gaussian_std),
-            bilateral_std=tuple(s * factor for s in self.bilateral_std))
+            self,
+            gaussian_std=tuple(s * factor for s in self.gaussian_std),
+            bilateral_std=tuple(s * factor for s in self.bilateral_std),
+        )
 
     def __post_init__(self):
         for name in ("gaussian_std", "bilateral_std"):
@@ -113,21 +115,29 @@ def _check_inputs(prob: np.ndarray, image: np.ndarray) -> tuple[np.ndarray, np.n
     prob = np.asarray(prob)
     image = np.asarray(image)
     if prob.ndim != 3 or image.shape != prob.shape:
-        raise ValueError(f"dense CRF needs 3D probability and image of the same shape, "
-                         f"got {prob.shape} and {image.shape}")
+        raise ValueError(
+            f"dense CRF needs 3D probability and image of the same shape, "
+            f"got {prob.shape} and {image.shape}"
+        )
     if prob.size == 0:
         raise ValueError("dense CRF got an empty volume")
     return prob, image
 
 
-def scale_intensity(image: np.ndarray, intensity_range: Sequence[float] | None = None) -> np.ndarray:
+def scale_intensity(
+    image: np.ndarray, intensity_range: Sequence[float] | None = None
+) -> np.ndarray:
     """Image min-max scaled to [0, 1], then x255: the bilateral intensity feature.
 
     ``intensity_range`` (lo, hi) replaces the image's own min and max, so
     that a crop can be scaled exactly as its whole volume would be.
     """
     image = np.asarray(image, dtype=np.float32)
-    lo, hi = (float(image.min()), float(image.max())) if intensity_range is None else map(float, intensity_range)
+    lo, hi = (
+        (float(image.min()), float(image.max()))
+        if intensity_range is None
+        else map(float, intensity_range)
+    )
     if not (np.isfinite(lo) and np.isfinite(hi)):
         raise ValueError("dense CRF image contains non-finite values")
     if hi <= lo:
@@ -146,33 +156,46 @@ def unary_energy(prob: np.ndarray, min_prob: float) -> np.ndarray:
     return unary
 
 
-def pairwise_features(image: np.ndarray, params: CrfParams = CrfParams(), *,
-                      intensity_range: Sequence[float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def pairwise_features(
+    image: np.ndarray,
+    params: CrfParams = CrfParams(),
+    *,
+    intensity_range: Sequence[float] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """The (3, N) Gaussian and (4, N) bilateral feature arrays (C-contiguous
     float32, voxels in C order) of a 3D image: (i/sx, j/sy, k/sz) and
     (i/sx, j/sy, k/sz, I/s_I) with I the image scaled to [0, 255]."""
     image = np.asarray(image)
     if image.ndim != 3:
         raise ValueError(f"dense CRF image must be 3D, got shape {image.shape}")
-    return (_gaussian_features(image.shape, params),
-            _bilateral_features(image, params, intensity_range))
+    return (
+        _gaussian_features(image.shape, params),
+        _bilateral_features(image, params, intensity_range),
+    )
 
 
 def _gaussian_features(shape: Sequence[int], params: CrfParams) -> np.ndarray:
     from pydensecrf.utils import create_pairwise_gaussian
 
-    return np.ascontiguousarray(create_pairwise_gaussian(params.gaussian_std, tuple(shape)),
-                                dtype=np.float32)
+    return np.ascontiguousarray(
+        create_pairwise_gaussian(params.gaussian_std, tuple(shape)), dtype=np.float32
+    )
 
 
-def _bilateral_features(image: np.ndarray, params: CrfParams,
-                        intensity_range: Sequence[float] | None) -> np.ndarray:
+def _bilateral_features(
+    image: np.ndarray, params: CrfParams, intensity_range: Sequence[float] | None
+) -> np.ndarray:
     from pydensecrf.utils import create_pairwise_bilateral
 
     return np.ascontiguousarray(
-        create_pairwise_bilateral(params.bilateral_std, (params.bilateral_intensity_std,),
-                                  scale_intensity(image, intensity_range), chdim=-1),
-        dtype=np.float32)
+        create_pairwise_bilateral(
+            params.bilateral_std,
+            (params.bilateral_intensity_std,),
+            scale_intensity(image, intensity_range),
+            chdim=-1,
+        ),
+        dtype=np.float32,
+    )
 
 
 def default_overlap(params: CrfParams = CrfParams()) -> int:
@@ -199,8 +222,16 @@ def z_slabs(shape: Sequence[int], max_voxels: int, overlap: int) -> list[tuple[s
     max_depth = max(max_voxels // plane, 1)
     fitted = min(overlap, max_depth // 4)
     if fitted < overlap or plane > max_voxels:
-        logger.info("CRF slabs of %dx%d voxels: overlap %d instead of %d, %d slice(s) per "
-                       "slab (max_voxels %d)", x, y, fitted, overlap, max_depth, max_voxels)
+        logger.info(
+            "CRF slabs of %dx%d voxels: overlap %d instead of %d, %d slice(s) per "
+            "slab (max_voxels %d)",
+            x,
+            y,
+            fitted,
+            overlap,
+            max_depth,
+            max_voxels,
+        )
     count = -(-depth // (max_depth - 2 * fitted))
     edges = [round(i * depth / count) for i in range(count + 1)]
     slabs = []
@@ -210,10 +241,15 @@ def z_slabs(shape: Sequence[int], max_voxels: int, overlap: int) -> list[tuple[s
     return slabs
 
 
-def dense_crf_3d(prob: np.ndarray, image: np.ndarray | Callable[[slice], np.ndarray],
-                 params: CrfParams = CrfParams(), *,
-                 intensity_range: Sequence[float] | None = None, max_voxels: int | None = None,
-                 overlap: int | None = None) -> np.ndarray:
+def dense_crf_3d(
+    prob: np.ndarray,
+    image: np.ndarray | Callable[[slice], np.ndarray],
+    params: CrfParams = CrfParams(),
+    *,
+    intensity_range: Sequence[float] | None = None,
+    max_voxels: int | None = None,
+    overlap: int | None = None,
+) -> np.ndarray:
     """MAP labels (uint8 0/1, shape of ``prob``) of the 3D dense CRF.
 
     ``prob``: probability of the structure per voxel, in [0, 1]; ``image``:
@@ -235,11 +271,11 @@ def dense_crf_3d(prob: np.ndarray, image: np.ndarray | Callable[[slice], np.ndar
 
         def image_of(zs):
             return image[:, :, zs]
+
     prob = np.asarray(prob)
     depth = prob.shape[2] if prob.ndim == 3 else 0
     if max_voxels is None or prob.size <= max_voxels:
-        return _dense_crf(*_check_inputs(prob, image_of(slice(0, depth))), params,
-                          intensity_range)
+        return _dense_crf(*_check_inputs(prob, image_of(slice(0, depth))), params, intensity_range)
     if overlap is None:
         overlap = default_overlap(params)
     if intensity_range is None:
@@ -247,14 +283,16 @@ def dense_crf_3d(prob: np.ndarray, image: np.ndarray | Callable[[slice], np.ndar
         intensity_range = (float(np.float32(np.min(image))), float(np.float32(np.max(image))))
     out = np.empty(prob.shape, np.uint8)
     for slab, core in z_slabs(prob.shape, max_voxels, overlap):
-        labels = _dense_crf(*_check_inputs(prob[:, :, slab], image_of(slab)), params,
-                            intensity_range)
+        labels = _dense_crf(
+            *_check_inputs(prob[:, :, slab], image_of(slab)), params, intensity_range
+        )
         out[:, :, slab][:, :, core] = labels[:, :, core]
     return out
 
 
-def _dense_crf(prob: np.ndarray, image: np.ndarray, params: CrfParams,
-               intensity_range: Sequence[float] | None) -> np.ndarray:
+def _dense_crf(
+    prob: np.ndarray, image: np.ndarray, params: CrfParams, intensity_range: Sequence[float] | None
+) -> np.ndarray:
     """One CRF over the whole of ``prob`` (checked 3D arrays of one shape)."""
     import pydensecrf.densecrf as dcrf
 
@@ -264,20 +302,29 @@ def _dense_crf(prob: np.ndarray, image: np.ndarray, params: CrfParams,
     crf.setUnaryEnergy(unary_energy(prob, params.min_prob))
     # one feature array alive at a time (pydensecrf keeps its own copy)
     features = _gaussian_features(prob.shape, params)
-    crf.addPairwiseEnergy(features, compat=float(params.gaussian_weight),
-                          kernel=dcrf.CONST_KERNEL, normalization=dcrf.NORMALIZE_AFTER)
+    crf.addPairwiseEnergy(
+        features,
+        compat=float(params.gaussian_weight),
+        kernel=dcrf.CONST_KERNEL,
+        normalization=dcrf.NORMALIZE_AFTER,
+    )
     features = None
     features = _bilateral_features(image, params, intensity_range)
-    crf.addPairwiseEnergy(features, compat=float(params.bilateral_weight),
-                          kernel=dcrf.CONST_KERNEL, normalization=dcrf.NORMALIZE_AFTER)
+    crf.addPairwiseEnergy(
+        features,
+        compat=float(params.bilateral_weight),
+        kernel=dcrf.CONST_KERNEL,
+        normalization=dcrf.NORMALIZE_AFTER,
+    )
     del features
     q = np.asarray(crf.inference(int(params.iterations)))
     # Ties go to background, like the original's strict ">" in its argmax.
     return (q[1] > q[0]).reshape(prob.shape).astype(np.uint8)
 
 
-def crf_roi(prob: np.ndarray, threshold: float = 0.5,
-            margin: int | Sequence[int] = 10) -> tuple[slice, ...] | None:
+def crf_roi(
+    prob: np.ndarray, threshold: float = 0.5, margin: int | Sequence[int] = 10
+) -> tuple[slice, ...] | None:
     """Box (slices) the ROI CRF runs on: the bounding box of ``prob > threshold``
     grown by ``margin`` voxels per axis and clipped to the volume; None if empty."""
     mask = np.asarray(prob) > threshold
@@ -287,13 +334,21 @@ def crf_roi(prob: np.ndarray, threshold: float = 0.5,
     box = bounding_box(mask)
     if box is None:
         return None
-    return tuple(slice(max(s.start - m, 0), min(s.stop + m, n))
-                 for s, m, n in zip(box, margins, mask.shape))
+    return tuple(
+        slice(max(s.start - m, 0), min(s.stop + m, n)) for s, m, n in zip(box, margins, mask.shape)
+    )
 
 
-def dense_crf_3d_roi(prob: np.ndarray, image: np.ndarray, params: CrfParams = CrfParams(), *,
-                     margin: int | Sequence[int] = 10, threshold: float = 0.5,
-                     max_voxels: int | None = None, overlap: int | None = None) -> np.ndarray:
+def dense_crf_3d_roi(
+    prob: np.ndarray,
+    image: np.ndarray,
+    params: CrfParams = CrfParams(),
+    *,
+    margin: int | Sequence[int] = 10,
+    threshold: float = 0.5,
+    max_voxels: int | None = None,
+    overlap: int | None = None,
+) -> np.ndarray:
     """``dense_crf_3d`` on the structure's bounding box plus ``margin`` only,
     pasted into a zero volume of the full shape.
 
@@ -321,6 +376,12 @@ def dense_crf_3d_roi(prob: np.ndarray, image: np.ndarray, params: CrfParams = Cr
         return out
     image = np.asarray(image)
     lo, hi = float(image.min()), float(image.max())
-    out[box] = dense_crf_3d(prob[box], image[box], params, intensity_range=(lo, hi),
-                            max_voxels=max_voxels, overlap=overlap)
+    out[box] = dense_crf_3d(
+        prob[box],
+        image[box],
+        params,
+        intensity_range=(lo, hi),
+        max_voxels=max_voxels,
+        overlap=overlap,
+    )
     return out

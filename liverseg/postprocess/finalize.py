@@ -45,7 +45,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -113,23 +113,30 @@ class FinalizeOptions:
         for name in ("crf_targets", "opening_targets"):
             object.__setattr__(self, name, checked_structures(name, getattr(self, name)))
         object.__setattr__(self, "crf_on", _checked_enum("crf_on", self.crf_on, CrfScope))
-        object.__setattr__(self, "crf_image", _checked_enum("crf_image", self.crf_image,
-                                                            CrfImage))
+        object.__setattr__(self, "crf_image", _checked_enum("crf_image", self.crf_image, CrfImage))
         if self.crf_spatial_scale not in CRF_SPATIAL_SCALES:
-            raise ConfigError(f"crf_spatial_scale must be one of {CRF_SPATIAL_SCALES}, "
-                              f"got {self.crf_spatial_scale!r}")
+            raise ConfigError(
+                f"crf_spatial_scale must be one of {CRF_SPATIAL_SCALES}, "
+                f"got {self.crf_spatial_scale!r}"
+            )
         _checked_count("crf_max_voxels", self.crf_max_voxels, " (0: no limit)")
         _checked_count("crf_margin", self.crf_margin, "")
         # validates the component options the same way a stored choice is validated
-        PostprocessChoice(liver_largest_component=self.liver_largest_component,
-                          tumor_min_volume_mm3=self.tumor_min_volume_mm3)
+        PostprocessChoice(
+            liver_largest_component=self.liver_largest_component,
+            tumor_min_volume_mm3=self.tumor_min_volume_mm3,
+        )
 
     @classmethod
-    def from_choice(cls, choice: PostprocessChoice, **overrides) -> "FinalizeOptions":
+    def from_choice(cls, choice: PostprocessChoice, **overrides) -> FinalizeOptions:
         """The options a stored choice prescribes (CRF settings from ``overrides``)."""
-        return cls(crf_targets=choice.crf_targets, opening_targets=choice.opening_targets,
-                   liver_largest_component=choice.liver_largest_component,
-                   tumor_min_volume_mm3=choice.tumor_min_volume_mm3, **overrides)
+        return cls(
+            crf_targets=choice.crf_targets,
+            opening_targets=choice.opening_targets,
+            liver_largest_component=choice.liver_largest_component,
+            tumor_min_volume_mm3=choice.tumor_min_volume_mm3,
+            **overrides,
+        )
 
 
 @dataclasses.dataclass(eq=False)
@@ -143,15 +150,16 @@ class Probabilities:
     tumor_region: tuple[slice, slice, slice] | None = None
 
     @classmethod
-    def from_full(cls, liver: np.ndarray, tumor: np.ndarray | None) -> "Probabilities":
+    def from_full(cls, liver: np.ndarray, tumor: np.ndarray | None) -> Probabilities:
         """From full-size maps (e.g. saved ones): the tumour kept over its non-zero box."""
         liver = np.asarray(liver, np.float32)
         if tumor is None:
             return cls(liver)
         tumor = np.asarray(tumor, np.float32)
         if tumor.shape != liver.shape:
-            raise ValueError(f"tumour probability shape {tumor.shape} does not match the "
-                             f"liver's {liver.shape}")
+            raise ValueError(
+                f"tumour probability shape {tumor.shape} does not match the liver's {liver.shape}"
+            )
         box = morphology.bounding_box(tumor > 0)
         if box is None:
             return cls(liver)
@@ -168,8 +176,14 @@ class Masks:
     tumor_box: tuple[slice, ...] | None = None
 
 
-def binarize(hu: np.ndarray, intensity: tuple[float, float], probs: Probabilities,
-             options: FinalizeOptions = FinalizeOptions(), *, release: bool = False) -> Masks:
+def binarize(
+    hu: np.ndarray,
+    intensity: tuple[float, float],
+    probs: Probabilities,
+    options: FinalizeOptions = FinalizeOptions(),
+    *,
+    release: bool = False,
+) -> Masks:
     """Step 1: the CRF (``options.crf_targets``) or the threshold of each structure.
 
     ``hu``: the CT in HU as stored (the CRF image); ``intensity``: its
@@ -185,17 +199,23 @@ def binarize(hu: np.ndarray, intensity: tuple[float, float], probs: Probabilitie
     del job
     masks = Masks(liver)
     if probs.tumor is not None:
-        job = _crf_job(probs.tumor, probs.tumor_region, hu.shape,
-                       "tumor" in options.crf_targets, options)
+        job = _crf_job(
+            probs.tumor, probs.tumor_region, hu.shape, "tumor" in options.crf_targets, options
+        )
         if release:
             probs.tumor = None
         masks.tumor, masks.tumor_box = _run_crf(job, hu, crf_image, options)
     return masks
 
 
-def masks_to_labels(masks: Masks, spacing: Sequence[float],
-                    options: FinalizeOptions = FinalizeOptions(), *, in_place: bool = False,
-                    timings: dict[str, float] | None = None) -> np.ndarray:
+def masks_to_labels(
+    masks: Masks,
+    spacing: Sequence[float],
+    options: FinalizeOptions = FinalizeOptions(),
+    *,
+    in_place: bool = False,
+    timings: dict[str, float] | None = None,
+) -> np.ndarray:
     """Steps 2-4: opening, components and the label map (uint8 0/1/2).
 
     ``spacing``: voxel size in mm (the minimum tumour volume). ``in_place``
@@ -219,19 +239,30 @@ def masks_to_labels(masks: Masks, spacing: Sequence[float],
     labels = liver.view(np.uint8)  # bool -> 0/1 without a copy
     if tumor is not None:
         if options.liver_mask and options.tumor_in_final_liver:
-            tumor = np.logical_and(tumor, liver[masks.tumor_box],
-                                   out=tumor if tumor is not masks.tumor or in_place else None)
+            tumor = np.logical_and(
+                tumor,
+                liver[masks.tumor_box],
+                out=tumor if tumor is not masks.tumor or in_place else None,
+            )
         if options.tumor_min_volume_mm3 > 0:
             tumor = components.remove_small_components(
-                tumor, components.min_voxels_for(options.tumor_min_volume_mm3, spacing))
+                tumor, components.min_voxels_for(options.tumor_min_volume_mm3, spacing)
+            )
         labels[masks.tumor_box][tumor] = 2
     timings["labels"] = time.perf_counter() - t
     return labels
 
 
-def finalize(hu: np.ndarray, intensity: tuple[float, float], probs: Probabilities,
-             spacing: Sequence[float], options: FinalizeOptions = FinalizeOptions(), *,
-             release: bool = False, timings: dict[str, float] | None = None) -> np.ndarray:
+def finalize(
+    hu: np.ndarray,
+    intensity: tuple[float, float],
+    probs: Probabilities,
+    spacing: Sequence[float],
+    options: FinalizeOptions = FinalizeOptions(),
+    *,
+    release: bool = False,
+    timings: dict[str, float] | None = None,
+) -> np.ndarray:
     """The label map (uint8 0/1/2, the shape of ``hu``) of ``probs``: ``binarize``
     then ``masks_to_labels``. ``timings`` gets seconds under "crf", "opening"
     and "labels"."""
@@ -252,8 +283,13 @@ class _CrfJob:
     mask: np.ndarray | None = None
 
 
-def _crf_job(prob: np.ndarray, region: tuple[slice, slice, slice], shape: tuple[int, ...],
-             use_crf: bool, options: FinalizeOptions) -> _CrfJob:
+def _crf_job(
+    prob: np.ndarray,
+    region: tuple[slice, slice, slice],
+    shape: tuple[int, ...],
+    use_crf: bool,
+    options: FinalizeOptions,
+) -> _CrfJob:
     """What the CRF of a probability given over ``region`` of the volume (zero
     elsewhere) needs: its box and the box's probability (a copy unless the box
     is the whole region, so ``prob`` can be freed), or, without CRF, the mask
@@ -271,20 +307,23 @@ def _crf_job(prob: np.ndarray, region: tuple[slice, slice, slice], shape: tuple[
         if inner is None:
             return _CrfJob(None)
         m = options.crf_margin
-        box = tuple(slice(max(r.start + b.start - m, 0), min(r.start + b.stop + m, n))
-                    for r, b, n in zip(region, inner, shape))
+        box = tuple(
+            slice(max(r.start + b.start - m, 0), min(r.start + b.stop + m, n))
+            for r, b, n in zip(region, inner, shape)
+        )
     if box == region:
         return _CrfJob(box, prob=prob)
     box_prob = np.zeros(tuple(b.stop - b.start for b in box), np.float32)
-    overlap = tuple(slice(max(r.start, b.start), min(r.stop, b.stop))
-                    for r, b in zip(region, box))
-    box_prob[tuple(slice(o.start - b.start, o.stop - b.start) for o, b in zip(overlap, box))] = \
+    overlap = tuple(slice(max(r.start, b.start), min(r.stop, b.stop)) for r, b in zip(region, box))
+    box_prob[tuple(slice(o.start - b.start, o.stop - b.start) for o, b in zip(overlap, box))] = (
         prob[tuple(slice(o.start - r.start, o.stop - r.start) for o, r in zip(overlap, region))]
+    )
     return _CrfJob(box, prob=box_prob)
 
 
-def _run_crf(job: _CrfJob, hu: np.ndarray, crf_image: Callable, options: FinalizeOptions
-             ) -> tuple[np.ndarray | None, tuple[slice, ...] | None]:
+def _run_crf(
+    job: _CrfJob, hu: np.ndarray, crf_image: Callable, options: FinalizeOptions
+) -> tuple[np.ndarray | None, tuple[slice, ...] | None]:
     """``(mask, box)``: the bool mask over ``box`` (the CRF's MAP labels, or the
     job's thresholded mask); ``(None, None)`` when nothing is above threshold."""
     if job.mask is not None or job.box is None:
@@ -293,8 +332,9 @@ def _run_crf(job: _CrfJob, hu: np.ndarray, crf_image: Callable, options: Finaliz
     params = options.crf_params
     if options.crf_spatial_scale == "reference":
         params = params.spatially_scaled(float(np.sqrt(hu.shape[0] * hu.shape[1])) / 512.0)
-    labels = crf_lib.dense_crf_3d(job.prob, image, params, intensity_range=rng,
-                                  max_voxels=options.crf_max_voxels or None)
+    labels = crf_lib.dense_crf_3d(
+        job.prob, image, params, intensity_range=rng, max_voxels=options.crf_max_voxels or None
+    )
     return labels.view(bool), job.box
 
 
@@ -310,8 +350,9 @@ def _crf_image_fn(hu: np.ndarray, intensity, options: FinalizeOptions) -> Callab
     return lambda box: (lambda zs: _sub_box(hu, box, zs), hu_range)
 
 
-def _full_size(result: tuple[np.ndarray | None, tuple[slice, ...] | None],
-               shape: tuple[int, ...]) -> np.ndarray:
+def _full_size(
+    result: tuple[np.ndarray | None, tuple[slice, ...] | None], shape: tuple[int, ...]
+) -> np.ndarray:
     """A ``(mask, box)`` pasted into a full-size bool array (background elsewhere)."""
     mask, box = result
     out = np.zeros(shape, bool)
@@ -323,7 +364,7 @@ def _full_size(result: tuple[np.ndarray | None, tuple[slice, ...] | None],
 def _sub_box(hu: np.ndarray, box: tuple[slice, ...], zs: slice) -> np.ndarray:
     """``hu[box][:, :, zs]`` as a view."""
     z = box[2]
-    return hu[box[0], box[1], z.start + zs.start:z.start + zs.stop]
+    return hu[box[0], box[1], z.start + zs.start : z.start + zs.stop]
 
 
 def _windowed(hu: np.ndarray, box: tuple[slice, ...], zs: slice, intensity) -> np.ndarray:

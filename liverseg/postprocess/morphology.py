@@ -17,17 +17,17 @@ which gives the same result as opening the whole volume.
 from __future__ import annotations
 
 import numpy as np
-
 from scipy import ndimage
 
-from liverseg.utils.arrays import bounding_box  # noqa: F401 (re-exported)
+from liverseg.utils.arrays import bounding_box
 
 DEFAULT_STRUCTURE = ndimage.generate_binary_structure(3, 1)
 """6-neighbour 3D cross, the default opening element (see module docstring)."""
 
 
-def opening(mask: np.ndarray, structure: np.ndarray | None = None,
-            iterations: int = 1) -> np.ndarray:
+def opening(
+    mask: np.ndarray, structure: np.ndarray | None = None, iterations: int = 1
+) -> np.ndarray:
     """Binary opening (``iterations`` erosions, then as many dilations) of a
     3D mask; returns a bool array of the same shape."""
     mask = np.asarray(mask).astype(bool, copy=False)

@@ -34,13 +34,13 @@ def list_checkpoints(model_dir: str | os.PathLike) -> list[Path]:
     d = Path(model_dir)
     if not d.is_dir():
         return []
-    found = [(int(m.group(1)), p) for p in d.iterdir()
-             if (m := _NAME.match(p.name)) and p.is_dir()]
+    found = [(int(m.group(1)), p) for p in d.iterdir() if (m := _NAME.match(p.name)) and p.is_dir()]
     return [p for _, p in sorted(found)]
 
 
-def save_checkpoint(model_dir: str | os.PathLike, model, optimizer, state: dict,
-                    keep: int = 3) -> Path:
+def save_checkpoint(
+    model_dir: str | os.PathLike, model, optimizer, state: dict, keep: int = 3
+) -> Path:
     """Writes ``ckpt-<step>`` atomically, updates ``train_state.json``, prunes old ones."""
     d = Path(model_dir)
     d.mkdir(parents=True, exist_ok=True)
@@ -57,8 +57,11 @@ def save_checkpoint(model_dir: str | os.PathLike, model, optimizer, state: dict,
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    atomic_write_text(d / TRAIN_STATE, json.dumps({**state, "checkpoint": final.name}, indent=2)
-                      + "\n", overwrite=True)
+    atomic_write_text(
+        d / TRAIN_STATE,
+        json.dumps({**state, "checkpoint": final.name}, indent=2) + "\n",
+        overwrite=True,
+    )
     for old in list_checkpoints(d)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
@@ -73,7 +76,7 @@ def restore_latest(model_dir: str | os.PathLike, model, optimizer) -> dict | Non
                 opt_state = {k: npz[k] for k in npz.files}
             model.load_weights(str(ckpt / "model.weights.h5"))
             optimizer.load_state(opt_state)
-        except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint is skipped
+        except Exception as exc:
             log.warning("checkpoint %s is unreadable (%s); trying the previous one", ckpt, exc)
             continue
         log.info("resumed from %s (step %d)", ckpt, state["step"])

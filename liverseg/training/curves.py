@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from liverseg.utils.atomic import atomic_path
 
@@ -19,13 +19,15 @@ def read_metrics(csv_path: str | os.PathLike) -> dict[str, list]:
     steps = sorted(rows)
     out: dict[str, list] = {"step": steps}
     for key in ("loss_total", "loss_fuse", "dice", "val_dice"):
-        out[key] = [float(rows[s][key]) if rows[s].get(key) not in (None, "") else None
-                    for s in steps]
+        out[key] = [
+            float(rows[s][key]) if rows[s].get(key) not in (None, "") else None for s in steps
+        ]
     return out
 
 
-def plot_training_curves(csv_paths: str | os.PathLike | Mapping[str, str | os.PathLike],
-                         output: str | os.PathLike) -> Path:
+def plot_training_curves(
+    csv_paths: str | os.PathLike | Mapping[str, str | os.PathLike], output: str | os.PathLike
+) -> Path:
     """Writes loss (log scale) and Dice curves of one run or of named runs side by side."""
     import matplotlib
 

@@ -13,8 +13,8 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -66,9 +66,13 @@ def model_fingerprint(model_path: str | os.PathLike) -> str:
     p = Path(model_path)
     if not p.exists():
         from liverseg.errors import CheckpointError
+
         raise CheckpointError(p, "liver model not found")
-    files = [p / name for name in (CONFIG_FILE, WEIGHTS_FILE) if (p / name).is_file()] \
-        if p.is_dir() else [p]
+    files = (
+        [p / name for name in (CONFIG_FILE, WEIGHTS_FILE) if (p / name).is_file()]
+        if p.is_dir()
+        else [p]
+    )
     h = hashlib.sha256()
     for f in files:
         h.update(f.name.encode())
@@ -111,41 +115,61 @@ class LiverProbabilityCache:
         self.dir.mkdir(parents=True, exist_ok=True)
         with atomic_path(path, overwrite=True) as tmp:
             np.save(tmp, prob, allow_pickle=False)
-        atomic_write_text(self.dir / "source.json",
-                          json.dumps({"liver_model": str(self.liver_model_path)}) + "\n",
-                          overwrite=True)
+        atomic_write_text(
+            self.dir / "source.json",
+            json.dumps({"liver_model": str(self.liver_model_path)}) + "\n",
+            overwrite=True,
+        )
         self.computed += 1
         return prob
 
 
-def build_run_data(*, stage: str, data_dir: str, options: pipeline.PipelineOptions,
-                   val_fraction: float, seed: int, crop_variant: str, mask_source: str,
-                   liver_model: str | None, cache_dir: str | os.PathLike,
-                   val_dir: str | None = None, geometry: Geometry | None = None,
-                   patch_size: tuple[int, int] | str | None = None) -> RunData:
+def build_run_data(
+    *,
+    stage: str,
+    data_dir: str,
+    options: pipeline.PipelineOptions,
+    val_fraction: float,
+    seed: int,
+    crop_variant: str,
+    mask_source: str,
+    liver_model: str | None,
+    cache_dir: str | os.PathLike,
+    val_dir: str | None = None,
+    geometry: Geometry | None = None,
+    patch_size: tuple[int, int] | str | None = None,
+) -> RunData:
     """Datasets of a run. ``data_dir`` is a LiTS-layout NIfTI dir or a prepare.py output.
 
     ``geometry``: the grid NIfTI volumes are brought to (None: as stored).
     ``patch_size`` of augmented examples (``options.augment``): (rows, cols),
     ``"auto"`` (``auto_patch_size`` of the training examples) or None.
     """
-    val_options = dataclasses.replace(options, shuffle=False, repeat=False, cache=True,
-                                      augment=None, patch_size=None)
+    val_options = dataclasses.replace(
+        options, shuffle=False, repeat=False, cache=True, augment=None, patch_size=None
+    )
     if tfrecord.is_prepared_dir(data_dir):
         summary = tfrecord.read_summary(data_dir)
         if summary["stage"] != stage:
             from liverseg.errors import LayoutError
+
             raise LayoutError(data_dir, f"prepared for stage {summary['stage']!r}, not {stage!r}")
         patch = None
         if options.augment is not None and patch_size is not None:
-            patch = (auto_patch_size([(summary["max_height"], summary["max_width"])], stage)
-                     if patch_size == AUTO_PATCH else tuple(patch_size))
+            patch = (
+                auto_patch_size([(summary["max_height"], summary["max_width"])], stage)
+                if patch_size == AUTO_PATCH
+                else tuple(patch_size)
+            )
         train_options = dataclasses.replace(options, patch_size=patch)
 
         def train(batch_size, num_shards=1, shard_index=0):
             return pipeline.dataset_from_tfrecords(
-                data_dir, dataclasses.replace(train_options, batch_size=batch_size),
-                num_shards, shard_index)
+                data_dir,
+                dataclasses.replace(train_options, batch_size=batch_size),
+                num_shards,
+                shard_index,
+            )
 
         val = n_val = None
         val_cases: list[str] = []
@@ -153,8 +177,15 @@ def build_run_data(*, stage: str, data_dir: str, options: pipeline.PipelineOptio
             val = pipeline.dataset_from_tfrecords(val_dir, val_options)
             vs = tfrecord.read_summary(val_dir)
             n_val, val_cases = vs["num_examples"], vs.get("cases", [])
-        return RunData(train, val, summary["num_examples"], n_val or 0,
-                       summary.get("cases", []), val_cases, patch)
+        return RunData(
+            train,
+            val,
+            summary["num_examples"],
+            n_val or 0,
+            summary.get("cases", []),
+            val_cases,
+            patch,
+        )
 
     from liverseg.data import lits
     from liverseg.data.sources import load_volume_records
@@ -171,32 +202,57 @@ def build_run_data(*, stage: str, data_dir: str, options: pipeline.PipelineOptio
         prob_fn = LiverProbabilityCache(liver_model, cache_dir)
 
     def load(case_list, directory):
-        return load_volume_records(directory, case_ids=[c.case_id for c in case_list],
-                                   liver_probability=prob_fn, geometry=geometry)
+        return load_volume_records(
+            directory,
+            case_ids=[c.case_id for c in case_list],
+            liver_probability=prob_fn,
+            geometry=geometry,
+        )
 
     train_records = load(train_cases, data_dir)
     train_examples = pipeline.examples_from_records(
-        train_records, stage, options.number_slices, crop_variant, mask_source)
+        train_records, stage, options.number_slices, crop_variant, mask_source
+    )
     del train_records
     val_examples = []
     if val_cases:
         val_records = load(val_cases, val_dir or data_dir)
         val_examples = pipeline.examples_from_records(
-            val_records, stage, options.number_slices, crop_variant, mask_source)
+            val_records, stage, options.number_slices, crop_variant, mask_source
+        )
 
     patch = None
     if options.augment is not None and patch_size is not None and train_examples:
-        patch = (auto_patch_size([e.hu.shape[:2] for e in train_examples], stage)
-                 if patch_size == AUTO_PATCH else tuple(patch_size))
+        patch = (
+            auto_patch_size([e.hu.shape[:2] for e in train_examples], stage)
+            if patch_size == AUTO_PATCH
+            else tuple(patch_size)
+        )
     train_options = dataclasses.replace(options, patch_size=patch)
 
     def train(batch_size, num_shards=1, shard_index=0):
         return pipeline.dataset_from_examples(
-            train_examples, dataclasses.replace(train_options, batch_size=batch_size),
-            num_shards, shard_index)
+            train_examples,
+            dataclasses.replace(train_options, batch_size=batch_size),
+            num_shards,
+            shard_index,
+        )
 
     val = pipeline.dataset_from_examples(val_examples, val_options) if val_examples else None
-    log.info("%s stage: %d training examples from %d cases, %d validation examples from %d cases",
-             stage, len(train_examples), len(train_cases), len(val_examples), len(val_cases))
-    return RunData(train, val, len(train_examples), len(val_examples),
-                   [c.case_id for c in train_cases], [c.case_id for c in val_cases], patch)
+    log.info(
+        "%s stage: %d training examples from %d cases, %d validation examples from %d cases",
+        stage,
+        len(train_examples),
+        len(train_cases),
+        len(val_examples),
+        len(val_cases),
+    )
+    return RunData(
+        train,
+        val,
+        len(train_examples),
+        len(val_examples),
+        [c.case_id for c in train_cases],
+        [c.case_id for c in val_cases],
+        patch,
+    )

@@ -22,10 +22,13 @@ def split_cpu(num_devices: int) -> None:
         return
     try:
         tf.config.set_logical_device_configuration(
-            cpus[0], [tf.config.LogicalDeviceConfiguration() for _ in range(num_devices)])
+            cpus[0], [tf.config.LogicalDeviceConfiguration() for _ in range(num_devices)]
+        )
     except RuntimeError as exc:
-        raise ConfigError(f"cannot split the CPU into {num_devices} devices after TensorFlow "
-                          f"has initialised: {exc}") from None
+        raise ConfigError(
+            f"cannot split the CPU into {num_devices} devices after TensorFlow "
+            f"has initialised: {exc}"
+        ) from None
 
 
 def make_strategy(distribution: str = "none", cpu_devices: int = 0) -> tf.distribute.Strategy:
@@ -47,7 +50,8 @@ def make_strategy(distribution: str = "none", cpu_devices: int = 0) -> tf.distri
             return tf.distribute.MirroredStrategy()
         cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(
-            devices=cpus, cross_device_ops=tf.distribute.ReductionToOneDevice())
+            devices=cpus, cross_device_ops=tf.distribute.ReductionToOneDevice()
+        )
     if "TF_CONFIG" not in os.environ:
         raise ConfigError("--distribution=multi_worker needs TF_CONFIG describing the cluster")
     try:
@@ -55,7 +59,8 @@ def make_strategy(distribution: str = "none", cpu_devices: int = 0) -> tf.distri
     except ValueError as exc:
         raise ConfigError(f"TF_CONFIG is not valid JSON: {exc}") from None
     communication = tf.distribute.experimental.CommunicationOptions(
-        implementation=tf.distribute.experimental.CommunicationImplementation.RING)
+        implementation=tf.distribute.experimental.CommunicationImplementation.RING
+    )
     return tf.distribute.MultiWorkerMirroredStrategy(communication_options=communication)
 
 

@@ -20,9 +20,12 @@ from liverseg.training.recipes import Recipe
 
 
 def _slot(variable, name: str) -> tf.Variable:
-    return tf.Variable(tf.zeros(variable.shape, tf.float32), trainable=False,
-                       name=f"{name}/{variable.path.replace('/', '_')}",
-                       aggregation=tf.VariableAggregation.MEAN)
+    return tf.Variable(
+        tf.zeros(variable.shape, tf.float32),
+        trainable=False,
+        name=f"{name}/{variable.path.replace('/', '_')}",
+        aggregation=tf.VariableAggregation.MEAN,
+    )
 
 
 class Optimizer:
@@ -32,8 +35,13 @@ class Optimizer:
 
     def __init__(self, variables):
         self.variables = list(variables)
-        self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False, name="iterations",
-                                      aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+        self.iterations = tf.Variable(
+            0,
+            dtype=tf.int64,
+            trainable=False,
+            name="iterations",
+            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+        )
         self.slots = {name: [_slot(v, name) for v in self.variables] for name in self.slot_names}
 
     def apply(self, grads, learning_rate, applied=None) -> None:
@@ -78,8 +86,13 @@ class TF1Momentum(Optimizer):
         lr = tf.cast(learning_rate, tf.float32)
         for v, a, g in self._selected(applied, self.slots["momentum"], grads):
             # one fused kernel: a = momentum * a + g; v -= lr * a (in place)
-            tf.raw_ops.ResourceApplyMomentum(var=v.handle, accum=a.handle, lr=lr, grad=g,
-                                             momentum=tf.constant(self.momentum, tf.float32))
+            tf.raw_ops.ResourceApplyMomentum(
+                var=v.handle,
+                accum=a.handle,
+                lr=lr,
+                grad=g,
+                momentum=tf.constant(self.momentum, tf.float32),
+            )
         self.iterations.assign_add(1)
 
 
@@ -100,9 +113,18 @@ class Adam(Optimizer):
         for var, m, v, g in self._selected(applied, self.slots["m"], self.slots["v"], grads):
             # one fused kernel, in place: m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
             # var -= lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps)
-            tf.raw_ops.ResourceApplyAdam(var=var.handle, m=m.handle, v=v.handle,
-                                         beta1_power=b1_power, beta2_power=b2_power, lr=lr,
-                                         beta1=b1, beta2=b2, epsilon=eps, grad=g)
+            tf.raw_ops.ResourceApplyAdam(
+                var=var.handle,
+                m=m.handle,
+                v=v.handle,
+                beta1_power=b1_power,
+                beta2_power=b2_power,
+                lr=lr,
+                beta1=b1,
+                beta2=b2,
+                epsilon=eps,
+                grad=g,
+            )
         self.iterations.assign_add(1)
 
 

@@ -9,20 +9,27 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
 from liverseg.data import lits, tfrecord
 from liverseg.data.examples import Example, check_stage, iter_examples
-from liverseg.data.preprocess import CropVariant, NUMBER_SLICES
+from liverseg.data.preprocess import NUMBER_SLICES, CropVariant
 from liverseg.utils.progress import Progress
 
 log = logging.getLogger(__name__)
 
 
-def prepare(data_dir: str | os.PathLike, output_dir: str | os.PathLike, stage: str, *,
-            liver_model: str | None = None, crop_variant: CropVariant = "original",
-            examples_per_shard: int = 512, overwrite: bool = False,
-            number_slices: int = NUMBER_SLICES) -> dict:
+def prepare(
+    data_dir: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    stage: str,
+    *,
+    liver_model: str | None = None,
+    crop_variant: CropVariant = "original",
+    examples_per_shard: int = 512,
+    overwrite: bool = False,
+    number_slices: int = NUMBER_SLICES,
+) -> dict:
     """Writes the ``stage`` examples of every labelled case; returns the summary.
 
     For the tumour stage, ``liver_model`` gives the loss mask (the model's
@@ -42,13 +49,22 @@ def prepare(data_dir: str | os.PathLike, output_dir: str | os.PathLike, stage: s
 
     def examples() -> Iterator[Example]:
         for i, case in enumerate(cases):
-            (record,) = load_volume_records(data_dir, case_ids=[case.case_id],
-                                            liver_probability=prob_fn)
+            (record,) = load_volume_records(
+                data_dir, case_ids=[case.case_id], liver_probability=prob_fn
+            )
             yield from iter_examples(record, stage, number_slices, crop_variant, mask_source)
             progress.update(i + 1)
 
     return tfrecord.write_shards(
-        examples(), output_dir, stage=stage, number_slices=number_slices,
-        examples_per_shard=examples_per_shard, overwrite=overwrite,
-        extra_summary={"source": os.fspath(data_dir), "loss_mask": mask_source,
-                       "crop_variant": crop_variant})
+        examples(),
+        output_dir,
+        stage=stage,
+        number_slices=number_slices,
+        examples_per_shard=examples_per_shard,
+        overwrite=overwrite,
+        extra_summary={
+            "source": os.fspath(data_dir),
+            "loss_mask": mask_source,
+            "crop_variant": crop_variant,
+        },
+    )

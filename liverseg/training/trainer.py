@@ -23,17 +23,17 @@ import numpy as np
 import tensorflow as tf
 
 from liverseg.data import pipeline, tfrecord
-from liverseg.data.preprocess import CROP_VARIANTS
 from liverseg.data.augment import AugmentOptions
 from liverseg.data.geometry import Geometry, infer_training_geometry
 from liverseg.data.plans import PLANS_FILE, load_geometry, save_plans
+from liverseg.data.preprocess import CROP_VARIANTS
 from liverseg.errors import CheckpointError, ConfigError, OutputError, TrainingError
 from liverseg.models.config import VARIANTS
 from liverseg.training import checkpoints, distribute, variable_selection
+from liverseg.training.data import AUTO_PATCH, build_run_data
 from liverseg.training.distribute import DISTRIBUTIONS
 from liverseg.training.optimizers import make_optimizer
 from liverseg.training.recipes import RECIPES, Recipe, foreground_fraction, get_recipe
-from liverseg.training.data import AUTO_PATCH, build_run_data
 from liverseg.training.step import TrainStep
 from liverseg.training.variable_selection import SELECTIONS
 from liverseg.utils.atomic import atomic_write_text
@@ -59,38 +59,57 @@ class TrainConfig:
 
     stage: str = option(REQUIRED, "Which network to train.", choices=STAGES)
     data_dir: str = option(
-        REQUIRED, "LiTS-layout NIfTI directory or a prepare.py output (TFRecords).")
+        REQUIRED, "LiTS-layout NIfTI directory or a prepare.py output (TFRecords)."
+    )
     model_dir: str = option(
-        REQUIRED, "Where checkpoints, logs and the final model go (rerunning resumes).")
-    recipe: str = option("fast", "Training recipe: 'original' (the original's, faithful) or "
-                         "'fast' (learns from scratch on a CPU; README).", choices=RECIPE_NAMES)
+        REQUIRED, "Where checkpoints, logs and the final model go (rerunning resumes)."
+    )
+    recipe: str = option(
+        "fast",
+        "Training recipe: 'original' (the original's, faithful) or "
+        "'fast' (learns from scratch on a CPU; README).",
+        choices=RECIPE_NAMES,
+    )
     variant: str | None = option(
-        None, "Network variant (default: original; for the tumour network trained from "
+        None,
+        "Network variant (default: original; for the tumour network trained from "
         "scratch with the fast recipe: paper, as the original's head ReLUs die there).",
-        choices=VARIANTS)
+        choices=VARIANTS,
+    )
     max_steps: int | None = option(
-        None, "Updates (default: the recipe's); schedules scale.", kind="int", lower_bound=1)
+        None, "Updates (default: the recipe's); schedules scale.", kind="int", lower_bound=1
+    )
     batch_size: int | None = option(
-        None, "Global batch size (default: the recipe's).", kind="int", lower_bound=1)
+        None, "Global batch size (default: the recipe's).", kind="int", lower_bound=1
+    )
     learning_rate: float | None = option(
-        None, "Base learning rate (default: the recipe's).", kind="float")
+        None, "Base learning rate (default: the recipe's).", kind="float"
+    )
     image_size: int | None = option(
-        None, "Resize examples to this square size (a deviation).", kind="int", lower_bound=16)
+        None, "Resize examples to this square size (a deviation).", kind="int", lower_bound=16
+    )
     init_checkpoint: str | None = option(
-        None, "ImageNet VGG-16 (TF-slim vgg_16.ckpt or Keras .h5) or an earlier model.")
+        None, "ImageNet VGG-16 (TF-slim vgg_16.ckpt or Keras .h5) or an earlier model."
+    )
     liver_model: str | None = option(
-        None, "Tumour stage: the liver model giving the loss mask (and the training grid).")
+        None, "Tumour stage: the liver model giving the loss mask (and the training grid)."
+    )
     loss_mask: str | None = option(
-        None, "Tumour stage loss mask source (default: liver_model if given, else gt).",
-        choices=LOSS_MASKS)
+        None,
+        "Tumour stage loss mask source (default: liver_model if given, else gt).",
+        choices=LOSS_MASKS,
+    )
     distribution: str = option("none", "tf.distribute strategy.", choices=DISTRIBUTIONS)
     cpu_devices: int = option(0, "Split the CPU into N logical devices.", lower_bound=0)
     mixed_precision: bool = option(False, "Train with the mixed_bfloat16 policy.")
     val_every: int = option(50, "Validate every N updates (0: never).", lower_bound=0)
     val_dir: str | None = option(None, "Validation data (default: a fraction of data_dir).")
-    val_fraction: float = option(0.1, "Fraction of cases held out for validation (and for "
-                                 "choosing the post-processing).", lower_bound=0.0,
-                                 upper_bound=0.9)
+    val_fraction: float = option(
+        0.1,
+        "Fraction of cases held out for validation (and for choosing the post-processing).",
+        lower_bound=0.0,
+        upper_bound=0.9,
+    )
     save_every: int = option(200, "Checkpoint every N updates.", lower_bound=1)
     log_every: int = option(10, "Print a progress line every N updates.", lower_bound=1)
     keep_checkpoints: int = 3
@@ -98,26 +117,37 @@ class TrainConfig:
     crop_variant: str = option("original", "Tumour ROI crop variant.", choices=CROP_VARIANTS)
     number_slices: int = 3
     variable_selection: str | None = option(
-        None, "Variables each update moves: 'original' reproduces the original, whose last "
+        None,
+        "Variables each update moves: 'original' reproduces the original, whose last "
         "(supervision 'none') phase leaves score-dsn_5 and upscore-fuse frozen; 'all' trains "
         "every variable. Default: the recipe's (original recipe: original; fast: all).",
-        choices=SELECTIONS)
+        choices=SELECTIONS,
+    )
     augment: bool | None = option(
-        None, "Augment training examples on the fly (rotation, scaling, elastic, intensity, "
+        None,
+        "Augment training examples on the fly (rotation, scaling, elastic, intensity, "
         "noise, blur, low resolution, gamma). Default: the recipe's (fast: on, original: "
-        "off).", kind="bool")
+        "off).",
+        kind="bool",
+    )
     geometry: str | None = option(
-        None, "'normalize': bring every training volume to one orientation and in-plane pixel "
+        None,
+        "'normalize': bring every training volume to one orientation and in-plane pixel "
         "spacing (the majority orientation and median spacing of the training volumes, or "
         "the liver model's), recorded in the model's plans.json so that inference does the "
         "same; 'native': volumes as stored (the original). Default: the recipe's (fast: "
-        "normalize, original: native).", choices=GEOMETRIES)
+        "normalize, original: native).",
+        choices=GEOMETRIES,
+    )
     patch_size: int | None = option(
-        None, "Side of the augmented training patches (default: from the examples: the "
+        None,
+        "Side of the augmented training patches (default: from the examples: the "
         "median slice size for the liver, the 90th percentile crop for the tumour).",
-        kind="int", lower_bound=16)
+        kind="int",
+        lower_bound=16,
+    )
 
-    def resolved(self) -> "TrainConfig":
+    def resolved(self) -> TrainConfig:
         """Fills recipe defaults and checks option combinations."""
         recipe = get_recipe(self.recipe)
         loss_mask = self.loss_mask
@@ -144,14 +174,21 @@ class TrainConfig:
             raise ConfigError(f"patch_size must be at least 16, got {self.patch_size}")
         selection = self.variable_selection or recipe.variable_selection
         if selection not in variable_selection.SELECTIONS:
-            raise ConfigError(f"variable_selection must be one of "
-                              f"{variable_selection.SELECTIONS}, got {selection!r}")
+            raise ConfigError(
+                f"variable_selection must be one of "
+                f"{variable_selection.SELECTIONS}, got {selection!r}"
+            )
         out = dataclasses.replace(
-            self, loss_mask=loss_mask, variable_selection=selection, variant=variant,
-            geometry=geometry, augment=augment,
+            self,
+            loss_mask=loss_mask,
+            variable_selection=selection,
+            variant=variant,
+            geometry=geometry,
+            augment=augment,
             max_steps=self.max_steps or recipe.max_steps,
             batch_size=self.batch_size or recipe.batch_size,
-            learning_rate=self.learning_rate or recipe.learning_rate)
+            learning_rate=self.learning_rate or recipe.learning_rate,
+        )
         if out.max_steps <= 0 or out.batch_size <= 0:
             raise ConfigError("max_steps and batch_size must be positive")
         return out
@@ -162,7 +199,7 @@ def _from_scratch_with_adam(config: TrainConfig, recipe: Recipe) -> bool:
 
 
 def _default_variant(config: TrainConfig, recipe: Recipe) -> str:
-    """"original", except where the original network cannot learn (see below)."""
+    """ "original", except where the original network cannot learn (see below)."""
     if config.stage == "tumor" and _from_scratch_with_adam(config, recipe):
         return "paper"
     return "original"
@@ -175,14 +212,18 @@ def _check_variant_learns(config: TrainConfig, recipe: Recipe, variant: str) -> 
     within the first updates and the network predicts no tumour at all
     (Dice 0.0000 over 300 updates, measured). The original trained it from
     ImageNet weights with a 1e-8 learning rate."""
-    if config.stage == "tumor" and variant == "original" and \
-            _from_scratch_with_adam(config, recipe):
+    if (
+        config.stage == "tumor"
+        and variant == "original"
+        and _from_scratch_with_adam(config, recipe)
+    ):
         raise ConfigError(
             "the original tumour network (--variant=original) cannot learn from scratch with "
             f"the {recipe.name} recipe: the ReLUs on its output heads (an arg_scope slip of the "
             "original code) die within the first updates and it predicts no tumour; use "
             "--variant=paper (the default for this combination) or start from weights with "
-            "--init_checkpoint")
+            "--init_checkpoint"
+        )
 
 
 @contextlib.contextmanager
@@ -197,10 +238,15 @@ def _precision_policy(mixed: bool):
 
 
 def _variant_note(config: TrainConfig, recipe: Recipe) -> str:
-    if config.stage == "tumor" and config.variant == "paper" and \
-            _from_scratch_with_adam(config, recipe):
-        return (" (the original tumour network's head ReLUs die when it learns from scratch; "
-                "pass --init_checkpoint to train --variant=original)")
+    if (
+        config.stage == "tumor"
+        and config.variant == "paper"
+        and _from_scratch_with_adam(config, recipe)
+    ):
+        return (
+            " (the original tumour network's head ReLUs die when it learns from scratch; "
+            "pass --init_checkpoint to train --variant=original)"
+        )
     return ""
 
 
@@ -226,22 +272,28 @@ def _training_geometry(config: TrainConfig) -> tuple[Geometry | None, str]:
 
 
 def _describe(geometry: Geometry) -> str:
-    spacing = ("as stored" if geometry.pixel_spacing is None else
-               "x".join(f"{s:.2f}" for s in geometry.pixel_spacing) + " mm pixels")
+    spacing = (
+        "as stored"
+        if geometry.pixel_spacing is None
+        else "x".join(f"{s:.2f}" for s in geometry.pixel_spacing) + " mm pixels"
+    )
     return f"orientation {geometry.orientation}, {spacing}"
 
 
 def _write_run_files(model_dir: Path, config: TrainConfig, data, geometry) -> None:
     """``split.json`` (which cases trained and which validate: the tuning step
     scores post-processing on the latter) and ``plans.json`` (the grid)."""
-    split = {"data_dir": os.path.abspath(config.data_dir),
-             "val_dir": os.path.abspath(config.val_dir) if config.val_dir else None,
-             "train_cases": list(data.train_cases), "val_cases": list(data.val_cases)}
-    atomic_write_text(model_dir / SPLIT_NAME, json.dumps(split, indent=2) + "\n",
-                      overwrite=True)
+    split = {
+        "data_dir": os.path.abspath(config.data_dir),
+        "val_dir": os.path.abspath(config.val_dir) if config.val_dir else None,
+        "train_cases": list(data.train_cases),
+        "val_cases": list(data.val_cases),
+    }
+    atomic_write_text(model_dir / SPLIT_NAME, json.dumps(split, indent=2) + "\n", overwrite=True)
     if geometry is not None:
-        save_plans(model_dir, geometry, details={"stage": config.stage,
-                                                 "data_dir": split["data_dir"]})
+        save_plans(
+            model_dir, geometry, details={"stage": config.stage, "data_dir": split["data_dir"]}
+        )
     elif (model_dir / PLANS_FILE).exists():
         (model_dir / PLANS_FILE).unlink()
 
@@ -257,8 +309,9 @@ def _check_resume(model_dir: Path, config: TrainConfig) -> None:
     changed = [f for f in _RESUME_FIELDS if f in previous and previous[f] != getattr(config, f)]
     if changed:
         details = ", ".join(f"{f}: {previous[f]!r} -> {getattr(config, f)!r}" for f in changed)
-        raise ConfigError(f"{model_dir}: holds a run with other settings ({details}); "
-                          "use another --model_dir")
+        raise ConfigError(
+            f"{model_dir}: holds a run with other settings ({details}); use another --model_dir"
+        )
 
 
 def _initialise(model, config: TrainConfig, recipe: Recipe) -> str:
@@ -267,8 +320,11 @@ def _initialise(model, config: TrainConfig, recipe: Recipe) -> str:
         from liverseg.models import converter, load_model
 
         path = config.init_checkpoint
-        if path.endswith((".h5", ".ckpt")) or Path(path + ".index").exists() or \
-                Path(path).name.startswith("vgg_16"):
+        if (
+            path.endswith((".h5", ".ckpt"))
+            or Path(path + ".index").exists()
+            or Path(path).name.startswith("vgg_16")
+        ):
             converter.load_imagenet_vgg16(model, path)
             return f"ImageNet VGG-16 backbone from {path}"
         source = load_model(path)
@@ -324,9 +380,21 @@ def _drop_rows_after(csv_path: Path, step: int) -> None:
 class _Logger:
     """metrics.csv, TensorBoard scalars and images, the progress line."""
 
-    FIELDS = ("step", "learning_rate", "supervision", "loss_total", "loss_fuse", "loss_dsn_2",
-              "loss_dsn_3", "loss_dsn_4", "loss_dsn_5", "loss_decay", "dice", "val_dice",
-              "seconds")
+    FIELDS = (
+        "step",
+        "learning_rate",
+        "supervision",
+        "loss_total",
+        "loss_fuse",
+        "loss_dsn_2",
+        "loss_dsn_3",
+        "loss_dsn_4",
+        "loss_dsn_5",
+        "loss_decay",
+        "dice",
+        "val_dice",
+        "seconds",
+    )
 
     def __init__(self, model_dir: Path, total: int, start: int, enabled: bool):
         self.enabled = enabled
@@ -337,20 +405,32 @@ class _Logger:
         self.csv_path = model_dir / "metrics.csv"
         _drop_rows_after(self.csv_path, start)
         new = not self.csv_path.exists()
-        self.csv_file = open(self.csv_path, "a", newline="")
+        self.csv_file = open(self.csv_path, "a", newline="")  # noqa: SIM115 - open for the run
         self.csv = csv.DictWriter(self.csv_file, fieldnames=self.FIELDS, extrasaction="ignore")
         if new:
             self.csv.writeheader()
         self.writer = tf.summary.create_file_writer(str(model_dir / "logs" / "train"))
         self.val_writer = tf.summary.create_file_writer(str(model_dir / "logs" / "validation"))
 
-    def log(self, step: int, metrics: dict, lr: float, supervision: str, val_dice=None,
-            show: bool = True):
+    def log(
+        self,
+        step: int,
+        metrics: dict,
+        lr: float,
+        supervision: str,
+        val_dice=None,
+        show: bool = True,
+    ):
         if not self.enabled:
             return
-        row = {"step": step, "learning_rate": lr, "supervision": supervision,
-               "val_dice": "" if val_dice is None else val_dice,
-               "seconds": round(time.perf_counter() - self.t0, 3), **metrics}
+        row = {
+            "step": step,
+            "learning_rate": lr,
+            "supervision": supervision,
+            "val_dice": "" if val_dice is None else val_dice,
+            "seconds": round(time.perf_counter() - self.t0, 3),
+            **metrics,
+        }
         self.csv.writerow(row)
         self.csv_file.flush()
         with self.writer.as_default(step=step):
@@ -397,8 +477,9 @@ def _validate(model, dataset, max_batches: int = 64):
         if panel is None:
             c = batch["image"].shape[-1] // 2
             ct = batch["image"][0, :, :, c].numpy() / 255.0
-            panel = np.concatenate([ct, label[0, :, :, c].numpy(), pred[0, :, :, c].numpy()],
-                                   axis=1)[..., None].astype(np.float32)
+            panel = np.concatenate(
+                [ct, label[0, :, :, c].numpy(), pred[0, :, :, c].numpy()], axis=1
+            )[..., None].astype(np.float32)
     dice = 2 * inter / total if total > 0 else 1.0
     return dice, panel
 
@@ -417,27 +498,40 @@ def train(config: TrainConfig) -> dict:
     chief = distribute.is_chief(strategy)
     replicas = strategy.num_replicas_in_sync
     if config.batch_size % replicas:
-        raise ConfigError(f"batch_size {config.batch_size} is not divisible by the "
-                          f"{replicas} replicas")
+        raise ConfigError(
+            f"batch_size {config.batch_size} is not divisible by the {replicas} replicas"
+        )
     try:
         model_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OutputError(model_dir, f"cannot create the model directory ({exc.strerror or exc})"
-                          ) from None
+        raise OutputError(
+            model_dir, f"cannot create the model directory ({exc.strerror or exc})"
+        ) from None
 
     options = pipeline.PipelineOptions(
-        batch_size=config.batch_size, seed=config.seed, image_size=config.image_size,
+        batch_size=config.batch_size,
+        seed=config.seed,
+        image_size=config.image_size,
         number_slices=config.number_slices,
         augment=AugmentOptions() if config.augment else None,
-        foreground_fraction=foreground_fraction(recipe, config.stage))
+        foreground_fraction=foreground_fraction(recipe, config.stage),
+    )
     geometry, geometry_note = _training_geometry(config)
     patch = (config.patch_size, config.patch_size) if config.patch_size else AUTO_PATCH
     data = build_run_data(
-        stage=config.stage, data_dir=config.data_dir, options=options,
-        val_fraction=config.val_fraction, seed=config.seed, crop_variant=config.crop_variant,
+        stage=config.stage,
+        data_dir=config.data_dir,
+        options=options,
+        val_fraction=config.val_fraction,
+        seed=config.seed,
+        crop_variant=config.crop_variant,
         mask_source="model" if config.loss_mask == "liver_model" else "gt",
-        liver_model=config.liver_model, cache_dir=model_dir / "cache" / "liver_probability",
-        val_dir=config.val_dir, geometry=geometry, patch_size=patch)
+        liver_model=config.liver_model,
+        cache_dir=model_dir / "cache" / "liver_probability",
+        val_dir=config.val_dir,
+        geometry=geometry,
+        patch_size=patch,
+    )
     if chief:
         _write_run_files(model_dir, config, data, geometry)
 
@@ -445,25 +539,40 @@ def train(config: TrainConfig) -> dict:
 
     with _precision_policy(config.mixed_precision):
         with strategy.scope():
-            model = build_ds_sffnet(config.stage, config.number_slices, config.variant,
-                                    seed=config.seed)
+            model = build_ds_sffnet(
+                config.stage, config.number_slices, config.variant, seed=config.seed
+            )
             init_note = _initialise(model, config, recipe)
             optimizer = make_optimizer(recipe, model.trainable_variables)
-        step_fn = TrainStep(model, optimizer, recipe, config.stage, strategy,
-                            selection=config.variable_selection)
+        step_fn = TrainStep(
+            model, optimizer, recipe, config.stage, strategy, selection=config.variable_selection
+        )
         state = checkpoints.restore_latest(model_dir, model, optimizer)
         start = int(state["step"]) if state else 0
         if chief:  # written once the data and the init checkpoint have loaded
-            atomic_write_text(model_dir / CONFIG_NAME,
-                              json.dumps(dataclasses.asdict(config), indent=2) + "\n",
-                              overwrite=True)
-        print(f"{config.stage} stage, recipe {recipe.name}, network variant {config.variant}"
-              f"{_variant_note(config, recipe)}: {data.num_train_examples} training examples, "
-              f"{data.num_val_examples} validation; {replicas} replica(s); "
-              f"{'resuming at step %d' % start if state else 'init: ' + init_note}", flush=True)
-        print(f"grid: {geometry_note}; augmentation: "
-              + (f"on, {data.patch_size[0]}x{data.patch_size[1]} patches" if data.patch_size
-                 else "on" if config.augment else "off"), flush=True)
+            atomic_write_text(
+                model_dir / CONFIG_NAME,
+                json.dumps(dataclasses.asdict(config), indent=2) + "\n",
+                overwrite=True,
+            )
+        print(
+            f"{config.stage} stage, recipe {recipe.name}, network variant {config.variant}"
+            f"{_variant_note(config, recipe)}: {data.num_train_examples} training examples, "
+            f"{data.num_val_examples} validation; {replicas} replica(s); "
+            f"{f'resuming at step {start}' if state else 'init: ' + init_note}",
+            flush=True,
+        )
+        print(
+            f"grid: {geometry_note}; augmentation: "
+            + (
+                f"on, {data.patch_size[0]}x{data.patch_size[1]} patches"
+                if data.patch_size
+                else "on"
+                if config.augment
+                else "off"
+            ),
+            flush=True,
+        )
         per_replica = config.batch_size // replicas
 
         def dataset_fn(ctx: tf.distribute.InputContext):
@@ -484,10 +593,14 @@ def train(config: TrainConfig) -> dict:
                 if not np.isfinite(metrics["loss_total"]):
                     raise TrainingError(
                         f"{model_dir}: the loss became {metrics['loss_total']} at update {step}; "
-                        "lower --learning_rate or resume from the last checkpoint")
+                        "lower --learning_rate or resume from the last checkpoint"
+                    )
                 val_dice = None
-                if data.val is not None and config.val_every and (
-                        step % config.val_every == 0 or step == total):
+                if (
+                    data.val is not None
+                    and config.val_every
+                    and (step % config.val_every == 0 or step == total)
+                ):
                     val_dice, panel = _validate(model, data.val)
                     if panel is not None:
                         logger.image(step, panel)
@@ -495,16 +608,29 @@ def train(config: TrainConfig) -> dict:
                 logger.log(step, metrics, lr, supervision, val_dice, show=show)
                 if chief and (step % config.save_every == 0 or step == total):
                     checkpoints.save_checkpoint(
-                        model_dir, model, optimizer,
-                        {"step": step, "phase": recipe.phase_index(step, total),
-                         "supervision": recipe.supervision_at(step, total),
-                         "learning_rate": lr, "max_steps": total},
-                        keep=config.keep_checkpoints)
+                        model_dir,
+                        model,
+                        optimizer,
+                        {
+                            "step": step,
+                            "phase": recipe.phase_index(step, total),
+                            "supervision": recipe.supervision_at(step, total),
+                            "learning_rate": lr,
+                            "max_steps": total,
+                        },
+                        keep=config.keep_checkpoints,
+                    )
         finally:
             logger.close()
         if chief:
             save_model(model, model_dir, overwrite=True)
             from liverseg.training.curves import plot_training_curves
+
             plot_training_curves(model_dir / "metrics.csv", model_dir / "training_curves.png")
-    return {"step": step, "model_dir": str(model_dir), "metrics": metrics,
-            "val_dice": val_dice, "num_train_examples": data.num_train_examples}
+    return {
+        "step": step,
+        "model_dir": str(model_dir),
+        "metrics": metrics,
+        "val_dice": val_dice,
+        "num_train_examples": data.num_train_examples,
+    }

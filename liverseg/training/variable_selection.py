@@ -16,7 +16,7 @@ in every phase (what the original meant to do).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from liverseg.errors import ConfigError
 from liverseg.models.converter import model_config_of, tf1_variable_map
@@ -46,8 +46,9 @@ def has_gradient(path: str, side_weight: float, decay: float) -> bool:
     return decay > 0 and _layer_and_leaf(path)[1].startswith("kernel")
 
 
-def applied_paths(creation_order: Sequence[str], side_weight: float, decay: float,
-                  selection: str) -> frozenset[str]:
+def applied_paths(
+    creation_order: Sequence[str], side_weight: float, decay: float, selection: str
+) -> frozenset[str]:
     """The variable paths an update applies, out of ``creation_order``.
 
     ``creation_order`` lists every trainable variable in the order of the

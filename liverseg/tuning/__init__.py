@@ -3,5 +3,12 @@
 from liverseg.tuning.postprocessing import TuneOptions, TuneResult, tune_postprocessing
 from liverseg.tuning.run import describe, train_then_tune, tune_models, validation_cases
 
-__all__ = ["TuneOptions", "TuneResult", "describe", "train_then_tune", "tune_models",
-           "tune_postprocessing", "validation_cases"]
+__all__ = [
+    "TuneOptions",
+    "TuneResult",
+    "describe",
+    "train_then_tune",
+    "tune_models",
+    "tune_postprocessing",
+    "validation_cases",
+]

@@ -24,8 +24,8 @@ import dataclasses
 import itertools
 import logging
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -72,8 +72,11 @@ class Score:
         return self.liver_dice + self.tumor_dice
 
     def to_dict(self) -> dict:
-        return {"choice": self.choice.to_dict(), "liver_dice": round(self.liver_dice, 5),
-                "tumor_dice": round(self.tumor_dice, 5)}
+        return {
+            "choice": self.choice.to_dict(),
+            "liver_dice": round(self.liver_dice, 5),
+            "tumor_dice": round(self.tumor_dice, 5),
+        }
 
 
 @dataclasses.dataclass
@@ -90,20 +93,28 @@ class TuneResult:
         """What ``postprocessing.json`` records beside the choice."""
         original = self.score_of(ORIGINAL_CHOICE)
         chosen = self.score_of(self.choice)
-        return {"method": "mean liver Dice + mean tumour Dice per validation case",
-                "cases": self.cases, "candidates": len(self.scores),
-                "chosen": chosen.to_dict() if chosen else None,
-                "original": original.to_dict() if original else None,
-                "best": [s.to_dict() for s in self.scores[:top]],
-                "seconds": round(self.seconds, 1)}
+        return {
+            "method": "mean liver Dice + mean tumour Dice per validation case",
+            "cases": self.cases,
+            "candidates": len(self.scores),
+            "chosen": chosen.to_dict() if chosen else None,
+            "original": original.to_dict() if original else None,
+            "best": [s.to_dict() for s in self.scores[:top]],
+            "seconds": round(self.seconds, 1),
+        }
 
 
 def operations(choice: PostprocessChoice) -> int:
     """How many steps a choice runs beyond thresholding the networks' output:
     each CRF and each opening, each component clean-up and each shifted
     network pass (averaging the stacks a slice is in costs nothing)."""
-    return (len(choice.crf_targets) + len(choice.opening_targets) + len(choice.tta_shifts)
-            + int(choice.liver_largest_component) + int(choice.tumor_min_volume_mm3 > 0))
+    return (
+        len(choice.crf_targets)
+        + len(choice.opening_targets)
+        + len(choice.tta_shifts)
+        + int(choice.liver_largest_component)
+        + int(choice.tumor_min_volume_mm3 > 0)
+    )
 
 
 def pick(scores: Sequence[Score], min_gain: float) -> Score:
@@ -118,11 +129,21 @@ def _dice(pred: np.ndarray, ref: np.ndarray) -> float:
     return Overlap.of(pred, ref).dice()
 
 
-def _score_case(hu, intensity, probs, ref, spacing, base: FinalizeOptions,
-                options: TuneOptions, fusion: str, shifts) -> dict[PostprocessChoice, tuple]:
+def _score_case(
+    hu,
+    intensity,
+    probs,
+    ref,
+    spacing,
+    base: FinalizeOptions,
+    options: TuneOptions,
+    fusion: str,
+    shifts,
+) -> dict[PostprocessChoice, tuple]:
     """(liver Dice, tumour Dice) of every post-processing candidate on one case."""
-    with_crf = binarize(hu, intensity, probs, dataclasses.replace(
-        base, crf_targets=("liver", "tumor")))
+    with_crf = binarize(
+        hu, intensity, probs, dataclasses.replace(base, crf_targets=("liver", "tumor"))
+    )
     without = binarize(hu, intensity, probs, dataclasses.replace(base, crf_targets=()))
     ref_liver, ref_tumor = ref >= 1, ref == 2
     out = {}
@@ -130,25 +151,41 @@ def _score_case(hu, intensity, probs, ref, spacing, base: FinalizeOptions,
         liver = (with_crf if "liver" in crf_targets else without).liver
         tumor_source = with_crf if "tumor" in crf_targets else without
         for opening, largest, min_volume in itertools.product(
-                options.opening_target_sets, options.largest_component,
-                options.tumor_min_volumes_mm3):
+            options.opening_target_sets, options.largest_component, options.tumor_min_volumes_mm3
+        ):
             choice = PostprocessChoice(
-                slice_fusion=fusion, tta_shifts=shifts, crf_targets=crf_targets,
-                opening_targets=opening, liver_largest_component=largest,
-                tumor_min_volume_mm3=min_volume)
+                slice_fusion=fusion,
+                tta_shifts=shifts,
+                crf_targets=crf_targets,
+                opening_targets=opening,
+                liver_largest_component=largest,
+                tumor_min_volume_mm3=min_volume,
+            )
             masks = Masks(liver, tumor_source.tumor, tumor_source.tumor_box)
-            labels = masks_to_labels(masks, spacing, FinalizeOptions.from_choice(
-                choice, threshold=base.threshold, liver_mask=base.liver_mask,
-                tumor_in_final_liver=base.tumor_in_final_liver))
+            labels = masks_to_labels(
+                masks,
+                spacing,
+                FinalizeOptions.from_choice(
+                    choice,
+                    threshold=base.threshold,
+                    liver_mask=base.liver_mask,
+                    tumor_in_final_liver=base.tumor_in_final_liver,
+                ),
+            )
             out[choice] = (_dice(labels >= 1, ref_liver), _dice(labels == 2, ref_tumor))
     return out
 
 
-def tune_postprocessing(liver_model, tumor_model, cases: Sequence[lits.Case], *,
-                        base: SegmentOptions = SegmentOptions(),
-                        geometry: Geometry | None = None,
-                        options: TuneOptions = TuneOptions(),
-                        report: Callable[[str], None] = print) -> TuneResult:
+def tune_postprocessing(
+    liver_model,
+    tumor_model,
+    cases: Sequence[lits.Case],
+    *,
+    base: SegmentOptions = SegmentOptions(),
+    geometry: Geometry | None = None,
+    options: TuneOptions = TuneOptions(),
+    report: Callable[[str], None] = print,
+) -> TuneResult:
     """Scores every candidate on ``cases`` (labelled) and picks one (module docstring).
 
     ``liver_model`` / ``tumor_model``: Keras models (loaded once by the
@@ -162,24 +199,40 @@ def tune_postprocessing(liver_model, tumor_model, cases: Sequence[lits.Case], *,
     settings = options.network_settings()
     for n, (fusion, shifts) in enumerate(settings, start=1):
         t = time.perf_counter()
-        segmenter = Segmenter(liver_model, tumor_model,
-                              base.with_choice(slice_fusion=fusion, tta_shifts=shifts),
-                              geometry=geometry)
+        segmenter = Segmenter(
+            liver_model,
+            tumor_model,
+            base.with_choice(slice_fusion=fusion, tta_shifts=shifts),
+            geometry=geometry,
+        )
         for case in cases:
             volume = nifti.load_ct(case.volume, dtype=None)
             ref = nifti.load_labels(case.segmentation).data
             probs, _, _ = segmenter.probabilities(volume)
-            scores = _score_case(volume.data, pp.intensity_range(volume.data), probs, ref,
-                                 volume.spacing, finalize_base, options, fusion, shifts)
+            scores = _score_case(
+                volume.data,
+                pp.intensity_range(volume.data),
+                probs,
+                ref,
+                volume.spacing,
+                finalize_base,
+                options,
+                fusion,
+                shifts,
+            )
             for choice, pair in scores.items():
                 totals[choice] = totals.get(choice, np.zeros(2)) + np.asarray(pair)
-        report(f"tuning {n}/{len(settings)}: slice fusion {fusion}, shifts "
-               f"{list(shifts) or 'none'}: {len(cases)} case(s) in {time.perf_counter() - t:.1f}s")
-    scores = sorted((Score(c, *(v / len(cases))) for c, v in totals.items()),
-                    key=lambda s: -s.total)
+        report(
+            f"tuning {n}/{len(settings)}: slice fusion {fusion}, shifts "
+            f"{list(shifts) or 'none'}: {len(cases)} case(s) in {time.perf_counter() - t:.1f}s"
+        )
+    scores = sorted(
+        (Score(c, *(v / len(cases))) for c, v in totals.items()), key=lambda s: -s.total
+    )
     chosen = pick(scores, options.min_gain)
-    return TuneResult(chosen.choice, scores, [c.case_id for c in cases],
-                      time.perf_counter() - start)
+    return TuneResult(
+        chosen.choice, scores, [c.case_id for c in cases], time.perf_counter() - start
+    )
 
 
 def save_result(result: TuneResult, model_dirs: Sequence[str | Path]) -> list[Path]:

@@ -14,6 +14,7 @@ def bounding_box(mask: np.ndarray, margin: int = 0) -> tuple[slice, ...] | None:
         hits = np.flatnonzero(np.any(mask, axis=other))
         if hits.size == 0:
             return None
-        box.append(slice(max(int(hits[0]) - margin, 0),
-                         min(int(hits[-1]) + 1 + margin, mask.shape[axis])))
+        box.append(
+            slice(max(int(hits[0]) - margin, 0), min(int(hits[-1]) + 1 + margin, mask.shape[axis]))
+        )
     return tuple(box)

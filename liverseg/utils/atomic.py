@@ -11,8 +11,8 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 from liverseg.errors import OutputError
 
@@ -50,8 +50,9 @@ def check_can_write(path: str | os.PathLike, overwrite: bool) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, overwrite: bool = False,
-                suffix: str | None = None) -> Iterator[Path]:
+def atomic_path(
+    path: str | os.PathLike, overwrite: bool = False, suffix: str | None = None
+) -> Iterator[Path]:
     """Yields a temporary path beside ``path``; renames it to ``path`` on success.
 
     The temporary name keeps the final suffix (``suffix`` or the final name's
@@ -64,8 +65,7 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = False,
     final.parent.mkdir(parents=True, exist_ok=True)
     if suffix is None:
         suffix = "".join(final.suffixes) if final.suffixes else ""
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp" + suffix,
-                               dir=final.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp" + suffix, dir=final.parent)
     os.close(fd)
     # mkstemp creates 0600; give the output the permissions a plain open() would.
     os.chmod(tmp, 0o666 & ~_umask())
@@ -82,19 +82,19 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = False,
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, overwrite: bool = False) -> None:
-    with atomic_path(path, overwrite=overwrite) as tmp:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+    with atomic_path(path, overwrite=overwrite) as tmp, open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def atomic_write_text(path: str | os.PathLike, text: str, overwrite: bool = False) -> None:
     atomic_write_bytes(path, text.encode("utf-8"), overwrite=overwrite)
 
 
-def atomic_write_with(path: str | os.PathLike, writer: Callable[[Path], None],
-                      overwrite: bool = False) -> None:
+def atomic_write_with(
+    path: str | os.PathLike, writer: Callable[[Path], None], overwrite: bool = False
+) -> None:
     """Calls ``writer(tmp_path)`` and renames the result to ``path``."""
     with atomic_path(path, overwrite=overwrite) as tmp:
         writer(tmp)

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from liverseg.errors import ConfigError
 
@@ -57,9 +58,17 @@ REQUIRED = object()
 """``option(REQUIRED, ...)``: a field without default, a flag the tool requires."""
 
 
-def option(default, help: str, *, kind: str | None = None, choices: Iterable | None = None,
-           lower_bound: float | None = None, upper_bound: float | None = None,
-           zero_means: Any = None, **field_kwargs):
+def option(
+    default,
+    help: str,
+    *,
+    kind: str | None = None,
+    choices: Iterable | None = None,
+    lower_bound: float | None = None,
+    upper_bound: float | None = None,
+    zero_means: Any = None,
+    **field_kwargs,
+):
     """A dataclass field with its option metadata (kind inferred from the default)."""
     choices = tuple(choices) if choices is not None else None
     if default is REQUIRED or default is None:
@@ -67,8 +76,14 @@ def option(default, help: str, *, kind: str | None = None, choices: Iterable | N
     kind = kind or _kind_of(default, choices)
     if kind not in KINDS:
         raise ValueError(f"unknown option kind {kind!r}")
-    spec = OptionSpec(help=help, kind=kind, choices=choices, lower_bound=lower_bound,
-                      upper_bound=upper_bound, zero_means=zero_means)
+    spec = OptionSpec(
+        help=help,
+        kind=kind,
+        choices=choices,
+        lower_bound=lower_bound,
+        upper_bound=upper_bound,
+        zero_means=zero_means,
+    )
     if default is REQUIRED:
         return dataclasses.field(metadata={_META: spec}, **field_kwargs)
     return dataclasses.field(default=default, metadata={_META: spec}, **field_kwargs)
@@ -98,9 +113,16 @@ def _flag_default(spec: OptionSpec, default):
     return default
 
 
-def define_flags(cls, flag_values, *, include: Sequence[str] | None = None,
-                 exclude: Sequence[str] = (), unset_defaults: Sequence[str] = (),
-                 unset_help: str = "", defaults: Mapping[str, Any] | None = None) -> list[str]:
+def define_flags(
+    cls,
+    flag_values,
+    *,
+    include: Sequence[str] | None = None,
+    exclude: Sequence[str] = (),
+    unset_defaults: Sequence[str] = (),
+    unset_help: str = "",
+    defaults: Mapping[str, Any] | None = None,
+) -> list[str]:
     """Defines an absl flag per option of ``cls`` (all, or ``include``, minus ``exclude``).
 
     ``unset_defaults``: options whose flag defaults to None ("not given"), for
@@ -122,17 +144,20 @@ def define_flags(cls, flag_values, *, include: Sequence[str] | None = None,
         required = f.default is dataclasses.MISSING
         default = None if name in unset_defaults or required else defaults.get(name, f.default)
         value = _flag_default(spec, default)
-        text = _help(spec, default) + (f" {unset_help}" if name in unset_defaults and
-                                       unset_help else "")
+        text = _help(spec, default) + (
+            f" {unset_help}" if name in unset_defaults and unset_help else ""
+        )
         kw = {"flag_values": flag_values, "module_name": module_name}
         if spec.kind == "bool":
             flags.DEFINE_bool(name, value, text, **kw)
         elif spec.kind == "int":
-            flags.DEFINE_integer(name, value, text, lower_bound=spec.lower_bound,
-                                 upper_bound=spec.upper_bound, **kw)
+            flags.DEFINE_integer(
+                name, value, text, lower_bound=spec.lower_bound, upper_bound=spec.upper_bound, **kw
+            )
         elif spec.kind == "float":
-            flags.DEFINE_float(name, value, text, lower_bound=spec.lower_bound,
-                               upper_bound=spec.upper_bound, **kw)
+            flags.DEFINE_float(
+                name, value, text, lower_bound=spec.lower_bound, upper_bound=spec.upper_bound, **kw
+            )
         elif spec.kind == "enum":
             flags.DEFINE_enum(name, value, [str(c) for c in spec.choices], text, **kw)
         elif spec.kind in ("list", "pairs"):
@@ -149,8 +174,7 @@ def parse_pairs(name: str, values: Sequence[str]) -> tuple[tuple[int, int], ...]
     try:
         return tuple(tuple(int(part) for part in v.split(":", 1)) for v in values if v)
     except ValueError:
-        raise ConfigError(f"{name}: expected A:B integer pairs, got {','.join(values)!r}"
-                          ) from None
+        raise ConfigError(f"{name}: expected A:B integer pairs, got {','.join(values)!r}") from None
 
 
 def _value(name: str, spec: OptionSpec, raw):
@@ -168,14 +192,17 @@ def _value(name: str, spec: OptionSpec, raw):
         if spec.choices is not None:
             unknown = [v for v in items if v not in spec.choices]
             if unknown:
-                raise ConfigError(f"{name}: unknown value(s) {', '.join(map(repr, unknown))}; "
-                                  f"choose from {', '.join(map(str, spec.choices))}")
+                raise ConfigError(
+                    f"{name}: unknown value(s) {', '.join(map(repr, unknown))}; "
+                    f"choose from {', '.join(map(str, spec.choices))}"
+                )
         return items
     return raw
 
 
-def from_flags(cls, flag_values, names: Iterable[str], *, given_only: bool = False
-               ) -> dict[str, Any]:
+def from_flags(
+    cls, flag_values, names: Iterable[str], *, given_only: bool = False
+) -> dict[str, Any]:
     """Keyword arguments for ``cls`` from the flags ``names`` (``define_flags``'s).
 
     ``given_only``: only the flags whose value is not None (options left

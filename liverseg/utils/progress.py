@@ -16,8 +16,15 @@ def format_seconds(seconds: float) -> str:
 class Progress:
     """Prints ``label done/total ... rate/s ETA`` lines, at most every ``min_interval`` s."""
 
-    def __init__(self, total: int, label: str = "step", unit: str = "steps", start: int = 0,
-                 stream=None, min_interval: float = 0.0):
+    def __init__(
+        self,
+        total: int,
+        label: str = "step",
+        unit: str = "steps",
+        start: int = 0,
+        stream=None,
+        min_interval: float = 0.0,
+    ):
         self.total = total
         self.label = label
         self.unit = unit

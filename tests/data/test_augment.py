@@ -20,9 +20,13 @@ def _element(hu, label=None, mask=None, lo=LO, hi=HI):
     hu = np.asarray(hu)
     label = (hu > 50).astype(np.uint8) if label is None else label
     mask = np.ones(hu.shape, np.float32) if mask is None else mask
-    return {"hu": tf.constant(hu), "lo": tf.constant(lo, tf.float32),
-            "hi": tf.constant(hi, tf.float32), "label": tf.constant(label),
-            "mask": tf.constant(mask, tf.float32)}
+    return {
+        "hu": tf.constant(hu),
+        "lo": tf.constant(lo, tf.float32),
+        "hi": tf.constant(hi, tf.float32),
+        "label": tf.constant(label),
+        "mask": tf.constant(mask, tf.float32),
+    }
 
 
 def _run(element, opts, patch=None, seed=(1, 2)):
@@ -38,15 +42,28 @@ def _random_hu(shape, seed=0, low=-140, high=240):
     return np.random.default_rng(seed).integers(low, high, shape).astype(np.int16)
 
 
-IDENTITY = _only(rotation_probability=1.0, rotation_degrees=(0.0, 0.0), scale_probability=1.0,
-                 scale_range=(1.0, 1.0), anisotropic_scale_probability=0.5,
-                 elastic_probability=1.0, elastic_magnitude=(0.0, 0.0),
-                 noise_probability=1.0, noise_sigma_hu=(0.0, 0.0), blur_probability=1.0,
-                 blur_sigma=(0.0, 0.0), brightness_probability=1.0,
-                 brightness_range=(1.0, 1.0), contrast_probability=1.0,
-                 contrast_range=(1.0, 1.0), low_resolution_probability=1.0,
-                 low_resolution_scale=(1.0, 1.0), gamma_invert_probability=1.0,
-                 gamma_probability=1.0, gamma_range=(1.0, 1.0))
+IDENTITY = _only(
+    rotation_probability=1.0,
+    rotation_degrees=(0.0, 0.0),
+    scale_probability=1.0,
+    scale_range=(1.0, 1.0),
+    anisotropic_scale_probability=0.5,
+    elastic_probability=1.0,
+    elastic_magnitude=(0.0, 0.0),
+    noise_probability=1.0,
+    noise_sigma_hu=(0.0, 0.0),
+    blur_probability=1.0,
+    blur_sigma=(0.0, 0.0),
+    brightness_probability=1.0,
+    brightness_range=(1.0, 1.0),
+    contrast_probability=1.0,
+    contrast_range=(1.0, 1.0),
+    low_resolution_probability=1.0,
+    low_resolution_scale=(1.0, 1.0),
+    gamma_invert_probability=1.0,
+    gamma_probability=1.0,
+    gamma_range=(1.0, 1.0),
+)
 
 # Every transform alone, at full probability and default strength.
 EACH = {
@@ -66,14 +83,23 @@ EACH = {
 
 
 # ---- options -----------------------------------------------------------------
-@pytest.mark.parametrize("changes", [
-    {"rotation_probability": 1.5}, {"noise_probability": -0.1},
-    {"mirror_probability": (0.5,)}, {"mirror_probability": (0.5, 2.0)},
-    {"scale_range": (1.4, 0.7)}, {"scale_range": (0.0, 1.0)}, {"gamma_range": (0.0, 1.5)},
-    {"blur_sigma": (-1.0, 1.0)}, {"low_resolution_scale": (0.5, 1.5)},
-    {"rotation_degrees": (10.0,)}, {"contrast_range": (1.0, float("nan"))},
-    {"gamma_probability": True},
-])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"rotation_probability": 1.5},
+        {"noise_probability": -0.1},
+        {"mirror_probability": (0.5,)},
+        {"mirror_probability": (0.5, 2.0)},
+        {"scale_range": (1.4, 0.7)},
+        {"scale_range": (0.0, 1.0)},
+        {"gamma_range": (0.0, 1.5)},
+        {"blur_sigma": (-1.0, 1.0)},
+        {"low_resolution_scale": (0.5, 1.5)},
+        {"rotation_degrees": (10.0,)},
+        {"contrast_range": (1.0, float("nan"))},
+        {"gamma_probability": True},
+    ],
+)
 def test_bad_options_are_refused(changes):
     with pytest.raises(ConfigError, match="augment"):
         aug.AugmentOptions(**changes)
@@ -83,8 +109,11 @@ def test_defaults_follow_nnunet_with_mirroring_off():
     d = aug.AugmentOptions()
     assert d.mirror_probability == (0.0, 0.0) and d.elastic_probability == 0.0
     assert (d.rotation_probability, d.scale_probability, d.scale_range) == (0.2, 0.2, (0.7, 1.4))
-    assert (d.gamma_probability, d.gamma_invert_probability, d.gamma_range) == (0.3, 0.1,
-                                                                                (0.7, 1.5))
+    assert (d.gamma_probability, d.gamma_invert_probability, d.gamma_range) == (
+        0.3,
+        0.1,
+        (0.7, 1.5),
+    )
     assert not OFF.any_spatial and not OFF.any_intensity
 
 
@@ -136,11 +165,27 @@ def test_warped_and_plain_crop_paths_agree_exactly():
 def test_probability_zero_transforms_are_not_applied():
     hu = _random_hu((32, 32, 3))
     el = _element(hu)
-    never = dataclasses.replace(IDENTITY, **{name: 0.0 for name in (
-        "rotation_probability", "scale_probability", "elastic_probability", "noise_probability",
-        "blur_probability", "brightness_probability", "contrast_probability",
-        "low_resolution_probability", "gamma_invert_probability", "gamma_probability")},
-        rotation_degrees=(90.0, 90.0), noise_sigma_hu=(50.0, 50.0), gamma_range=(2.0, 2.0))
+    never = dataclasses.replace(
+        IDENTITY,
+        **dict.fromkeys(
+            (
+                "rotation_probability",
+                "scale_probability",
+                "elastic_probability",
+                "noise_probability",
+                "blur_probability",
+                "brightness_probability",
+                "contrast_probability",
+                "low_resolution_probability",
+                "gamma_invert_probability",
+                "gamma_probability",
+            ),
+            0.0,
+        ),
+        rotation_degrees=(90.0, 90.0),
+        noise_sigma_hu=(50.0, 50.0),
+        gamma_range=(2.0, 2.0),
+    )
     out = _run(el, never, (32, 32))
     np.testing.assert_array_equal(out["hu"], hu.astype(np.float32))
 
@@ -180,7 +225,7 @@ def test_anisotropic_scaling_gives_rectangles():
     for s in range(4):
         label = _run(_element(_square()), opts, seed=(s, 0))["label"][..., 1]
         rows, cols = np.nonzero(label)
-        box = label[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+        box = label[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
         assert box.all()  # still an axis-aligned box
         ratios.append((rows.max() - rows.min() + 1) / (cols.max() - cols.min() + 1))
     assert max(abs(np.log(r)) for r in ratios) > 0.1
@@ -192,12 +237,16 @@ def test_random_crop_is_an_exact_shifted_copy():
     offsets = set()
     for s in range(6):
         out = _run(el, OFF, (32, 32), seed=(s, 7))
-        found = [(r, c) for r in range(17) for c in range(9)
-                 if np.array_equal(out["hu"], hu[r:r + 32, c:c + 32])]
+        found = [
+            (r, c)
+            for r in range(17)
+            for c in range(9)
+            if np.array_equal(out["hu"], hu[r : r + 32, c : c + 32])
+        ]
         assert len(found) == 1
         r, c = found[0]
-        np.testing.assert_array_equal(out["mask"], el["mask"].numpy()[r:r + 32, c:c + 32])
-        np.testing.assert_array_equal(out["label"], hu[r:r + 32, c:c + 32] > 50)
+        np.testing.assert_array_equal(out["mask"], el["mask"].numpy()[r : r + 32, c : c + 32])
+        np.testing.assert_array_equal(out["label"], hu[r : r + 32, c : c + 32] > 50)
         offsets.add(found[0])
     assert len(offsets) > 1
     centred = _run(el, dataclasses.replace(OFF, random_crop=False), (32, 32))
@@ -211,9 +260,9 @@ def test_smaller_input_is_placed_in_air_with_zero_mask():
         rows, cols = np.nonzero(out["mask"][..., 0])
         r, c = rows.min(), cols.min()
         assert (rows.max() - r, cols.max() - c) == (19, 23)
-        np.testing.assert_array_equal(out["hu"][r:r + 20, c:c + 24], hu)
+        np.testing.assert_array_equal(out["hu"][r : r + 20, c : c + 24], hu)
         outside = np.ones((32, 32, 3), bool)
-        outside[r:r + 20, c:c + 24] = False
+        outside[r : r + 20, c : c + 24] = False
         np.testing.assert_array_equal(out["hu"][outside], aug.FILL_HU)
         np.testing.assert_array_equal(out["label"][outside], 0)
         np.testing.assert_array_equal(out["mask"][outside], 0.0)
@@ -230,8 +279,9 @@ def test_mirroring_each_axis():
 
 def test_elastic_deformation_is_smooth_and_bounded():
     size = 64
-    ramp = np.broadcast_to(np.arange(size, dtype=np.float32)[:, None, None] * 2.0,
-                           (size, size, 3)).copy()
+    ramp = np.broadcast_to(
+        np.arange(size, dtype=np.float32)[:, None, None] * 2.0, (size, size, 3)
+    ).copy()
     # 6 control points per axis (spacing 64 / 6 px), largest displacement 0.3 of that.
     opts = _only(elastic_probability=1.0, elastic_scale=(0.2, 0.2), elastic_magnitude=(0.3, 0.3))
     out = _run(_element(ramp), opts)
@@ -250,9 +300,14 @@ def test_one_spatial_transform_for_image_labels_and_mask():
     blob = 250 - 0.25 * ((rows - 30) ** 2 + 0.5 * (cols - 36) ** 2)
     hu = np.repeat(np.clip(blob, -150, 250)[..., None], 3, axis=2).astype(np.float32)
     el = _element(hu, label=(hu > 100).astype(np.uint8))
-    opts = _only(rotation_probability=1.0, rotation_degrees=(-60.0, 60.0), scale_probability=1.0,
-                 anisotropic_scale_probability=0.5, elastic_probability=1.0,
-                 mirror_probability=(0.5, 0.5))
+    opts = _only(
+        rotation_probability=1.0,
+        rotation_degrees=(-60.0, 60.0),
+        scale_probability=1.0,
+        anisotropic_scale_probability=0.5,
+        elastic_probability=1.0,
+        mirror_probability=(0.5, 0.5),
+    )
     for s in range(4):
         out = _run(el, opts, (48, 48), seed=(s, 3))
         thresholded = out["hu"] > 100
@@ -303,7 +358,7 @@ def test_blur_of_a_delta_is_the_gaussian():
     for ch in range(3):
         np.testing.assert_allclose(out["hu"][..., ch], want, atol=1e-4)
     k = np.arange(33) - 16
-    spread = (out["hu"][..., 0].sum(axis=1) * k ** 2).sum() / out["hu"][..., 0].sum()
+    spread = (out["hu"][..., 0].sum(axis=1) * k**2).sum() / out["hu"][..., 0].sum()
     assert abs(spread - 1.0) < 0.02  # variance = sigma^2 (truncated at 3 sigma)
 
 
@@ -311,11 +366,21 @@ def test_brightness_and_contrast_map_known_hu_exactly():
     hu = np.zeros((8, 8, 3), np.int16)
     hu[:, :4] = 100
     hu[0, 0, 0], hu[0, 4, 0] = 200, -100
-    bright = _run(_element(hu), _only(brightness_probability=1.0, brightness_range=(1.5, 1.5),
-                                      brightness_shift_hu=(10.0, 10.0)))["hu"]
+    bright = _run(
+        _element(hu),
+        _only(
+            brightness_probability=1.0,
+            brightness_range=(1.5, 1.5),
+            brightness_shift_hu=(10.0, 10.0),
+        ),
+    )["hu"]
     # HU' = 100 + 1.5 (HU - 100) + 10, clipped to [lo, hi]
     assert (bright[1, 1, 0], bright[1, 5, 0], bright[0, 0, 0], bright[0, 4, 0]) == (
-        110.0, -40.0, 250.0, -150.0)
+        110.0,
+        -40.0,
+        250.0,
+        -150.0,
+    )
     hu[0, 0, 0], hu[0, 4, 0] = 100, 0
     low = _run(_element(hu), _only(contrast_probability=1.0, contrast_range=(0.5, 0.5)))["hu"]
     # Mean 50: 100 -> 75, 0 -> 25.
@@ -327,13 +392,15 @@ def test_brightness_and_contrast_map_known_hu_exactly():
 
 def test_low_resolution_is_nearest_down_bilinear_up():
     hu = _random_hu((32, 32, 3)).astype(np.float32)
-    out = _run(_element(hu), _only(low_resolution_probability=1.0,
-                                   low_resolution_scale=(0.5, 0.5)))["hu"]
+    out = _run(
+        _element(hu), _only(low_resolution_probability=1.0, low_resolution_scale=(0.5, 0.5))
+    )["hu"]
     small = tf.image.resize(hu, (16, 16), method="nearest")
     np.testing.assert_allclose(out, tf.image.resize(small, (32, 32)).numpy(), atol=1e-4)
     assert np.abs(np.diff(out, axis=0)).mean() < 0.6 * np.abs(np.diff(hu, axis=0)).mean()
-    flat = _run(_element(np.full((32, 32, 3), 70, np.int16)),
-                _only(low_resolution_probability=1.0))["hu"]
+    flat = _run(
+        _element(np.full((32, 32, 3), 70, np.int16)), _only(low_resolution_probability=1.0)
+    )["hu"]
     np.testing.assert_array_equal(flat, 70.0)
 
 
@@ -344,8 +411,7 @@ def test_gamma_on_the_windowed_scale():
     plain = _only(gamma_probability=1.0, gamma_range=(2.0, 2.0), gamma_retain_stats=False)
     out = _run(_element(hu), plain)["hu"]
     assert (out[1, 1, 0], out[0, 0, 0], out[0, 1, 0]) == (-50.0, -150.0, 250.0)  # 0.5 ** 2
-    inverted = _only(gamma_invert_probability=1.0, gamma_range=(2.0, 2.0),
-                     gamma_retain_stats=False)
+    inverted = _only(gamma_invert_probability=1.0, gamma_range=(2.0, 2.0), gamma_retain_stats=False)
     assert _run(_element(hu), inverted)["hu"][1, 1, 0] == 150.0  # 1 - 0.5 ** 2
     hu = _random_hu((32, 32, 3))
     kept = _run(_element(hu), _only(gamma_probability=1.0, gamma_range=(1.4, 1.4)))["hu"]
@@ -356,8 +422,13 @@ def test_gamma_on_the_windowed_scale():
 
 def test_intensity_output_stays_in_the_window():
     hu = _random_hu((32, 32, 3), low=-1000, high=1000)
-    strong = _only(noise_probability=1.0, noise_sigma_hu=(50.0, 50.0), brightness_probability=1.0,
-                   brightness_range=(2.0, 2.0), brightness_shift_hu=(80.0, 80.0))
+    strong = _only(
+        noise_probability=1.0,
+        noise_sigma_hu=(50.0, 50.0),
+        brightness_probability=1.0,
+        brightness_range=(2.0, 2.0),
+        brightness_shift_hu=(80.0, 80.0),
+    )
     out = _run(_element(hu, lo=-150.0, hi=200.0), strong)["hu"]
     assert out.min() >= -150.0 and out.max() <= 200.0
 
@@ -365,9 +436,13 @@ def test_intensity_output_stays_in_the_window():
 # ---- seeding -------------------------------------------------------------------
 def test_same_seed_same_output_other_seed_different():
     everything = dataclasses.replace(
-        aug.AugmentOptions(), **{f.name: 1.0 for f in dataclasses.fields(aug.AugmentOptions)
-                                 if f.name.endswith("_probability")
-                                 and f.name != "mirror_probability"})
+        aug.AugmentOptions(),
+        **{
+            f.name: 1.0
+            for f in dataclasses.fields(aug.AugmentOptions)
+            if f.name.endswith("_probability") and f.name != "mirror_probability"
+        },
+    )
     el = _element(_random_hu((40, 40, 3)))
     a = _run(el, everything, (32, 32), seed=(9, 1))
     b = _run(el, everything, (32, 32), seed=(9, 1))
@@ -397,8 +472,9 @@ def _take(options, n=3):
 
 
 def test_augmented_pipeline_is_reproducible_per_seed():
-    opts = pipeline.PipelineOptions(batch_size=2, seed=3, augment=aug.AugmentOptions(),
-                                    patch_size=(32, 32))
+    opts = pipeline.PipelineOptions(
+        batch_size=2, seed=3, augment=aug.AugmentOptions(), patch_size=(32, 32)
+    )
     first, again = _take(opts), _take(opts)
     assert first[0]["image"].shape == (2, 32, 32, 3)
     for x, y in zip(first, again):
@@ -412,8 +488,12 @@ def test_augmented_pipeline_is_reproducible_per_seed():
 def test_validation_pipelines_are_never_augmented():
     base = pipeline.PipelineOptions(batch_size=2, shuffle=False, repeat=False)
     plain = _take(base, 10)
-    with_aug = _take(dataclasses.replace(base, augment=aug.AugmentOptions(rotation_probability=1.0),
-                                         patch_size=(16, 16)), 10)
+    with_aug = _take(
+        dataclasses.replace(
+            base, augment=aug.AugmentOptions(rotation_probability=1.0), patch_size=(16, 16)
+        ),
+        10,
+    )
     assert len(plain) == len(with_aug) == 3
     for x, y in zip(plain, with_aug):
         for key in ("image", "label", "mask"):

@@ -67,8 +67,7 @@ def test_all_48_storages_give_the_same_model_array(volume):
     assert len(list(all_storages(volume))) == 48
     for target in ("RAS", "LPI", "SAR"):
         reference = None
-        for (ct, affine, spacing), (lab, _, _) in zip(all_storages(volume),
-                                                      all_storages(labels)):
+        for (ct, affine, spacing), (lab, _, _) in zip(all_storages(volume), all_storages(labels)):
             grid = transform(affine, ct.shape, spacing, target)
             assert axis_codes(grid.model_affine) == target
             model, model_labels = grid.forward(ct, 1), grid.forward(lab, 0)
@@ -111,13 +110,15 @@ def test_all_48_storages_agree_after_resampling(volume):
         stored_back = stored_as(reference[2], ras_affine(), SPACING, perm, flips)[0]
         np.testing.assert_allclose(back, stored_back, rtol=0, atol=1e-3)
         np.testing.assert_array_equal(
-            back_labels, stored_as(reference[3], ras_affine(), SPACING, perm, flips)[0])
+            back_labels, stored_as(reference[3], ras_affine(), SPACING, perm, flips)[0]
+        )
 
 
 def test_oblique_affine_takes_the_closest_axes(volume):
     angle = np.deg2rad(25)
-    rot = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0],
-                    [0, 0, 1]])
+    rot = np.array(
+        [[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]]
+    )
     affine = ras_affine()
     affine[:3, :3] = rot @ affine[:3, :3]
     assert axis_codes(affine) == "RAS"
@@ -138,8 +139,9 @@ def test_axis_codes_of_a_singular_affine_raise():
 
 
 def test_model_shape_and_spacing():
-    grid = transform(ras_affine((0.8, 0.7, 2.0)), (512, 300, 40), (0.8, 0.7, 2.0),
-                     pixel_spacing=(3.9, 1.6))
+    grid = transform(
+        ras_affine((0.8, 0.7, 2.0)), (512, 300, 40), (0.8, 0.7, 2.0), pixel_spacing=(3.9, 1.6)
+    )
     assert grid.model_shape == (105, 131, 40)  # round(512*0.8/3.9), round(300*0.7/1.6)
     assert grid.model_spacing == pytest.approx((512 * 0.8 / 105, 300 * 0.7 / 131, 2.0))
     assert grid.resamples
@@ -149,19 +151,23 @@ def test_model_shape_and_spacing():
 
 def test_spacing_within_one_percent_is_not_resampled(rng):
     ct = rng.normal(size=(30, 20, 4)).astype(np.float32)
-    grid = transform(ras_affine((1.005, 0.996, 1.0)), ct.shape, (1.005, 0.996, 1.0),
-                     pixel_spacing=(1.0, 1.0))
+    grid = transform(
+        ras_affine((1.005, 0.996, 1.0)), ct.shape, (1.005, 0.996, 1.0), pixel_spacing=(1.0, 1.0)
+    )
     assert not grid.resamples and grid.model_shape == ct.shape
     assert grid.forward(ct) is ct and grid.backward(ct) is ct
-    one_axis = transform(ras_affine((1.005, 0.5, 1.0)), (30, 40, 4), (1.005, 0.5, 1.0),
-                         pixel_spacing=(1.0, 1.0))
+    one_axis = transform(
+        ras_affine((1.005, 0.5, 1.0)), (30, 40, 4), (1.005, 0.5, 1.0), pixel_spacing=(1.0, 1.0)
+    )
     assert one_axis.model_shape == (30, 20, 4)
     assert one_axis.model_spacing == pytest.approx((1.005, 1.0, 1.0))
 
 
 def test_constant_volume_stays_constant():
-    for shape, spacing, target in (((40, 33, 3), (0.8, 0.8, 2.0), (3.9, 2.5)),
-                                   ((17, 20, 2), (2.0, 1.5, 2.0), (0.7, 0.9))):
+    for shape, spacing, target in (
+        ((40, 33, 3), (0.8, 0.8, 2.0), (3.9, 2.5)),
+        ((17, 20, 2), (2.0, 1.5, 2.0), (0.7, 0.9)),
+    ):
         ct = np.full(shape, 123, np.int16)
         grid = transform(ras_affine(spacing), shape, spacing, pixel_spacing=target)
         model = grid.forward(ct)
@@ -179,13 +185,17 @@ def world_ramp(affine, shape):
     return (GRADIENT @ world + OFFSET).reshape(shape)
 
 
-@pytest.mark.parametrize("spacing,target", [((0.8, 0.8, 2.0), (3.1, 2.3)),
-                                            ((2.0, 1.7, 3.0), (0.75, 1.1)),
-                                            ((0.6, 1.4, 2.0), (1.0, 1.0))])
+@pytest.mark.parametrize(
+    "spacing,target",
+    [((0.8, 0.8, 2.0), (3.1, 2.3)), ((2.0, 1.7, 3.0), (0.75, 1.1)), ((0.6, 1.4, 2.0), (1.0, 1.0))],
+)
 def test_linear_ramp_stays_the_same_ramp_in_world_coordinates(spacing, target):
     ramp = world_ramp(ras_affine(spacing), (64, 60, 3)).astype(np.float32)
-    for perm, flips in (((0, 1, 2), (False,) * 3), ((1, 0, 2), (True, False, True)),
-                        ((2, 0, 1), (False, True, False))):
+    for perm, flips in (
+        ((0, 1, 2), (False,) * 3),
+        ((1, 0, 2), (True, False, True)),
+        ((2, 0, 1), (False, True, False)),
+    ):
         stored, affine, spacing_s = stored_as(ramp, ras_affine(spacing), spacing, perm, flips)
         grid = transform(affine, stored.shape, spacing_s, "LPS", target)
         model = grid.forward(stored)
@@ -221,15 +231,16 @@ def test_backward_has_the_exact_input_shape(memory_order):
 def disc(affine, shape, centre_mm, radius_mm):
     idx = np.indices(shape, dtype=np.float64).reshape(3, -1)
     world = (affine[:3, :3] @ idx + affine[:3, 3:]).reshape((3,) + shape)
-    return ((world[0] - centre_mm[0]) ** 2 + (world[1] - centre_mm[1]) ** 2
-            <= radius_mm ** 2).astype(np.uint8)
+    return ((world[0] - centre_mm[0]) ** 2 + (world[1] - centre_mm[1]) ** 2 <= radius_mm**2).astype(
+        np.uint8
+    )
 
 
 def test_disc_keeps_its_area_after_resampling():
     spacing, radius = (0.8, 0.6, 2.0), 21.0
     affine = ras_affine(spacing, origin=(0.0, 0.0, 0.0))
     mask = disc(affine, (90, 120, 2), (36.0, 35.0), radius)
-    area = np.pi * radius ** 2
+    area = np.pi * radius**2
     assert mask[:, :, 0].sum() * spacing[0] * spacing[1] == pytest.approx(area, rel=0.01)
     for target in ((2.3, 2.3), (1.7, 0.45)):
         grid = transform(affine, mask.shape, spacing, "LPS", target)
@@ -260,8 +271,11 @@ def test_anisotropic_pixels_use_one_factor_per_axis():
     assert grid.model_shape == (30, 30, 2)
     assert grid.model_spacing == pytest.approx((1.0, 1.0, 2.0))
     model = grid.forward(ramp)
-    np.testing.assert_allclose(model[1:-1], np.broadcast_to(
-        (2 * np.arange(30) + 0.5)[1:-1, None, None], (28, 30, 2)), atol=1e-5)
+    np.testing.assert_allclose(
+        model[1:-1],
+        np.broadcast_to((2 * np.arange(30) + 0.5)[1:-1, None, None], (28, 30, 2)),
+        atol=1e-5,
+    )
     swapped = transform(affine, ramp.shape, spacing, "ARS", (1.0, 1.0))
     assert swapped.model_shape == (30, 30, 2)
     np.testing.assert_allclose(swapped.forward(ramp), np.swapaxes(model, 0, 1), atol=1e-5)
@@ -273,10 +287,22 @@ def test_model_affine_maps_model_pixels_to_the_same_world():
     assert grid.model_shape == (20, 32, 4)
     # the field of view (outer pixel edges) is the same on both grids
     for corner in itertools.product((-0.5, 0.5), repeat=2):
-        inp = np.array([corner[0] + (0 if corner[0] < 0 else 99),
-                        corner[1] + (0 if corner[1] < 0 else 79), 0, 1])
-        out = np.array([corner[0] + (0 if corner[0] < 0 else 19),
-                        corner[1] + (0 if corner[1] < 0 else 31), 0, 1])
+        inp = np.array(
+            [
+                corner[0] + (0 if corner[0] < 0 else 99),
+                corner[1] + (0 if corner[1] < 0 else 79),
+                0,
+                1,
+            ]
+        )
+        out = np.array(
+            [
+                corner[0] + (0 if corner[0] < 0 else 19),
+                corner[1] + (0 if corner[1] < 0 else 31),
+                0,
+                1,
+            ]
+        )
         np.testing.assert_allclose(affine @ inp, grid.model_affine @ out, atol=1e-9)
 
 
@@ -316,8 +342,15 @@ def test_geometry_validation():
     for bad in ("RAX", "RRS", "RA", "RASP", 7, "LPR"):
         with pytest.raises(ConfigError, match="orientation"):
             Geometry(bad)
-    for bad in ((0.0, 1.0), (1.0, -2.0), (float("nan"), 1.0), (1.0,), "11", (True, 1.0),
-                (1.0, float("inf"))):
+    for bad in (
+        (0.0, 1.0),
+        (1.0, -2.0),
+        (float("nan"), 1.0),
+        (1.0,),
+        "11",
+        (True, 1.0),
+        (1.0, float("inf")),
+    ):
         with pytest.raises(ConfigError, match="pixel_spacing"):
             Geometry("RAS", bad)
 

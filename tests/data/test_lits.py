@@ -15,9 +15,18 @@ def touch(root, *names):
 
 
 def test_pairs_volumes_and_segmentations(tmp_path):
-    touch(tmp_path, "volume-0.nii", "segmentation-0.nii", "volume-10.nii.gz",
-          "segmentation-10.nii.gz", "volume-2.nii.gz", "segmentation-2.nii",
-          "test-volume-5.nii", "test-volume-1.nii.gz", "test-segmentation-1.nii.gz")
+    touch(
+        tmp_path,
+        "volume-0.nii",
+        "segmentation-0.nii",
+        "volume-10.nii.gz",
+        "segmentation-10.nii.gz",
+        "volume-2.nii.gz",
+        "segmentation-2.nii",
+        "test-volume-5.nii",
+        "test-volume-1.nii.gz",
+        "test-segmentation-1.nii.gz",
+    )
     cases = lits.discover_cases(tmp_path, require_labels=False)
     assert [c.case_id for c in cases] == ["0", "2", "10", "test-1", "test-5"]
     assert [c.index for c in cases] == [0, 2, 10, 1, 5]
@@ -52,8 +61,10 @@ def test_segmentation_without_volume_is_an_error(tmp_path, name):
     assert str(info.value).startswith(str(tmp_path / name))
 
 
-@pytest.mark.parametrize("first, second", [("volume-3.nii", "volume-3.nii.gz"),
-                                           ("segmentation-3.nii", "segmentation-03.nii")])
+@pytest.mark.parametrize(
+    "first, second",
+    [("volume-3.nii", "volume-3.nii.gz"), ("segmentation-3.nii", "segmentation-03.nii")],
+)
 def test_duplicate_id_is_an_error_naming_both(tmp_path, first, second):
     touch(tmp_path, "volume-3.nii", "segmentation-3.nii", first, second)
     with pytest.raises(LayoutError, match="duplicate") as info:
@@ -63,14 +74,25 @@ def test_duplicate_id_is_an_error_naming_both(tmp_path, first, second):
 
 
 def test_stray_entries_are_ignored_and_reported(tmp_path, caplog):
-    touch(tmp_path, "volume-0.nii", "segmentation-0.nii", "notes.txt", "volume-1.nii.bak",
-          "volume-x.nii", ".hidden")
+    touch(
+        tmp_path,
+        "volume-0.nii",
+        "segmentation-0.nii",
+        "notes.txt",
+        "volume-1.nii.bak",
+        "volume-x.nii",
+        ".hidden",
+    )
     (tmp_path / "volume-2.nii").mkdir()
     with caplog.at_level(logging.WARNING, logger="liverseg.data.lits"):
         layout = lits.discover_layout(tmp_path)
     assert [c.case_id for c in layout.cases] == ["0"]
-    assert [p.name for p in layout.ignored] == ["notes.txt", "volume-1.nii.bak", "volume-2.nii",
-                                                 "volume-x.nii"]
+    assert [p.name for p in layout.ignored] == [
+        "notes.txt",
+        "volume-1.nii.bak",
+        "volume-2.nii",
+        "volume-x.nii",
+    ]
     assert "notes.txt" in caplog.text and ".hidden" not in caplog.text
 
 

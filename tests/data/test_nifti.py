@@ -14,10 +14,14 @@ from liverseg.data import nifti
 from liverseg.errors import NiftiError, OutputError
 from tests import nifti_files
 
-AFFINE = np.array([[-0.75, 0.0, 0.0, 180.0],
-                   [0.0, -0.75, 0.0, 170.0],
-                   [0.0, 0.0, 2.5, -400.0],
-                   [0.0, 0.0, 0.0, 1.0]])
+AFFINE = np.array(
+    [
+        [-0.75, 0.0, 0.0, 180.0],
+        [0.0, -0.75, 0.0, 170.0],
+        [0.0, 0.0, 2.5, -400.0],
+        [0.0, 0.0, 0.0, 1.0],
+    ]
+)
 
 
 make_header = functools.partial(nifti_files.make_header, affine=AFFINE)
@@ -61,12 +65,15 @@ def test_load_ct_reads_hu_affine_spacing(tmp_path, ct, suffix):
     np.testing.assert_array_equal(vol.data, nib.load(path).get_fdata(dtype=np.float32))
 
 
-@pytest.mark.parametrize("dtype, slope, inter", [
-    (np.int16, 0.5, -1024.0),
-    (np.uint16, 1.0, -1024.0),
-    (np.uint8, 2.0, -10.0),
-    (np.int16, 0.25, 3.5),
-])
+@pytest.mark.parametrize(
+    "dtype, slope, inter",
+    [
+        (np.int16, 0.5, -1024.0),
+        (np.uint16, 1.0, -1024.0),
+        (np.uint8, 2.0, -10.0),
+        (np.int16, 0.25, 3.5),
+    ],
+)
 def test_scaling_is_applied_exactly(tmp_path, dtype, slope, inter):
     raw = np.arange(4 * 3 * 2, dtype=dtype).reshape(4, 3, 2) * 7
     path = write(tmp_path / "v.nii.gz", nifti_bytes(raw, scl_slope=slope, scl_inter=inter))
@@ -152,7 +159,9 @@ def test_oblique_affine_is_accepted_unchanged(tmp_path, ct):
     rot = np.array([[c, -s, 0, 0], [s, c, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
     oblique = rot @ np.diag([0.8, 0.8, 3.0, 1.0])
     oblique[:3, 3] = [10.0, -20.0, 30.0]
-    path = write(tmp_path / "obl.nii", nifti_bytes(ct, hdr=make_header(ct.shape, np.int16, affine=oblique)))
+    path = write(
+        tmp_path / "obl.nii", nifti_bytes(ct, hdr=make_header(ct.shape, np.int16, affine=oblique))
+    )
     vol = nifti.load_ct(path)
     np.testing.assert_allclose(vol.affine, oblique, atol=1e-5)
     np.testing.assert_allclose(vol.spacing, (0.8, 0.8, 3.0), rtol=1e-6)
@@ -216,8 +225,9 @@ def test_labels_outside_range_are_listed(tmp_path, labels):
 def test_fractional_or_nan_labels_are_refused(tmp_path, labels):
     frac = labels.astype(np.float32)
     frac[0, 0, 0] = 0.5
-    expect_error(write(tmp_path / "f.nii", nifti_bytes(frac)), "not integers: 0.5",
-                 nifti.load_labels)
+    expect_error(
+        write(tmp_path / "f.nii", nifti_bytes(frac)), "not integers: 0.5", nifti.load_labels
+    )
     nan = labels.astype(np.float32)
     nan[0, 0, 0] = np.nan
     expect_error(write(tmp_path / "n.nii", nifti_bytes(nan)), "non-finite", nifti.load_labels)
@@ -256,8 +266,10 @@ def test_load_case_affine_mismatch_names_both_files(tmp_path, ct, labels):
     shifted = AFFINE.copy()
     shifted[0, 3] += 1.0
     v = write(tmp_path / "volume-0.nii", nifti_bytes(ct))
-    s = write(tmp_path / "segmentation-0.nii",
-              nifti_bytes(labels, hdr=make_header(labels.shape, np.uint8, affine=shifted)))
+    s = write(
+        tmp_path / "segmentation-0.nii",
+        nifti_bytes(labels, hdr=make_header(labels.shape, np.uint8, affine=shifted)),
+    )
     err = expect_error(s, "affine differs", lambda p: nifti.load_case(v, p))
     assert str(v) in str(err)
 
@@ -276,15 +288,19 @@ def test_not_3d_is_refused(tmp_path):
 def test_corrupt_dim_is_refused(tmp_path):
     hdr = make_header((4, 3, 2), np.int16)
     hdr["dim"][0] = 9
-    expect_error(write(tmp_path / "d.nii", nifti_bytes(np.zeros((4, 3, 2), np.int16), hdr=hdr)),
-                 "dim")
+    expect_error(
+        write(tmp_path / "d.nii", nifti_bytes(np.zeros((4, 3, 2), np.int16), hdr=hdr)), "dim"
+    )
 
 
-@pytest.mark.parametrize("pixdim, match", [
-    ((0.75, 0.0, 2.5), "zero or negative"),
-    ((0.75, 0.75, -2.5), "zero or negative"),
-    ((np.nan, 0.75, 2.5), "not finite"),
-])
+@pytest.mark.parametrize(
+    "pixdim, match",
+    [
+        ((0.75, 0.0, 2.5), "zero or negative"),
+        ((0.75, 0.75, -2.5), "zero or negative"),
+        ((np.nan, 0.75, 2.5), "not finite"),
+    ],
+)
 def test_bad_voxel_size_is_refused(tmp_path, ct, pixdim, match):
     hdr = make_header(ct.shape, np.int16, codes=(0, 0))
     hdr["pixdim"][1:4] = pixdim
@@ -321,8 +337,10 @@ def test_not_a_nifti_file(tmp_path):
     expect_error(path, "not a NIfTI file")
     hdr = make_header((4, 3, 2), np.int16)
     hdr["magic"] = b"ni1"
-    expect_error(write(tmp_path / "pair.nii", nifti_bytes(np.zeros((4, 3, 2), np.int16), hdr=hdr)),
-                 "hdr/.img pair")
+    expect_error(
+        write(tmp_path / "pair.nii", nifti_bytes(np.zeros((4, 3, 2), np.int16), hdr=hdr)),
+        "hdr/.img pair",
+    )
 
 
 def test_unsupported_data_type(tmp_path):
@@ -419,9 +437,22 @@ def test_save_labels_round_trip_keeps_affine_and_header(tmp_path, ct, labels):
     np.testing.assert_array_equal(back.data, labels)
     np.testing.assert_array_equal(back.affine, ref.affine)
     assert back.spacing == ref.spacing
-    for key in ("qform_code", "sform_code", "xyzt_units", "descrip", "quatern_b", "quatern_c",
-                "quatern_d", "qoffset_x", "qoffset_y", "qoffset_z", "srow_x", "srow_y", "srow_z",
-                "pixdim"):
+    for key in (
+        "qform_code",
+        "sform_code",
+        "xyzt_units",
+        "descrip",
+        "quatern_b",
+        "quatern_c",
+        "quatern_d",
+        "qoffset_x",
+        "qoffset_y",
+        "qoffset_z",
+        "srow_x",
+        "srow_y",
+        "srow_z",
+        "pixdim",
+    ):
         np.testing.assert_array_equal(back.header[key], ref.header[key], err_msg=key)
     assert back.header.get_data_dtype() == np.uint8
     assert (float(back.header["scl_slope"]), float(back.header["scl_inter"])) == (1.0, 0.0)

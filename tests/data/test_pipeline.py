@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from liverseg.data import pipeline, preprocess as pp, tfrecord
+from liverseg.data import pipeline, tfrecord
+from liverseg.data import preprocess as pp
 from liverseg.data.examples import VolumeRecord, iter_examples, tumor_starts
+from liverseg.errors import ConfigError
 from liverseg.phantoms.training import write_phantoms
 from liverseg.training.prepare import prepare
-from liverseg.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -89,8 +90,9 @@ def test_image_size_resizes(tmp_path):
 def test_tfrecords_round_trip_equals_memory(tmp_path):
     rec = _record(3)
     examples = list(iter_examples(rec, "liver"))
-    summary = tfrecord.write_shards(iter(examples), tmp_path, stage="liver", number_slices=3,
-                                    examples_per_shard=2)
+    summary = tfrecord.write_shards(
+        iter(examples), tmp_path, stage="liver", number_slices=3, examples_per_shard=2
+    )
     assert summary["num_examples"] == 5 and len(summary["shards"]) == 3
     assert json.loads((tmp_path / "summary.json").read_text())["shard_sizes"] == [2, 2, 1]
     opts = pipeline.PipelineOptions(batch_size=5, shuffle=False, repeat=False)
@@ -104,16 +106,38 @@ def test_prepare_two_phantoms_give_36_liver_triplets(tmp_path):
     data = tmp_path / "data"
     write_phantoms(data, 2, (64, 64, 20), seed=0)
     out = tmp_path / "prepared"
-    proc = subprocess.run([sys.executable, "tools/prepare.py", f"--data_dir={data}",
-                           f"--output_dir={out}", "--stage=liver"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "tools/prepare.py",
+            f"--data_dir={data}",
+            f"--output_dir={out}",
+            "--stage=liver",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["num_examples"] == 36 and summary["num_cases"] == 2
-    again = subprocess.run([sys.executable, "tools/prepare.py", f"--data_dir={data}",
-                            f"--output_dir={out}", "--stage=liver"], cwd=ROOT,
-                           capture_output=True, text=True, timeout=300)
-    assert again.returncode == 1 and "summary.json" in again.stderr and "Traceback" not in again.stderr
+    again = subprocess.run(
+        [
+            sys.executable,
+            "tools/prepare.py",
+            f"--data_dir={data}",
+            f"--output_dir={out}",
+            "--stage=liver",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert (
+        again.returncode == 1 and "summary.json" in again.stderr and "Traceback" not in again.stderr
+    )
     tumor = prepare(data, tmp_path / "tumor", "tumor")
     assert tumor["num_examples"] > 0 and tumor["loss_mask"] == "gt"
 
@@ -122,13 +146,21 @@ def test_prepared_stage_mismatch_is_refused(tmp_path):
     from liverseg.errors import LayoutError
     from liverseg.training.data import build_run_data
 
-    tfrecord.write_shards(iter(iter_examples(_record(), "liver")), tmp_path, stage="liver",
-                          number_slices=3)
+    tfrecord.write_shards(
+        iter(iter_examples(_record(), "liver")), tmp_path, stage="liver", number_slices=3
+    )
     with pytest.raises(LayoutError, match="prepared for stage"):
-        build_run_data(stage="tumor", data_dir=str(tmp_path),
-                       options=pipeline.PipelineOptions(), val_fraction=0, seed=0,
-                       crop_variant="original", mask_source="gt", liver_model=None,
-                       cache_dir=tmp_path / "c")
+        build_run_data(
+            stage="tumor",
+            data_dir=str(tmp_path),
+            options=pipeline.PipelineOptions(),
+            val_fraction=0,
+            seed=0,
+            crop_variant="original",
+            mask_source="gt",
+            liver_model=None,
+            cache_dir=tmp_path / "c",
+        )
 
 
 def test_foreground_oversampling_draws_the_requested_share():
@@ -142,8 +174,17 @@ def test_foreground_oversampling_draws_the_requested_share():
         label = np.zeros((16, 16, 3), np.uint8)
         if i % 5 == 0:
             label[4:8, 4:8] = 1
-        examples.append(Example("0", i, rng.integers(-100, 100, (16, 16, 3)).astype(np.int16),
-                                -150.0, 250.0, label, np.ones((16, 16, 3), np.float32)))
+        examples.append(
+            Example(
+                "0",
+                i,
+                rng.integers(-100, 100, (16, 16, 3)).astype(np.int16),
+                -150.0,
+                250.0,
+                label,
+                np.ones((16, 16, 3), np.float32),
+            )
+        )
 
     def share(fraction):
         options = pipeline.PipelineOptions(batch_size=1, seed=3, foreground_fraction=fraction)

@@ -78,9 +78,9 @@ def test_min_liver_pixels_scales_with_area():
 
 def test_roi_box_and_slice_rule():
     mask = np.zeros((64, 64, 4), np.uint8)
-    mask[10:20, 30:41, 1] = 1   # 110 px
-    mask[12:15, 5:8, 2] = 1     # 9 px
-    mask[40, 50, 3] = 1         # 1 px
+    mask[10:20, 30:41, 1] = 1  # 110 px
+    mask[12:15, 5:8, 2] = 1  # 9 px
+    mask[40, 50, 3] = 1  # 1 px
     box = pp.liver_roi_box(mask)
     assert box == pp.RoiBox(10, 40, 5, 50)
     np.testing.assert_array_equal(pp.roi_slice_mask(mask), [False, True, True, False])

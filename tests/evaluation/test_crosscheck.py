@@ -20,7 +20,7 @@ def brute_surface(mask):
     out = np.zeros_like(mask)
     n0, n1, n2 = mask.shape
     for dx, dy, dz in NEIGHBOURS_18:
-        neighbour = padded[1 + dx:1 + dx + n0, 1 + dy:1 + dy + n1, 1 + dz:1 + dz + n2]
+        neighbour = padded[1 + dx : 1 + dx + n0, 1 + dy : 1 + dy + n1, 1 + dz : 1 + dz + n2]
         out |= mask & ~neighbour
     return out
 
@@ -34,7 +34,7 @@ def brute_scores(pred, ref, spacing):
     sp = np.argwhere(brute_surface(pred)) * np.asarray(spacing)
     sr = np.argwhere(brute_surface(ref)) * np.asarray(spacing)
     d = np.concatenate([cKDTree(sr).query(sp)[0], cKDTree(sp).query(sr)[0]])
-    scores.update(assd=d.mean(), msd=d.max(), rmsd=np.sqrt((d ** 2).mean()))
+    scores.update(assd=d.mean(), msd=d.max(), rmsd=np.sqrt((d**2).mean()))
     return scores
 
 
@@ -83,7 +83,9 @@ def test_matches_brute_force_on_random_blobs(seed):
     assert m["tumor"]["num_predicted_lesions"] == n_pred
     assert m["tumor"]["num_detected"] == len(lesions) > 0
     t = (pred == 2) & (ref == 2)
-    assert m["tumor"]["dice"] == pytest.approx(2 * t.sum() / ((pred == 2).sum() + (ref == 2).sum()), abs=1e-6)
+    assert m["tumor"]["dice"] == pytest.approx(
+        2 * t.sum() / ((pred == 2).sum() + (ref == 2).sum()), abs=1e-6
+    )
     ours = sorted(m["lesions"], key=lambda s: s["assd"])
     theirs = sorted(lesions, key=lambda s: s["assd"])
     for a, b in zip(ours, theirs):

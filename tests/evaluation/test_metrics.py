@@ -5,8 +5,13 @@ import math
 import numpy as np
 import pytest
 
-from liverseg.evaluation.metrics import (Overlap, RvdConvention, case_metrics, check_labels,
-                                         detect_lesions)
+from liverseg.evaluation.metrics import (
+    Overlap,
+    RvdConvention,
+    case_metrics,
+    check_labels,
+    detect_lesions,
+)
 
 SPACING = (0.8, 0.8, 2.5)
 
@@ -42,8 +47,12 @@ def test_liver_includes_tumour_and_tumour_is_label_2():
     pred[pred == 2] = 1  # tumour called liver: liver perfect, tumour missed
     m = case_metrics(pred, ref, SPACING)
     assert m["liver"]["dice"] == 1.0 and m["liver"]["assd"] == 0.0
-    assert m["tumor"] == {"dice": 0.0, "num_reference_lesions": 1,
-                          "num_predicted_lesions": 0, "num_detected": 0}
+    assert m["tumor"] == {
+        "dice": 0.0,
+        "num_reference_lesions": 1,
+        "num_predicted_lesions": 0,
+        "num_detected": 0,
+    }
     assert m["overlap"]["tumor"] == Overlap(0, 0, 8)
 
 
@@ -60,8 +69,14 @@ def test_empty_liver_prediction_is_9001():
     ref = np.zeros((10, 10, 6), np.uint8)
     box(ref, (2, 2, 1), (8, 8, 5), 1)
     m = case_metrics(np.zeros_like(ref), ref, SPACING)
-    assert m["liver"] == {"dice": 0.0, "voe": 1.0, "rvd": -1.0,
-                          "assd": 9001.0, "msd": 9001.0, "rmsd": 9001.0}
+    assert m["liver"] == {
+        "dice": 0.0,
+        "voe": 1.0,
+        "rvd": -1.0,
+        "assd": 9001.0,
+        "msd": 9001.0,
+        "rmsd": 9001.0,
+    }
 
 
 def test_shifted_liver_case_values():
@@ -81,10 +96,10 @@ def lesion_scene():
     ref = np.zeros((40, 20, 10), np.uint8)
     box(ref, (1, 1, 1), (39, 19, 9), 1)
     pred = ref.copy()
-    box(ref, (4, 4, 2), (8, 8, 6), 2)       # A: 64 voxels
-    box(ref, (20, 4, 2), (24, 8, 6), 2)     # B: 64 voxels
-    box(pred, (4, 4, 2), (8, 8, 6), 2)      # A exactly
-    box(pred, (20, 4, 4), (24, 8, 8), 2)    # B shifted by 2 slices: 32 common, union 96
+    box(ref, (4, 4, 2), (8, 8, 6), 2)  # A: 64 voxels
+    box(ref, (20, 4, 2), (24, 8, 6), 2)  # B: 64 voxels
+    box(pred, (4, 4, 2), (8, 8, 6), 2)  # A exactly
+    box(pred, (20, 4, 4), (24, 8, 8), 2)  # B shifted by 2 slices: 32 common, union 96
     box(pred, (30, 12, 3), (32, 14, 5), 2)  # false positive
     return pred, ref
 
@@ -105,10 +120,10 @@ def test_two_lesions_one_detected():
 def test_detection_needs_iou_strictly_above_half():
     ref = np.zeros((10, 10, 10), np.uint8)
     pred = np.zeros_like(ref)
-    box(ref, (2, 2, 2), (4, 4, 4), 2)    # 8 voxels
-    box(pred, (2, 2, 2), (4, 4, 3), 2)   # 4 of them: IoU exactly 0.5
+    box(ref, (2, 2, 2), (4, 4, 4), 2)  # 8 voxels
+    box(pred, (2, 2, 2), (4, 4, 3), 2)  # 4 of them: IoU exactly 0.5
     assert detect_lesions(pred == 2, ref == 2).num_detected == 0
-    box(pred, (2, 2, 3), (3, 3, 4), 2)   # 5 of 8: IoU 0.625
+    box(pred, (2, 2, 3), (3, 3, 4), 2)  # 5 of 8: IoU 0.625
     det = detect_lesions(pred == 2, ref == 2)
     assert det.num_detected == 1 and det.matches[0][2] == pytest.approx(5 / 8)
 
@@ -116,17 +131,17 @@ def test_detection_needs_iou_strictly_above_half():
 def test_lesions_are_6_connected():
     ref = np.zeros((10, 10, 10), np.uint8)
     box(ref, (2, 2, 2), (4, 4, 4), 2)
-    box(ref, (4, 4, 2), (6, 6, 4), 2)    # touches the first along an edge only
+    box(ref, (4, 4, 2), (6, 6, 4), 2)  # touches the first along an edge only
     det = detect_lesions(ref == 2, ref == 2)
     assert det.num_reference == det.num_predicted == det.num_detected == 2
 
 
 def test_prediction_covering_two_lesions_detects_at_most_one():
     ref = np.zeros((20, 10, 10), np.uint8)
-    box(ref, (2, 2, 2), (8, 6, 6), 2)     # 96 voxels
-    box(ref, (9, 2, 2), (11, 6, 6), 2)    # 32 voxels
+    box(ref, (2, 2, 2), (8, 6, 6), 2)  # 96 voxels
+    box(ref, (9, 2, 2), (11, 6, 6), 2)  # 32 voxels
     pred = np.zeros_like(ref)
-    box(pred, (2, 2, 2), (11, 6, 6), 2)   # one blob over both: IoU 96/144 and 32/144
+    box(pred, (2, 2, 2), (11, 6, 6), 2)  # one blob over both: IoU 96/144 and 32/144
     det = detect_lesions(pred == 2, ref == 2)
     assert det.num_predicted == 1 and det.num_detected == 1
     assert det.matches[0][:2] == (1, 1)

@@ -8,9 +8,15 @@ import numpy as np
 import pytest
 
 from liverseg.errors import ConfigError, LayoutError, OutputError
-from liverseg.evaluation.report import (CSV_COLUMNS, aggregate, case_id_from_name,
-                                        evaluate_directories, evaluate_to_files, find_segmentations,
-                                        format_table)
+from liverseg.evaluation.report import (
+    CSV_COLUMNS,
+    aggregate,
+    case_id_from_name,
+    evaluate_directories,
+    evaluate_to_files,
+    find_segmentations,
+    format_table,
+)
 
 SPACING = (0.8, 0.8, 2.5)
 SHAPE = (16, 16, 8)
@@ -23,7 +29,7 @@ def write(path, labels, spacing=SPACING, dtype=np.uint8):
 
 def scene(liver_shift=0, tumour=True):
     labels = np.zeros(SHAPE, np.uint8)
-    labels[3:11, 3:11, 2 + liver_shift:6 + liver_shift] = 1
+    labels[3:11, 3:11, 2 + liver_shift : 6 + liver_shift] = 1
     if tumour:
         labels[5:7, 5:7, 3:5] = 2
     return labels
@@ -64,10 +70,16 @@ def test_scores_and_aggregates(dirs):
     write(pred / "segmentation-9.nii", scene())  # no reference: listed, not scored
     report = evaluate_directories(pred, gt)
     assert [c["case"] for c in report["cases"]] == ["0", "2", "test-1"]
-    assert report["failures"] == [] and report["unmatched_predictions"][0].endswith("segmentation-9.nii")
+    assert report["failures"] == [] and report["unmatched_predictions"][0].endswith(
+        "segmentation-9.nii"
+    )
     c0, c2, t1 = report["cases"]
     assert c0["liver"]["dice"] == 1.0 and c0["tumor"] == {
-        "dice": 1.0, "num_reference_lesions": 1, "num_predicted_lesions": 1, "num_detected": 1}
+        "dice": 1.0,
+        "num_reference_lesions": 1,
+        "num_predicted_lesions": 1,
+        "num_detected": 1,
+    }
     assert c2["liver"]["dice"] == 0.75 and c2["liver"]["msd"] == 2.5
     assert c2["tumor"]["dice"] == 0.0 and t1["tumor"]["dice"] == 1.0
 
@@ -87,11 +99,11 @@ def test_bad_cases_fail_by_name_and_others_are_scored(dirs):
     for i in range(5):
         write(gt / f"segmentation-{i}.nii", scene())
     write(pred / "segmentation-0.nii", scene())
-    write(pred / "segmentation-1.nii", scene()[:, :, :7])                 # shape
+    write(pred / "segmentation-1.nii", scene()[:, :, :7])  # shape
     write(pred / "segmentation-2.nii", scene(), spacing=(0.8, 0.8, 5.0))  # spacing
     bad = scene()
     bad[0, 0, 0] = 3
-    write(pred / "segmentation-3.nii", bad)                               # label
+    write(pred / "segmentation-3.nii", bad)  # label
     # segmentation-4 missing
     report = evaluate_directories(pred, gt)
     assert [c["case"] for c in report["cases"]] == ["0"]
@@ -137,9 +149,26 @@ def test_writes_json_and_csv_and_refuses_overwrite(dirs, tmp_path):
     loaded = json.loads(out.read_text())
     assert loaded == json.loads(json.dumps(report))
     assert set(loaded["cases"][0]) == {"case", "liver", "tumor"}
-    assert set(loaded["liver"]) == {"dice_per_case", "dice_global", "voe", "rvd", "assd", "msd", "rmsd"}
-    assert {"dice_per_case", "dice_global", "precision", "recall", "voe", "rvd",
-            "assd", "msd", "rmsd"} <= set(loaded["tumor"])
+    assert set(loaded["liver"]) == {
+        "dice_per_case",
+        "dice_global",
+        "voe",
+        "rvd",
+        "assd",
+        "msd",
+        "rmsd",
+    }
+    assert {
+        "dice_per_case",
+        "dice_global",
+        "precision",
+        "recall",
+        "voe",
+        "rvd",
+        "assd",
+        "msd",
+        "rmsd",
+    } <= set(loaded["tumor"])
     with open(out.with_suffix(".csv")) as f:
         rows = list(csv.DictReader(f))
     assert tuple(rows[0]) == CSV_COLUMNS and rows[0]["case"] == "0"

@@ -5,8 +5,13 @@ import math
 import numpy as np
 import pytest
 
-from liverseg.evaluation.surface import (UNDEFINED_DISTANCE, bounding_box, directed_distances,
-                                         surface, surface_distances)
+from liverseg.evaluation.surface import (
+    UNDEFINED_DISTANCE,
+    bounding_box,
+    directed_distances,
+    surface,
+    surface_distances,
+)
 
 
 def cube(shape, lo, hi):
@@ -18,7 +23,7 @@ def cube(shape, lo, hi):
 def test_surface_of_cube_is_its_outer_shell():
     mask = cube((8, 8, 8), (2, 2, 2), (6, 6, 6))
     surf = surface(mask)
-    assert surf.sum() == 4 ** 3 - 2 ** 3
+    assert surf.sum() == 4**3 - 2**3
     assert not surf[3:5, 3:5, 3:5].any()
     assert surf[2, 3, 3] and surf[5, 5, 5]
 
@@ -29,7 +34,7 @@ def test_surface_uses_18_neighbour_structure():
     mask = cube((9, 9, 9), (1, 1, 1), (8, 8, 8))
     mask[4, 4, 4] = False
     surf = surface(mask)
-    assert surf.sum() == (7 ** 3 - 5 ** 3) + 18
+    assert surf.sum() == (7**3 - 5**3) + 18
     assert surf[3, 4, 4] and surf[3, 3, 4]
     assert not surf[3, 3, 3]
 
@@ -50,7 +55,7 @@ def test_bounding_box_margin_is_clipped():
 def test_identical_masks_have_zero_distance():
     mask = np.zeros((20, 20, 12), dtype=bool)
     grid = np.indices(mask.shape) - np.array([10, 10, 6])[:, None, None, None]
-    mask[(grid ** 2).sum(0) <= 25] = True
+    mask[(grid**2).sum(0) <= 25] = True
     d = surface_distances(mask, mask, (0.7, 0.7, 2.5))
     assert (d.assd, d.msd, d.rmsd) == (0.0, 0.0, 0.0)
 
@@ -73,10 +78,14 @@ def test_cube_shifted_one_voxel_along_coarse_axis():
     d = surface_distances(a, b, (1.0, 1.0, 2.5))
     assert d.assd == pytest.approx((2 * (16 * 2.5 + 4 * 1.0)) / 112, abs=1e-12)
     assert d.msd == 2.5
-    assert d.rmsd == pytest.approx(math.sqrt(2 * (16 * 2.5 ** 2 + 4 * 1.0) / 112), abs=1e-12)
+    assert d.rmsd == pytest.approx(math.sqrt(2 * (16 * 2.5**2 + 4 * 1.0) / 112), abs=1e-12)
     to_b, to_a = directed_distances(a, b, (1.0, 1.0, 2.5))
     assert sorted(to_b) == sorted(to_a)
-    assert len(to_b) == 56 and np.count_nonzero(to_b == 2.5) == 16 and np.count_nonzero(to_b == 1.0) == 4
+    assert (
+        len(to_b) == 56
+        and np.count_nonzero(to_b == 2.5) == 16
+        and np.count_nonzero(to_b == 1.0) == 4
+    )
 
 
 def test_spacing_follows_array_axes():
@@ -94,7 +103,7 @@ def test_single_voxels_diagonal_offset():
     a = cube((5, 5, 5), (1, 1, 1), (2, 2, 2))
     b = cube((5, 5, 5), (2, 2, 2), (3, 3, 3))
     d = surface_distances(a, b, (0.5, 0.7, 2.5))
-    expected = math.sqrt(0.5 ** 2 + 0.7 ** 2 + 2.5 ** 2)
+    expected = math.sqrt(0.5**2 + 0.7**2 + 2.5**2)
     assert d.assd == pytest.approx(expected, abs=1e-12)
     assert d.msd == pytest.approx(expected, abs=1e-12)
     assert d.rmsd == pytest.approx(expected, abs=1e-12)
@@ -107,7 +116,7 @@ def test_nested_cubes_isotropic():
     inner = cube((10, 10, 10), (4, 4, 4), (6, 6, 6))
     to_outer, to_inner = directed_distances(inner, outer, (2.0, 2.0, 2.0))
     assert np.all(to_outer == 4.0) and len(to_outer) == 8
-    assert len(to_inner) == 6 ** 3 - 4 ** 3
+    assert len(to_inner) == 6**3 - 4**3
     assert to_inner.min() == 4.0 and to_inner.max() == pytest.approx(4.0 * math.sqrt(3))
 
 
@@ -125,7 +134,7 @@ def test_ball_shifted_one_voxel_along_coarse_axis_has_msd_one_spacing():
     # the maximum is exactly the z spacing in both directions.
     a = np.zeros((24, 24, 16), dtype=bool)
     grid = np.indices(a.shape) - np.array([12, 12, 7])[:, None, None, None]
-    a[(grid ** 2).sum(0) <= 36] = True
+    a[(grid**2).sum(0) <= 36] = True
     b = np.roll(a, 1, axis=2)
     to_b, to_a = directed_distances(a, b, (0.7, 0.7, 2.5))
     assert to_b.max() == to_a.max() == 2.5

@@ -20,8 +20,9 @@ import tensorflow as tf
 
 def main(export_dir, inputs_path, outputs_path, result_path):
     loaded = tf.saved_model.load(export_dir)
-    input_names = {key: list(fn.structured_input_signature[1])
-                   for key, fn in loaded.signatures.items()}
+    input_names = {
+        key: list(fn.structured_input_signature[1]) for key, fn in loaded.signatures.items()
+    }
     outputs, errors = {}, {}
     with np.load(inputs_path, allow_pickle=False) as inputs:
         for key in inputs.files:

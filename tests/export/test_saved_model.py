@@ -13,8 +13,15 @@ import tensorflow as tf
 
 from liverseg.data.preprocess import HU_WINDOW, intensity_range, window_and_scale
 from liverseg.errors import ConfigError, OutputError
-from liverseg.export import (HU_INPUT, SCALED_INPUT, SCALED_SIGNATURE, SERVING_SIGNATURE,
-                             ServingModule, check_export_destination, export_saved_model)
+from liverseg.export import (
+    HU_INPUT,
+    SCALED_INPUT,
+    SCALED_SIGNATURE,
+    SERVING_SIGNATURE,
+    ServingModule,
+    check_export_destination,
+    export_saved_model,
+)
 from liverseg.export import saved_model as saved_model_lib
 from liverseg.models import ModelConfig, build_ds_sffnet
 
@@ -57,8 +64,9 @@ def served(liver, tmp_path_factory):
         f"{SERVING_SIGNATURE}.bad_rank3": good[0],
         f"{SERVING_SIGNATURE}.bad_rank5": good[None],
         f"{SERVING_SIGNATURE}.bad_channels": np.zeros((1, SIZE, SIZE, 4), np.float32),
-        f"{SERVING_SIGNATURE}.bad_nan": np.where(np.arange(SIZE)[:, None, None] == 7,
-                                                 np.nan, good).astype(np.float32),
+        f"{SERVING_SIGNATURE}.bad_nan": np.where(
+            np.arange(SIZE)[:, None, None] == 7, np.nan, good
+        ).astype(np.float32),
         f"{SERVING_SIGNATURE}.bad_inf": np.full_like(good, np.inf),
         f"{SERVING_SIGNATURE}.bad_small": np.zeros((1, 8, SIZE, 3), np.float32),
         f"{SERVING_SIGNATURE}.bad_empty": np.zeros((0, SIZE, SIZE, 3), np.float32),
@@ -66,14 +74,29 @@ def served(liver, tmp_path_factory):
     }
     np.savez(work / "in.npz", **inputs)
     result = subprocess.run(
-        [sys.executable, str(HERE / "serving_client.py"), str(path), str(work / "in.npz"),
-         str(work / "out.npz"), str(work / "result.json")],
-        capture_output=True, text=True, env=ENV, timeout=300)
+        [
+            sys.executable,
+            str(HERE / "serving_client.py"),
+            str(path),
+            str(work / "in.npz"),
+            str(work / "out.npz"),
+            str(work / "result.json"),
+        ],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     with np.load(work / "out.npz", allow_pickle=False) as out:
         outputs = dict(out)
-    return dict(inputs=inputs, outputs=outputs, volume=volume, narrow=narrow,
-                **json.loads((work / "result.json").read_text()))
+    return dict(
+        inputs=inputs,
+        outputs=outputs,
+        volume=volume,
+        narrow=narrow,
+        **json.loads((work / "result.json").read_text()),
+    )
 
 
 def test_window_in_graph_is_the_per_volume_scaling_of_a_volume_spanning_the_window():
@@ -82,14 +105,19 @@ def test_window_in_graph_is_the_per_volume_scaling_of_a_volume_spanning_the_wind
     in_graph = saved_model_lib.hu_to_scaled(tf.constant(hu)).numpy()
     np.testing.assert_array_equal(in_graph, window_and_scale(hu))
     edges = np.array([-2000, -150, -149.5, 0, 50, 249.75, 250, 3000], np.float32)
-    np.testing.assert_allclose(saved_model_lib.hu_to_scaled(tf.constant(edges)).numpy(),
-                               [0, 0, 0.31875, 95.625, 127.5, 254.840625, 255, 255], rtol=1e-6)
+    np.testing.assert_allclose(
+        saved_model_lib.hu_to_scaled(tf.constant(edges)).numpy(),
+        [0, 0, 0.31875, 95.625, 127.5, 254.840625, 255, 255],
+        rtol=1e-6,
+    )
 
 
 def test_fresh_process_matches_keras_on_hounsfield_input(liver, served):
     model, _ = liver
-    assert served["input_names"] == {SERVING_SIGNATURE: [HU_INPUT],
-                                     SCALED_SIGNATURE: [SCALED_INPUT]}
+    assert served["input_names"] == {
+        SERVING_SIGNATURE: [HU_INPUT],
+        SCALED_SIGNATURE: [SCALED_INPUT],
+    }
     # The original scales by the volume's clipped min and max; this volume spans the window.
     expected = keras_logits(model, window_and_scale(served["volume"]))
     logits = served["outputs"][f"{SERVING_SIGNATURE}.volume.logits"]
@@ -109,15 +137,18 @@ def test_scaled_signature_reproduces_per_volume_scaling_of_a_narrow_volume(liver
     assert np.abs(logits - keras_logits(model, scaled)).max() < 1e-5
 
 
-@pytest.mark.parametrize("case, message", [
-    ("bad_rank3", "ct_slices must have rank 4"),
-    ("bad_rank5", "ct_slices must have rank 4"),
-    ("bad_channels", "ct_slices must have 3 channels"),
-    ("bad_nan", "ct_slices holds NaN or infinite values"),
-    ("bad_inf", "ct_slices holds NaN or infinite values"),
-    ("bad_small", "ct_slices height and width must be at least 16"),
-    ("bad_empty", "ct_slices must hold at least one image"),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("bad_rank3", "ct_slices must have rank 4"),
+        ("bad_rank5", "ct_slices must have rank 4"),
+        ("bad_channels", "ct_slices must have 3 channels"),
+        ("bad_nan", "ct_slices holds NaN or infinite values"),
+        ("bad_inf", "ct_slices holds NaN or infinite values"),
+        ("bad_small", "ct_slices height and width must be at least 16"),
+        ("bad_empty", "ct_slices must hold at least one image"),
+    ],
+)
 def test_bad_input_is_rejected_in_the_graph(served, case, message):
     error = served["errors"][f"{SERVING_SIGNATURE}.{case}"]
     assert error["type"] == "InvalidArgumentError"
@@ -134,8 +165,11 @@ def test_scaled_signature_rejects_hounsfield_units(served):
 def test_export_stores_each_weight_once_and_metadata(liver):
     model, path = liver
     assert sorted(os.listdir(path.parent)) == ["1"]
-    stored = [name for name, _ in tf.train.list_variables(str(path / "variables" / "variables"))
-              if name.startswith("model_variables/")]
+    stored = [
+        name
+        for name, _ in tf.train.list_variables(str(path / "variables" / "variables"))
+        if name.startswith("model_variables/")
+    ]
     assert len(stored) == len(model.weights) == 79
     meta = json.loads((path / saved_model_lib.METADATA_FILE).read_text())
     assert meta["model_config"] == ModelConfig("liver").to_dict()
@@ -150,8 +184,9 @@ def _umask():
 
 
 def _saved_model_cli(*args):
-    result = subprocess.run(["saved_model_cli", *args], capture_output=True, text=True,
-                            env=ENV, timeout=300)
+    result = subprocess.run(
+        ["saved_model_cli", *args], capture_output=True, text=True, env=ENV, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
 
@@ -161,11 +196,17 @@ def test_saved_model_cli_show_lists_the_documented_signatures(liver):
     text = _saved_model_cli("show", "--dir", str(path), "--all")
     for key, input_name in ((SERVING_SIGNATURE, HU_INPUT), (SCALED_SIGNATURE, SCALED_INPUT)):
         block = text.split(f"signature_def['{key}']:")[1].split("signature_def[")[0]
-        assert re.search(rf"inputs\['{input_name}'\] tensor_info:\s+dtype: DT_FLOAT\s+"
-                         r"shape: unknown_rank", block)
+        assert re.search(
+            rf"inputs\['{input_name}'\] tensor_info:\s+dtype: DT_FLOAT\s+"
+            r"shape: unknown_rank",
+            block,
+        )
         for output in ("logits", "probabilities"):
-            assert re.search(rf"outputs\['{output}'\] tensor_info:\s+dtype: DT_FLOAT\s+"
-                             r"shape: \(-1, -1, -1, 3\)", block)
+            assert re.search(
+                rf"outputs\['{output}'\] tensor_info:\s+dtype: DT_FLOAT\s+"
+                r"shape: \(-1, -1, -1, 3\)",
+                block,
+            )
         assert "Method name is: tensorflow/serving/predict" in block
 
 
@@ -173,9 +214,19 @@ def test_saved_model_cli_show_lists_the_documented_signatures(liver):
 def test_saved_model_cli_run_answers(liver, tmp_path):
     model, path = liver
     hu = np.random.default_rng(2).integers(-1000, 1500, (1, 16, 24, 3))
-    _saved_model_cli("run", "--dir", str(path), "--tag_set", "serve", "--signature_def",
-                     SERVING_SIGNATURE, "--input_exprs", f"{HU_INPUT}={hu.tolist()}",
-                     "--outdir", str(tmp_path))
+    _saved_model_cli(
+        "run",
+        "--dir",
+        str(path),
+        "--tag_set",
+        "serve",
+        "--signature_def",
+        SERVING_SIGNATURE,
+        "--input_exprs",
+        f"{HU_INPUT}={hu.tolist()}",
+        "--outdir",
+        str(tmp_path),
+    )
     logits = np.load(tmp_path / "logits.npy", allow_pickle=False)
     expected = keras_logits(model, window_and_scale(hu.astype(np.float32), *HU_WINDOW))
     assert logits.shape == (1, 16, 24, 3)
@@ -189,8 +240,11 @@ def test_tumor_export_any_size(tmp_path):
     path = export_saved_model(model, tmp_path / "tumor", version=2)
     assert path == tmp_path / "tumor" / "2"
     hu = ct_like(np.random.default_rng(3), (1, 35, 50, 3))
-    logits = tf.saved_model.load(str(path)).signatures[SERVING_SIGNATURE](
-        ct_slices=tf.constant(hu))["logits"].numpy()
+    logits = (
+        tf.saved_model.load(str(path))
+        .signatures[SERVING_SIGNATURE](ct_slices=tf.constant(hu))["logits"]
+        .numpy()
+    )
     expected = keras_logits(model, window_and_scale(hu))
     assert logits.shape == (1, 35, 50, 3) and logits.min() >= 0  # original tumour-net ReLU
     assert np.abs(logits - expected).max() < 1e-5
@@ -209,6 +263,7 @@ class _StubModule:
 def _fake_save(contents):
     def save(module, directory, signatures):
         Path(directory, "saved_model.pb").write_text(contents)
+
     return save
 
 
@@ -229,8 +284,9 @@ def test_overwrite_replaces_a_version_atomically(liver, tmp_path, monkeypatch):
 
 
 @pytest.mark.slow  # builds three networks
-@pytest.mark.parametrize("stage, variant", [("tumor", "paper"), ("liver", "liverseg2017"),
-                                            ("tumor", "liverseg2017")])
+@pytest.mark.parametrize(
+    "stage, variant", [("tumor", "paper"), ("liver", "liverseg2017"), ("tumor", "liverseg2017")]
+)
 def test_serving_graph_matches_keras_for_every_variant(stage, variant):
     model = build_ds_sffnet(stage, variant=variant, seed=6)
     module = ServingModule(model)

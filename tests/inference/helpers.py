@@ -56,8 +56,9 @@ def linear_model(scale: float, offsets, name: str = "linear_test_net"):
     image = keras.Input((None, None, 3), dtype="float32", name="image")
     conv = keras.layers.Conv2D(3, 1, name="linear")
     model = keras.Model(image, {"fuse": conv(image)}, name=name)
-    conv.set_weights([np.eye(3, dtype=np.float32).reshape(1, 1, 3, 3) * scale,
-                      np.asarray(offsets, np.float32)])
+    conv.set_weights(
+        [np.eye(3, dtype=np.float32).reshape(1, 1, 3, 3) * scale, np.asarray(offsets, np.float32)]
+    )
     return model
 
 
@@ -77,7 +78,7 @@ def fake_tumor_model():
     return threshold_model(130.0, above=False, slope=1.0)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def real_models():
     """Untrained DS-SFFNet liver and tumour networks with fixed seeds (built once)."""
     from liverseg.models import build_ds_sffnet
@@ -90,8 +91,10 @@ def save_real_models(directory: Path) -> tuple[Path, Path]:
     from liverseg.models import save_model
 
     liver, tumor = real_models()
-    return (save_model(liver, directory / "liver", overwrite=True),
-            save_model(tumor, directory / "tumor", overwrite=True))
+    return (
+        save_model(liver, directory / "liver", overwrite=True),
+        save_model(tumor, directory / "tumor", overwrite=True),
+    )
 
 
 def write_ct(path: Path, data: np.ndarray, affine=None) -> Path:
@@ -101,8 +104,14 @@ def write_ct(path: Path, data: np.ndarray, affine=None) -> Path:
     return nifti.save_ct(path, data, affine)
 
 
-CHOICE_FIELDS = ("slice_fusion", "tta_shifts", "crf_targets", "opening_targets",
-                 "liver_largest_component", "tumor_min_volume_mm3")
+CHOICE_FIELDS = (
+    "slice_fusion",
+    "tta_shifts",
+    "crf_targets",
+    "opening_targets",
+    "liver_largest_component",
+    "tumor_min_volume_mm3",
+)
 
 
 def options(**kw):

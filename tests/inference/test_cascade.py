@@ -7,7 +7,6 @@ probability 0.6) far from the liver. So the expected label maps are known
 exactly for every combination of post-processing switches.
 """
 
-
 import numpy as np
 import pytest
 
@@ -23,8 +22,10 @@ def box_minus_edges(box):
     """A box opened by the 6-neighbour cross: the box without its 12 edges."""
     mask = np.zeros(SHAPE, bool)
     mask[box] = True
-    on_face = sum(((idx == sl.start) | (idx == sl.stop - 1)).astype(int)
-                  for idx, sl in zip(np.indices(SHAPE), box))
+    on_face = sum(
+        ((idx == sl.start) | (idx == sl.stop - 1)).astype(int)
+        for idx, sl in zip(np.indices(SHAPE), box)
+    )
     return mask & (on_face < 2)
 
 
@@ -56,8 +57,15 @@ def test_default_cascade_crf_then_opening(fake_nets):
     # the soft speck is liver (p = 0.6 > 0.5), so it widens the ROI box
     assert result.roi.to_list() == [6, 28, 3, 24]
     np.testing.assert_array_equal(result.roi_slices, np.arange(1, 7))
-    assert set(result.timings) == {"liver_net", "roi", "tumor_net", "crf", "opening", "labels",
-                                   "total"}
+    assert set(result.timings) == {
+        "liver_net",
+        "roi",
+        "tumor_net",
+        "crf",
+        "opening",
+        "labels",
+        "total",
+    }
 
 
 def test_crf_without_opening_removes_only_the_soft_speck(fake_nets):
@@ -92,21 +100,25 @@ def test_opening_targets_choose_which_structures_are_opened(fake_nets):
     liver_box[LIVER_BOX] = True
     tumour_box = np.zeros(SHAPE, bool)
     tumour_box[TUMOUR_BOX] = True
-    expected = {("liver",): (box_minus_edges(LIVER_BOX), tumour_box),
-                ("tumor",): (liver_box, box_minus_edges(TUMOUR_BOX)),
-                (): (liver_box, tumour_box)}
+    expected = {
+        ("liver",): (box_minus_edges(LIVER_BOX), tumour_box),
+        ("tumor",): (liver_box, box_minus_edges(TUMOUR_BOX)),
+        (): (liver_box, tumour_box),
+    }
     for targets, (liver, tumour) in expected.items():
         result = segment(fake_nets, opening_targets=targets)
-        np.testing.assert_array_equal(result.labels, labels_from(liver, tumour),
-                                      err_msg=str(targets))
+        np.testing.assert_array_equal(
+            result.labels, labels_from(liver, tumour), err_msg=str(targets)
+        )
     assert not helpers.options(opening=False).opening_for("tumor")
     with pytest.raises(ConfigError, match="opening_targets: unknown structure"):
         PostprocessChoice(opening_targets=("spleen",))
 
 
 def test_crf_on_whole_volume_agrees_here(fake_nets):
-    np.testing.assert_array_equal(segment(fake_nets, crf_on="volume").labels,
-                                  segment(fake_nets).labels)
+    np.testing.assert_array_equal(
+        segment(fake_nets, crf_on="volume").labels, segment(fake_nets).labels
+    )
 
 
 def test_crf_on_raw_hu_keeps_the_speck(fake_nets):
@@ -115,8 +127,9 @@ def test_crf_on_raw_hu_keeps_the_speck(fake_nets):
     # (in the window image it is 2.5 widths away and the background pulls it over).
     expected = helpers.expected_labels()
     expected[SPECK] = 1
-    np.testing.assert_array_equal(segment(fake_nets, crf_image="hu", opening=False).labels,
-                                  expected)
+    np.testing.assert_array_equal(
+        segment(fake_nets, crf_image="hu", opening=False).labels, expected
+    )
 
 
 def test_crf_targets_choose_which_structures_the_crf_refines(fake_nets):
@@ -125,8 +138,12 @@ def test_crf_targets_choose_which_structures_the_crf_refines(fake_nets):
     soft = (8, 9, 3)
     hu = helpers.synthetic_volume(speck=True)
     hu[soft] = 129.6 / 0.6375 - 150.0
-    expected = {("liver", "tumor"): {}, ("liver",): {soft: 2}, ("tumor",): {SPECK: 1},
-                (): {soft: 2, SPECK: 1}}
+    expected = {
+        ("liver", "tumor"): {},
+        ("liver",): {soft: 2},
+        ("tumor",): {SPECK: 1},
+        (): {soft: 2, SPECK: 1},
+    }
     for targets, changes in expected.items():
         result = segment(fake_nets, volume=hu, opening=False, crf_targets=targets)
         assert result.tumor_probability[soft] == pytest.approx(0.6, abs=0.01)
@@ -134,13 +151,17 @@ def test_crf_targets_choose_which_structures_the_crf_refines(fake_nets):
         for voxel, label in changes.items():
             labels[voxel] = label
         np.testing.assert_array_equal(result.labels, labels, err_msg=str(targets))
-    np.testing.assert_array_equal(segment(fake_nets, volume=hu, opening=False, crf=False).labels,
-                                  segment(fake_nets, volume=hu, opening=False, crf_targets=()).labels)
+    np.testing.assert_array_equal(
+        segment(fake_nets, volume=hu, opening=False, crf=False).labels,
+        segment(fake_nets, volume=hu, opening=False, crf_targets=()).labels,
+    )
 
 
 def test_crf_targets_are_checked():
-    assert PostprocessChoice(crf_targets=["tumor", "liver", "tumor"]).crf_targets == \
-        ("tumor", "liver")
+    assert PostprocessChoice(crf_targets=["tumor", "liver", "tumor"]).crf_targets == (
+        "tumor",
+        "liver",
+    )
     assert SegmentOptions().postprocess.crf_targets == ("liver", "tumor")
     assert not SegmentOptions().with_choice(crf_targets=()).crf_for("liver")
     with pytest.raises(ConfigError, match="unknown structure.*'lesion'"):
@@ -176,8 +197,9 @@ def test_tumour_probability_is_zero_outside_the_liver_mask(fake_nets):
 
 def test_liver_only_without_tumour_model(fake_nets):
     liver, _ = fake_nets
-    result = Segmenter(liver, None, helpers.options(opening=False, crf_spatial_scale="voxels")
-                       ).segment(helpers.synthetic_volume(speck=True))
+    result = Segmenter(
+        liver, None, helpers.options(opening=False, crf_spatial_scale="voxels")
+    ).segment(helpers.synthetic_volume(speck=True))
     expected = (helpers.expected_labels() > 0).astype(np.uint8)
     np.testing.assert_array_equal(result.labels, expected)
     assert result.tumor_probability is None
@@ -217,8 +239,9 @@ def test_slice_fusion_and_shifts_reach_both_networks(monkeypatch):
 
     monkeypatch.setattr(cascade, "predict_slices", spy)
     volume = helpers.synthetic_volume()
-    options = helpers.options(batch_size=4, slice_fusion="mean", crf=False, opening=False,
-                             tta_shifts=[(1, 1), [1, 1]])
+    options = helpers.options(
+        batch_size=4, slice_fusion="mean", crf=False, opening=False, tta_shifts=[(1, 1), [1, 1]]
+    )
     assert options.tta_shifts == ((1, 1),)
     result = Segmenter(liver, tumour, options).segment(volume)
     assert seen == [("mean", ((1, 1),))] * 2
@@ -226,8 +249,12 @@ def test_slice_fusion_and_shifts_reach_both_networks(monkeypatch):
     options = options.with_choice(tta_shifts=())
     result = Segmenter(liver, tumour, options).segment(volume)
     assert seen == [("mean", ())] * 2
-    expected = real(predictor.StackPredictor(liver, predictor.PredictorOptions(4)), volume,
-                    cascade.pp.intensity_range(volume), fusion="mean")
+    expected = real(
+        predictor.StackPredictor(liver, predictor.PredictorOptions(4)),
+        volume,
+        cascade.pp.intensity_range(volume),
+        fusion="mean",
+    )
     np.testing.assert_allclose(result.liver_probability, expected, rtol=1e-6)
     middle = Segmenter(liver, tumour, helpers.options(batch_size=4, crf=False, opening=False))
     assert not np.allclose(middle.segment(volume).liver_probability, expected)
@@ -253,8 +280,9 @@ def test_small_box_is_grown_to_the_network_minimum(fake_nets):
 def test_volume_checks_name_the_file(fake_nets):
     liver, tumour = fake_nets
     segmenter = Segmenter(liver, tumour)
-    ref = NiftiVolume(np.zeros((32, 32, 2), np.int16), np.eye(4), None, (1.0, 1.0, 1.0),
-                      "/data/thin.nii.gz")
+    ref = NiftiVolume(
+        np.zeros((32, 32, 2), np.int16), np.eye(4), None, (1.0, 1.0, 1.0), "/data/thin.nii.gz"
+    )
     with pytest.raises(NiftiError, match=r"^/data/thin.nii.gz: volume has 2 slice\(s\)"):
         segmenter.segment(ref)
     with pytest.raises(NiftiError, match="at least 16x16"):
@@ -301,8 +329,7 @@ def test_crf_max_voxels_runs_the_crf_in_slabs(fake_nets, monkeypatch):
 
     sizes = []
     real = crf_lib._dense_crf
-    monkeypatch.setattr(crf_lib, "_dense_crf",
-                        lambda p, *a: (sizes.append(p.size), real(p, *a))[1])
+    monkeypatch.setattr(crf_lib, "_dense_crf", lambda p, *a: (sizes.append(p.size), real(p, *a))[1])
     default = segment(fake_nets, crf_max_voxels=0)
     assert SegmentOptions().crf_max_voxels == crf_lib.DEFAULT_MAX_VOXELS
     one_piece = list(sizes)

@@ -28,7 +28,7 @@ def one_sided_model(name: str, weight: float, bias: float):
     model = keras.Model(image, {"fuse": conv(image)}, name=name)
     kernel = np.zeros((3, 3, 3, 3), np.float32)
     for c in range(3):
-        kernel[2, 1, c, c] = weight         # the next row
+        kernel[2, 1, c, c] = weight  # the next row
         kernel[0, 1, c, c] = -0.5 * weight  # the previous row: a one-sided edge
         kernel[1, 2, c, c] = 0.25 * weight  # and a little of the next column
     conv.set_weights([kernel, np.full(3, bias, np.float32)])
@@ -54,7 +54,10 @@ def base_volume():
 
 def _stored(tmp_path, hu, affine, perm, flips):
     data, aff, _ = stored_as(hu, affine, SPACING, perm, flips)
-    path = tmp_path / f"volume-{''.join(map(str, perm))}{''.join('f' if f else 'k' for f in flips)}.nii"
+    path = (
+        tmp_path
+        / f"volume-{''.join(map(str, perm))}{''.join('f' if f else 'k' for f in flips)}.nii"
+    )
     nifti.save_ct(path, np.ascontiguousarray(data), aff, overwrite=True)
     return nifti.load_ct(path, dtype=None)
 
@@ -71,13 +74,13 @@ def _segment(models, volume, geometry):
     return Segmenter(*models, options, geometry=geometry).segment(volume).labels
 
 
-@pytest.mark.parametrize("geometry", [BASE, Geometry("LPS", (2.0, 2.5))],
-                         ids=["reorient", "reorient+resample"])
-def test_every_storage_orientation_gives_the_same_labels(models, base_volume, tmp_path,
-                                                         geometry):
+@pytest.mark.parametrize(
+    "geometry", [BASE, Geometry("LPS", (2.0, 2.5))], ids=["reorient", "reorient+resample"]
+)
+def test_every_storage_orientation_gives_the_same_labels(models, base_volume, tmp_path, geometry):
     hu, affine = base_volume
     reference = _segment(models, _stored(tmp_path, hu, affine, (0, 1, 2), FLIPS[0]), geometry)
-    assert 0 < np.count_nonzero(reference == 1) and np.count_nonzero(reference == 2) > 0
+    assert np.count_nonzero(reference == 1) > 0 and np.count_nonzero(reference == 2) > 0
     storages = [(p, f) for p in PERMUTATIONS for f in FLIPS]
     assert len(storages) == 48
     native_differs = False
@@ -85,8 +88,9 @@ def test_every_storage_orientation_gives_the_same_labels(models, base_volume, tm
         volume = _stored(tmp_path, hu, affine, perm, flips)
         labels = _segment(models, volume, geometry)
         assert labels.shape == volume.shape
-        np.testing.assert_array_equal(_back_to_base(labels, perm, flips), reference,
-                                      err_msg=f"storage {perm} {flips}")
+        np.testing.assert_array_equal(
+            _back_to_base(labels, perm, flips), reference, err_msg=f"storage {perm} {flips}"
+        )
         if not native_differs and perm[2] == 2 and min(volume.shape[:2]) >= 16:
             native = _segment(models, volume, None)
             native_differs = not np.array_equal(_back_to_base(native, perm, flips), reference)

@@ -4,9 +4,15 @@ import numpy as np
 import pytest
 
 from liverseg.errors import ConfigError
-from liverseg.inference.predictor import (PredictorOptions, StackPredictor, auto_batch_size,
-                                          bfloat16_copy, predict_slices, predict_volume,
-                                          shift_image)
+from liverseg.inference.predictor import (
+    PredictorOptions,
+    StackPredictor,
+    auto_batch_size,
+    bfloat16_copy,
+    predict_slices,
+    predict_volume,
+    shift_image,
+)
 from tests.inference import helpers
 
 OFFSETS = (-1.0, 0.0, 1.0)
@@ -46,8 +52,9 @@ def test_selected_slices_in_a_region_keep_the_choice_and_order():
     n = 6
     predictor = StackPredictor(helpers.linear_model(SCALE, OFFSETS), PredictorOptions(2))
     hu = slice_coded_volume(n)
-    prob = predict_slices(predictor, hu, INTENSITY, slice_ids=[5, 0, 3],
-                          region=(slice(2, 18), slice(4, 21)))
+    prob = predict_slices(
+        predictor, hu, INTENSITY, slice_ids=[5, 0, 3], region=(slice(2, 18), slice(4, 21))
+    )
     assert prob.shape == (16, 17, 3)
     for j, k in enumerate([5, 0, 3]):
         expected = SCALE * 6.375 * k + OFFSETS[expected_channel(k, n)]
@@ -76,8 +83,9 @@ def test_mean_fusion_of_selected_slices_uses_neighbouring_stacks():
     predictor = StackPredictor(helpers.linear_model(SCALE, OFFSETS), PredictorOptions(2))
     hu = slice_coded_volume(n)
     full = predict_slices(predictor, hu, INTENSITY, fusion="mean")
-    some = predict_slices(predictor, hu, INTENSITY, slice_ids=[4, 3],
-                          region=(slice(1, 9), slice(0, 5)), fusion="mean")
+    some = predict_slices(
+        predictor, hu, INTENSITY, slice_ids=[4, 3], region=(slice(1, 9), slice(0, 5)), fusion="mean"
+    )
     np.testing.assert_allclose(some, full[1:9, 0:5][:, :, [4, 3]], rtol=1e-6)
     with pytest.raises(ConfigError, match="slice_fusion"):
         predict_slices(predictor, hu, INTENSITY, fusion="max")
@@ -125,8 +133,9 @@ def test_predict_volume_scales_with_the_volume_range_and_counts_progress():
     np.testing.assert_allclose(logit(prob[:, :, 1]), 0.6375, atol=2e-5)
     np.testing.assert_allclose(logit(prob[:, :, 4]), 2.55, atol=2e-5)
     calls, stats = [], {}
-    predict_slices(predictor, hu, (-150.0, -110.0), stats=stats,
-                   progress=lambda d, t: calls.append((d, t)))
+    predict_slices(
+        predictor, hu, (-150.0, -110.0), stats=stats, progress=lambda d, t: calls.append((d, t))
+    )
     assert calls == [(2, 3), (3, 3)]
     assert set(stats) == {"preprocess", "network"}
 
@@ -149,8 +158,9 @@ def test_one_trace_for_volumes_of_different_sizes_real_net():
     assert predictor.trace_count == 1
     assert a.shape == (32, 32, 5) and b.shape == (48, 40, 4)
     # padding the last batch does not change the result
-    single = predict_volume(StackPredictor(liver, PredictorOptions(batch_size=1)),
-                            slice_coded_volume(5, (32, 32)))
+    single = predict_volume(
+        StackPredictor(liver, PredictorOptions(batch_size=1)), slice_coded_volume(5, (32, 32))
+    )
     np.testing.assert_allclose(a, single, atol=1e-5)
 
 
@@ -160,8 +170,9 @@ def test_xla_matches_and_does_not_retrace():
     xla = StackPredictor(model, PredictorOptions(batch_size=2, jit_compile=True))
     for shape in ((20, 24), (32, 16)):
         hu = slice_coded_volume(5, shape)
-        np.testing.assert_allclose(predict_slices(xla, hu, INTENSITY),
-                                   predict_slices(plain, hu, INTENSITY), atol=1e-6)
+        np.testing.assert_allclose(
+            predict_slices(xla, hu, INTENSITY), predict_slices(plain, hu, INTENSITY), atol=1e-6
+        )
     assert xla.trace_count == 1
 
 
@@ -183,8 +194,10 @@ def test_auto_batch_size_is_a_pixel_budget_between_1_and_8():
 @pytest.mark.parametrize("jit_compile", [False, True])
 def test_auto_batches_are_padded_to_the_size_budget_and_traced_once(jit_compile):
     # budget 2000 pixels: 2 stacks of 32x30, 1 of 48x40
-    predictor = StackPredictor(helpers.linear_model(SCALE, OFFSETS),
-                               PredictorOptions(batch_pixels=2000, jit_compile=jit_compile))
+    predictor = StackPredictor(
+        helpers.linear_model(SCALE, OFFSETS),
+        PredictorOptions(batch_pixels=2000, jit_compile=jit_compile),
+    )
     fixed = StackPredictor(helpers.linear_model(SCALE, OFFSETS), PredictorOptions(batch_size=1))
     seen = []
     real = predictor.predict_batch
@@ -192,8 +205,11 @@ def test_auto_batches_are_padded_to_the_size_budget_and_traced_once(jit_compile)
     for shape, batch in (((32, 30), 2), ((48, 40), 1)):
         seen.clear()
         hu = slice_coded_volume(7, shape)
-        np.testing.assert_allclose(predict_slices(predictor, hu, INTENSITY),
-                                   predict_slices(fixed, hu, INTENSITY), atol=1e-6)
+        np.testing.assert_allclose(
+            predict_slices(predictor, hu, INTENSITY),
+            predict_slices(fixed, hu, INTENSITY),
+            atol=1e-6,
+        )
         # 5 stacks for 7 slices: every call gets a full batch (the last one padded)
         assert seen == [(batch,) + shape + (3,)] * (-(-5 // batch))
     assert predictor.trace_count == 1

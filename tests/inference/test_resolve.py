@@ -8,8 +8,9 @@ from liverseg.errors import ConfigError
 from liverseg.inference import SegmentOptions, resolve_options
 from liverseg.postprocess.choice import ORIGINAL_CHOICE, PostprocessChoice, save_choice
 
-TUNED = PostprocessChoice(slice_fusion="mean", crf_targets=("liver",), opening_targets=(),
-                          liver_largest_component=True)
+TUNED = PostprocessChoice(
+    slice_fusion="mean", crf_targets=("liver",), opening_targets=(), liver_largest_component=True
+)
 
 
 @pytest.fixture
@@ -51,20 +52,29 @@ def test_original_and_native_ignore_the_stored_files(model_dirs):
 def test_overrides_win_and_the_base_is_kept(model_dirs):
     liver, tumor = model_dirs
     save_choice(tumor, TUNED)
-    resolved = resolve_options(str(liver), str(tumor), base=SegmentOptions(crop_variant="paper"),
-                               overrides={"crf_targets": (), "tumor_min_volume_mm3": 30.0,
-                                          "mixed_precision": True})
+    resolved = resolve_options(
+        str(liver),
+        str(tumor),
+        base=SegmentOptions(crop_variant="paper"),
+        overrides={"crf_targets": (), "tumor_min_volume_mm3": 30.0, "mixed_precision": True},
+    )
     options = resolved.segment_options
     assert options.crop_variant == "paper" and options.slice_fusion == "mean"
     assert options.mixed_precision
-    assert options.postprocess.crf_targets == () and options.postprocess.tumor_min_volume_mm3 == 30.0
-    assert "overrides: crf_targets, mixed_precision, tumor_min_volume_mm3" in \
-        resolved.choice_source
+    assert (
+        options.postprocess.crf_targets == () and options.postprocess.tumor_min_volume_mm3 == 30.0
+    )
+    assert "overrides: crf_targets, mixed_precision, tumor_min_volume_mm3" in resolved.choice_source
 
 
-@pytest.mark.parametrize("kwargs,problem", [
-    ({"postprocess": "tuned"}, "postprocess"), ({"geometry": "mm"}, "geometry"),
-    ({"overrides": {"colour": 1}}, "unknown cascade options")])
+@pytest.mark.parametrize(
+    "kwargs,problem",
+    [
+        ({"postprocess": "tuned"}, "postprocess"),
+        ({"geometry": "mm"}, "geometry"),
+        ({"overrides": {"colour": 1}}, "unknown cascade options"),
+    ],
+)
 def test_bad_arguments(model_dirs, kwargs, problem):
     with pytest.raises(ConfigError, match=problem):
         resolve_options(*map(str, model_dirs), **kwargs)

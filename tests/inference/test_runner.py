@@ -9,16 +9,26 @@ import pytest
 
 from liverseg.data import nifti
 from liverseg.errors import ConfigError, LayoutError, OutputError
-from liverseg.inference import (CaseStatus, RunOptions, Segmenter, SegmentOptions,
-                                discover_inputs, output_name, run)
+from liverseg.inference import (
+    CaseStatus,
+    RunOptions,
+    Segmenter,
+    SegmentOptions,
+    discover_inputs,
+    output_name,
+    run,
+)
 from liverseg.inference.runner import auxiliary_names
 from tests.inference import helpers
 
 
 @pytest.fixture(scope="module")
 def segmenter():
-    return Segmenter(helpers.fake_liver_model(), helpers.fake_tumor_model(),
-                     helpers.options(batch_size=4, opening=False))
+    return Segmenter(
+        helpers.fake_liver_model(),
+        helpers.fake_tumor_model(),
+        helpers.options(batch_size=4, opening=False),
+    )
 
 
 def write_volume(path, dtype=np.int16):
@@ -29,14 +39,17 @@ def listing(directory):
     return sorted(os.listdir(directory))
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("volume-7.nii", "segmentation-7.nii"),
-    ("test-volume-7.nii", "test-segmentation-7.nii"),
-    ("volume-12.nii.gz", "segmentation-12.nii.gz"),
-    ("patient3.nii.gz", "patient3_segmentation.nii.gz"),
-    ("CT.NII.GZ", "CT_segmentation.NII.GZ"),
-    ("a.b.nii", "a.b_segmentation.nii"),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("volume-7.nii", "segmentation-7.nii"),
+        ("test-volume-7.nii", "test-segmentation-7.nii"),
+        ("volume-12.nii.gz", "segmentation-12.nii.gz"),
+        ("patient3.nii.gz", "patient3_segmentation.nii.gz"),
+        ("CT.NII.GZ", "CT_segmentation.NII.GZ"),
+        ("a.b.nii", "a.b_segmentation.nii"),
+    ],
+)
 def test_output_names(name, expected):
     assert output_name(name) == expected
 
@@ -45,21 +58,34 @@ def test_auxiliary_names():
     assert auxiliary_names("segmentation-7.nii.gz") == {
         "liver_probability": "segmentation-7_liver_probability.nii.gz",
         "tumor_probability": "segmentation-7_tumor_probability.nii.gz",
-        "overlay": "segmentation-7_overlay.png"}
+        "overlay": "segmentation-7_overlay.png",
+    }
 
 
 def test_discovery_lists_what_it_skips(tmp_path):
-    for name in ("volume-10.nii.gz", "volume-2.nii", "scan.nii.gz", "segmentation-2.nii",
-                 "test-segmentation-1.nii.gz", "notes.txt", "scan_segmentation.nii.gz",
-                 ".volume-3.nii.gz.x.tmp.nii.gz", "volume-4.nii.gz.bak"):
+    for name in (
+        "volume-10.nii.gz",
+        "volume-2.nii",
+        "scan.nii.gz",
+        "segmentation-2.nii",
+        "test-segmentation-1.nii.gz",
+        "notes.txt",
+        "scan_segmentation.nii.gz",
+        ".volume-3.nii.gz.x.tmp.nii.gz",
+        "volume-4.nii.gz.bak",
+    ):
         (tmp_path / name).write_bytes(b"x")
     (tmp_path / "sub").mkdir()
     inputs, ignored = discover_inputs(tmp_path)
     assert [p.name for p in inputs] == ["scan.nii.gz", "volume-2.nii", "volume-10.nii.gz"]
     assert {p.name: r for p, r in ignored} == {
-        "notes.txt": "not a NIfTI file", "segmentation-2.nii": "label map",
-        "test-segmentation-1.nii.gz": "label map", "scan_segmentation.nii.gz": "output of this tool",
-        "sub": "directory", "volume-4.nii.gz.bak": "not a NIfTI file"}
+        "notes.txt": "not a NIfTI file",
+        "segmentation-2.nii": "label map",
+        "test-segmentation-1.nii.gz": "label map",
+        "scan_segmentation.nii.gz": "output of this tool",
+        "sub": "directory",
+        "volume-4.nii.gz.bak": "not a NIfTI file",
+    }
 
 
 def test_discovery_of_one_file_and_errors(tmp_path):
@@ -88,22 +114,35 @@ def test_one_bad_file_does_not_stop_the_others(tmp_path, segmenter, caplog):
     (src / "readme.txt").write_text("x")
     with caplog.at_level(logging.INFO):
         report = run(src, out, segmenter)
-    assert [c.status for c in report.cases] == [CaseStatus.WRITTEN, CaseStatus.FAILED,
-                                                CaseStatus.FAILED, CaseStatus.WRITTEN]
+    assert [c.status for c in report.cases] == [
+        CaseStatus.WRITTEN,
+        CaseStatus.FAILED,
+        CaseStatus.FAILED,
+        CaseStatus.WRITTEN,
+    ]
     assert report.cases[1].error.startswith(str(src / "volume-1.nii.gz") + ": ")
     assert report.cases[2].error.startswith(str(src / "volume-2.nii") + ": volume has 2 slice")
     assert not report.ok
-    assert listing(out) == ["inference_options.json", "segmentation-0.nii.gz",
-                            "segmentation-3.nii"]
+    assert listing(out) == ["inference_options.json", "segmentation-0.nii.gz", "segmentation-3.nii"]
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 2 and "volume-1.nii.gz" in errors[0] and "volume-2.nii" in errors[1]
     assert any("readme.txt (not a NIfTI file)" in r.getMessage() for r in caplog.records)
-    assert any("liver_net" in r.getMessage() and "crf" in r.getMessage() and "write" in
-               r.getMessage() for r in caplog.records)
+    assert any(
+        "liver_net" in r.getMessage() and "crf" in r.getMessage() and "write" in r.getMessage()
+        for r in caplog.records
+    )
     written = nifti.load_labels(out / "segmentation-0.nii.gz")
     np.testing.assert_array_equal(written.data, helpers.expected_labels())
-    assert set(report.cases[0].timings) >= {"load", "liver_net", "roi", "tumor_net", "crf",
-                                            "opening", "write", "total"}
+    assert set(report.cases[0].timings) >= {
+        "load",
+        "liver_net",
+        "roi",
+        "tumor_net",
+        "crf",
+        "opening",
+        "write",
+        "total",
+    }
 
 
 def test_existing_outputs_refused_skipped_or_overwritten(tmp_path, segmenter):
@@ -153,7 +192,9 @@ def test_rerun_after_a_crash_redoes_unfinished_cases(tmp_path, segmenter):
     (src / ".segmentation-1.nii.gz.abc.tmp.nii.gz").write_bytes(b"partial")
     report = run(src, src, segmenter, RunOptions(skip_existing=True, write_probabilities=True))
     assert [(c.input.name, c.status) for c in report.cases] == [
-        ("volume-0.nii.gz", CaseStatus.SKIPPED), ("volume-1.nii.gz", CaseStatus.WRITTEN)]
+        ("volume-0.nii.gz", CaseStatus.SKIPPED),
+        ("volume-1.nii.gz", CaseStatus.WRITTEN),
+    ]
     prob = nifti.load_ct(src / "segmentation-1_liver_probability.nii.gz")
     assert prob.shape == helpers.SHAPE and prob.data.max() == 1.0
     tumour = nifti.load_ct(src / "segmentation-1_tumor_probability.nii.gz")
@@ -192,10 +233,14 @@ def _scaled_uint16(path, affine):
 
 def _flipped_affine():
     # axes permuted and flipped, oblique-free, anisotropic, with an offset
-    return np.array([[0.0, -0.7, 0.0, 120.0],
-                     [-0.8, 0.0, 0.0, 95.5],
-                     [0.0, 0.0, 3.0, -300.0],
-                     [0.0, 0.0, 0.0, 1.0]])
+    return np.array(
+        [
+            [0.0, -0.7, 0.0, 120.0],
+            [-0.8, 0.0, 0.0, 95.5],
+            [0.0, 0.0, 3.0, -300.0],
+            [0.0, 0.0, 0.0, 1.0],
+        ]
+    )
 
 
 @pytest.mark.parametrize("kind", ["int16", "float32", "scaled_uint16", "flipped", "anisotropic"])

@@ -39,8 +39,13 @@ class _Builder:
         self.values = {}
 
     def _variable(self, name, value, trainable=True):
-        var = v1.get_variable(name, shape=value.shape, dtype=tf.float32,
-                              initializer=v1.zeros_initializer(), trainable=trainable)
+        var = v1.get_variable(
+            name,
+            shape=value.shape,
+            dtype=tf.float32,
+            initializer=v1.zeros_initializer(),
+            trainable=trainable,
+        )
         self.values[var.op.name] = value.astype(np.float32)
         return var
 
@@ -58,23 +63,26 @@ class _Builder:
         with v1.variable_scope(name):
             # Random, asymmetric kernels [kh, kw, out, in] so any layout slip shows.
             std = s / np.sqrt(k * k * cin)
-            w = self._variable("weights", self.rng.normal(0, std, (k, k, out, cin)),
-                               trainable=False)
+            w = self._variable(
+                "weights", self.rng.normal(0, std, (k, k, out, cin)), trainable=False
+            )
         shape = tf.shape(x)
         if padding == "VALID":
             h, wd = (shape[1] - 1) * s + k, (shape[2] - 1) * s + k
         else:
             h, wd = shape[1] * s, shape[2] * s
-        return tf.nn.conv2d_transpose(x, w, tf.stack([shape[0], h, wd, out]),
-                                      strides=[1, s, s, 1], padding=padding)
+        return tf.nn.conv2d_transpose(
+            x, w, tf.stack([shape[0], h, wd, out]), strides=[1, s, s, 1], padding=padding
+        )
 
 
 def crop_features(feature, out_size):
     up_size = tf.shape(feature)
     ini_h = (up_size[1] - out_size[1]) // 2
     ini_w = (up_size[2] - out_size[2]) // 2
-    cropped = tf.slice(feature, tf.stack([0, ini_h, ini_w, 0]),
-                       tf.stack([-1, out_size[1], out_size[2], -1]))
+    cropped = tf.slice(
+        feature, tf.stack([0, ini_h, ini_w, 0]), tf.stack([-1, out_size[1], out_size[2], -1])
+    )
     # The original reshapes to restore the static channel count; set_shape does the same.
     cropped.set_shape([None, None, None, feature.shape[-1]])
     return cropped
@@ -100,11 +108,19 @@ def build_reference(image, stage, variant, number_slices, rng, decoder_crop=None
                 net = tf.nn.max_pool2d(net, 2, 2, "SAME")
             with v1.variable_scope(f"conv{block}"):
                 for i in range(1, repeats + 1):
-                    net = b.conv(net, f"conv{block}_{i}", channels, 3, True,
-                                 in_scale=128.0 if block == 1 and i == 1 else 1.0)
+                    net = b.conv(
+                        net,
+                        f"conv{block}_{i}",
+                        channels,
+                        3,
+                        True,
+                        in_scale=128.0 if block == 1 and i == 1 else 1.0,
+                    )
             feats[block] = net
-        side = {k: b.conv(feats[k], f"conv{k}_{BLOCKS[k - 1][1]}_16", 16, 3, False)
-                for k in (2, 3, 4, 5)}
+        side = {
+            k: b.conv(feats[k], f"conv{k}_{BLOCKS[k - 1][1]}_16", 16, 3, False)
+            for k in (2, 3, 4, 5)
+        }
 
         def ffb(x, prefix, br2_relu):
             g = b.conv(x, f"{prefix}_br_1", 16, 3, True)
@@ -138,13 +154,23 @@ def build_reference(image, stage, variant, number_slices, rng, decoder_crop=None
             outputs[f"dsn_{k}"] = crop_features(s, im_size)
             f = b.deconv(head_in[k], f"score-multi{k}-up", 16, kernel, stride, "VALID")
             multi.append(crop_features(f, im_size))
-        outputs["fuse"] = b.conv(tf.concat(multi, axis=3), "upscore-fuse", number_slices, 1,
-                                 head_relu)
+        outputs["fuse"] = b.conv(
+            tf.concat(multi, axis=3), "upscore-fuse", number_slices, 1, head_relu
+        )
     return outputs, b.values
 
 
-def make_reference(checkpoint_prefix, stage, variant, images, *, number_slices=3, seed=0,
-                   decoder_crop=None, with_optimizer=True):
+def make_reference(
+    checkpoint_prefix,
+    stage,
+    variant,
+    images,
+    *,
+    number_slices=3,
+    seed=0,
+    decoder_crop=None,
+    with_optimizer=True,
+):
     """Builds the original graph, saves its variables with a TF1 Saver, runs it.
 
     ``images`` is a list of [N, H, W, 3] arrays; returns ``(outputs, values)``
@@ -155,8 +181,9 @@ def make_reference(checkpoint_prefix, stage, variant, images, *, number_slices=3
     graph = tf.Graph()
     with graph.as_default():
         image = v1.placeholder(tf.float32, [None, None, None, 3], name="image")
-        outputs, values = build_reference(image, stage, variant, number_slices,
-                                          np.random.default_rng(seed), decoder_crop)
+        outputs, values = build_reference(
+            image, stage, variant, number_slices, np.random.default_rng(seed), decoder_crop
+        )
         if with_optimizer:
             step = v1.train.get_or_create_global_step()
             loss = tf.reduce_sum(outputs["fuse"])
@@ -192,8 +219,12 @@ def write_tf1_checkpoint(checkpoint_prefix, arrays, v1_format=False):
             scope, _, leaf = name.rpartition("/")
             value = np.asarray(value)
             with v1.variable_scope(scope or v1.get_variable_scope(), auxiliary_name_scope=False):
-                v1.get_variable(leaf, shape=value.shape, dtype=tf.as_dtype(value.dtype),
-                                initializer=v1.zeros_initializer())
+                v1.get_variable(
+                    leaf,
+                    shape=value.shape,
+                    dtype=tf.as_dtype(value.dtype),
+                    initializer=v1.zeros_initializer(),
+                )
         version = v1.train.SaverDef.V1 if v1_format else v1.train.SaverDef.V2
         saver = v1.train.Saver(write_version=version)
         with v1.Session(graph=graph) as sess:

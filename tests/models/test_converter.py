@@ -8,19 +8,27 @@ import numpy as np
 import pytest
 
 from liverseg.errors import CheckpointError, ConfigError
-from liverseg.models import (ModelConfig, build_ds_sffnet, check_variable_map,
-                             load_imagenet_vgg16, load_tf1_checkpoint, tf1_variable_map)
+from liverseg.models import (
+    ModelConfig,
+    build_ds_sffnet,
+    check_variable_map,
+    load_imagenet_vgg16,
+    load_tf1_checkpoint,
+    tf1_variable_map,
+)
 from liverseg.models.converter import infer_number_slices, variable_map_problems
 from liverseg.models.ds_sffnet import backbone_layer_names
 from tests.models.reference_tf1 import write_tf1_checkpoint
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _shapes(stage, variant="original", number_slices=3):
     """TF1 name -> shape of every variable of a network, read off a built model."""
     model = build_ds_sffnet(stage, number_slices, variant)
-    return {name: tuple(getattr(model.get_layer(ref.layer), ref.attr).shape)
-            for name, ref in tf1_variable_map(ModelConfig(stage, number_slices, variant)).items()}
+    return {
+        name: tuple(getattr(model.get_layer(ref.layer), ref.attr).shape)
+        for name, ref in tf1_variable_map(ModelConfig(stage, number_slices, variant)).items()
+    }
 
 
 def _random_arrays(shapes, seed=0):
@@ -72,8 +80,12 @@ def test_broken_checkpoint_lists_every_problem_and_changes_nothing(tmp_path):
         load_tf1_checkpoint(model, prefix)
     message = str(info.value)
     assert message.startswith(prefix)
-    for name in ("seg_liver/conv3/conv3_2/biases", "seg_liver/side_4_up/weights",
-                 "seg_liver/extra_layer/weights", "seg_liver/score-dsn_2/weights"):
+    for name in (
+        "seg_liver/conv3/conv3_2/biases",
+        "seg_liver/side_4_up/weights",
+        "seg_liver/extra_layer/weights",
+        "seg_liver/score-dsn_2/weights",
+    ):
         assert name in message
     assert "missing (2)" in message and "unexpected (1)" in message
     assert "shape mismatch (1)" in message and "[1, 1, 16, 2]" in message
@@ -105,12 +117,16 @@ def test_variant_family_mismatch_gives_hint(tmp_path):
 def test_checkpoint_path_forms_and_number_slices(tmp_path):
     arrays = _random_arrays(_shapes("tumor", "liverseg2017", 2), seed=4)
     write_tf1_checkpoint(str(tmp_path / "model.ckpt-2000"), arrays)
-    for path in (tmp_path / "model.ckpt-2000.index", tmp_path,
-                 tmp_path / "model.ckpt-2000.data-00000-of-00001"):
+    for path in (
+        tmp_path / "model.ckpt-2000.index",
+        tmp_path,
+        tmp_path / "model.ckpt-2000.data-00000-of-00001",
+    ):
         model = build_ds_sffnet("tumor", 2, "liverseg2017")
         load_tf1_checkpoint(model, path)
-        np.testing.assert_array_equal(model.get_layer("conv4_2").bias.numpy(),
-                                      arrays["seg_lesion/conv4/conv4_2/biases"])
+        np.testing.assert_array_equal(
+            model.get_layer("conv4_2").bias.numpy(), arrays["seg_lesion/conv4/conv4_2/biases"]
+        )
     assert infer_number_slices(tmp_path, "tumor") == 2
     with pytest.raises(CheckpointError, match="cannot infer number_slices"):
         infer_number_slices(tmp_path, "liver")
@@ -131,13 +147,17 @@ def test_missing_or_corrupt_checkpoint(tmp_path):
 def _vgg_arrays(seed=1):
     model = build_ds_sffnet("liver", variant="liverseg2017")
     rng = np.random.default_rng(seed)
-    return {layer: (rng.normal(0, 0.1, model.get_layer(layer).kernel.shape).astype("float32"),
-                    rng.normal(0, 0.1, model.get_layer(layer).bias.shape).astype("float32"))
-            for layer in backbone_layer_names()}
+    return {
+        layer: (
+            rng.normal(0, 0.1, model.get_layer(layer).kernel.shape).astype("float32"),
+            rng.normal(0, 0.1, model.get_layer(layer).bias.shape).astype("float32"),
+        )
+        for layer in backbone_layer_names()
+    }
 
 
 def _keras_name(layer):
-    block, index = layer[len("conv"):].split("_")
+    block, index = layer[len("conv") :].split("_")
     return f"block{block}_conv{index}"
 
 
@@ -150,8 +170,10 @@ def _assert_backbone_loaded(model, vgg, untouched_before):
 
 
 def _untouched(model):
-    return {n: model.get_layer(n).kernel.numpy().copy()
-            for n in ("conv2_2_16", "side_5_up", "score-dsn_3", "upscore-fuse")}
+    return {
+        n: model.get_layer(n).kernel.numpy().copy()
+        for n in ("conv2_2_16", "side_5_up", "score-dsn_3", "upscore-fuse")
+    }
 
 
 def test_slim_vgg16_checkpoint(tmp_path):
@@ -210,8 +232,10 @@ def test_keras3_weights_h5_from_keras_vgg16(tmp_path):
     vgg16 = keras.applications.VGG16(weights=None, include_top=False)
     path = tmp_path / "vgg16.weights.h5"
     vgg16.save_weights(path)
-    vgg = {layer: tuple(w.numpy() for w in vgg16.get_layer(_keras_name(layer)).weights)
-           for layer in backbone_layer_names()}
+    vgg = {
+        layer: tuple(w.numpy() for w in vgg16.get_layer(_keras_name(layer)).weights)
+        for layer in backbone_layer_names()
+    }
     model = build_ds_sffnet("tumor", variant="paper")
     before = _untouched(model)
     load_imagenet_vgg16(model, path)

@@ -12,13 +12,15 @@ from liverseg.errors import ConfigError
 from liverseg.models import OUTPUT_NAMES, ModelConfig, build_ds_sffnet
 from liverseg.models.layers import bilinear_kernel
 
-DS_COUNTS = dict(total=15_313_055, trainable=14_945_743, non_trainable=367_312, weights=79,
-                 transposed=11)
-PARENT_COUNTS = dict(total=15_278_303, trainable=14_917_903, non_trainable=360_400,
-                     weights=52, transposed=8)
+DS_COUNTS = dict(
+    total=15_313_055, trainable=14_945_743, non_trainable=367_312, weights=79, transposed=11
+)
+PARENT_COUNTS = dict(
+    total=15_278_303, trainable=14_917_903, non_trainable=360_400, weights=52, transposed=8
+)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def model_for(stage, variant, seed=0):
     return build_ds_sffnet(stage, variant=variant, seed=seed)
 
@@ -46,12 +48,18 @@ def test_parameter_counts(stage, variant):
 
 def test_layer_names_follow_original_scopes():
     names = {layer.name for layer in model_for("tumor", "original").layers}
-    expected = {f"conv{b}_{i}" for b, n in ((1, 2), (2, 2), (3, 3), (4, 3), (5, 3))
-                for i in range(1, n + 1)}
+    expected = {
+        f"conv{b}_{i}" for b, n in ((1, 2), (2, 2), (3, 3), (4, 3), (5, 3)) for i in range(1, n + 1)
+    }
     expected |= {"conv2_2_16", "conv3_3_16", "conv4_3_16", "conv5_3_16", "upscore-fuse"}
     for k in (2, 3, 4, 5):
-        expected |= {f"side_{k}_br_1", f"side_{k}_br_2", f"score-dsn_{k}",
-                     f"score-dsn_{k}-up", f"score-multi{k}-up"}
+        expected |= {
+            f"side_{k}_br_1",
+            f"side_{k}_br_2",
+            f"score-dsn_{k}",
+            f"score-dsn_{k}-up",
+            f"score-multi{k}-up",
+        }
     expected |= {"side_3_up", "side_4_up", "side_5_up"}
     expected |= {f"add_up_{j}_br_{i}" for j in (1, 2) for i in (1, 2)}
     assert expected <= names
@@ -59,14 +67,27 @@ def test_layer_names_follow_original_scopes():
     assert not any("br_" in n or n.startswith(("side_", "add_up")) for n in parent)
 
 
-RELU_HEADS = {"add_up_1_br_2", "add_up_2_br_2", "score-dsn_2", "score-dsn_3", "score-dsn_4",
-              "score-dsn_5", "upscore-fuse"}
+RELU_HEADS = {
+    "add_up_1_br_2",
+    "add_up_2_br_2",
+    "score-dsn_2",
+    "score-dsn_3",
+    "score-dsn_4",
+    "score-dsn_5",
+    "upscore-fuse",
+}
 
 
-@pytest.mark.parametrize("stage, variant, relu_expected", [
-    ("tumor", "original", True), ("tumor", "paper", False), ("liver", "original", False),
-    ("liver", "paper", False), ("tumor", "liverseg2017", False),
-])
+@pytest.mark.parametrize(
+    "stage, variant, relu_expected",
+    [
+        ("tumor", "original", True),
+        ("tumor", "paper", False),
+        ("liver", "original", False),
+        ("liver", "paper", False),
+        ("tumor", "liverseg2017", False),
+    ],
+)
 def test_head_relus_only_in_original_tumour_net(stage, variant, relu_expected):
     model = model_for(stage, variant)
     for layer in model.layers:
@@ -75,9 +96,11 @@ def test_head_relus_only_in_original_tumour_net(stage, variant, relu_expected):
         activation = layer.get_config()["activation"]
         if layer.name in RELU_HEADS:
             assert activation == ("relu" if relu_expected else "linear"), layer.name
-        elif layer.name.startswith("conv") and not layer.name.endswith("_16"):
-            assert activation == "relu", layer.name
-        elif layer.name.endswith("_br_1"):
+        elif (
+            layer.name.startswith("conv")
+            and not layer.name.endswith("_16")
+            or layer.name.endswith("_br_1")
+        ):
             assert activation == "relu", layer.name
         else:
             assert activation == "linear", layer.name
@@ -108,10 +131,17 @@ def test_seed_makes_initialisation_reproducible():
         np.testing.assert_array_equal(wa.numpy(), wb.numpy(), err_msg=wa.path)
 
 
-@pytest.mark.parametrize("stage, variant, height, width", [
-    ("tumor", "original", 33, 47), ("tumor", "paper", 16, 16), ("tumor", "liverseg2017", 17, 31),
-    ("liver", "original", 48, 64), ("liver", "original", 33, 47), ("liver", "paper", 16, 23),
-])
+@pytest.mark.parametrize(
+    "stage, variant, height, width",
+    [
+        ("tumor", "original", 33, 47),
+        ("tumor", "paper", 16, 16),
+        ("tumor", "liverseg2017", 17, 31),
+        ("liver", "original", 48, 64),
+        ("liver", "original", 33, 47),
+        ("liver", "paper", 16, 23),
+    ],
+)
 def test_output_shapes_any_size(stage, variant, height, width):
     model = model_for(stage, variant)
     out = model(np.random.default_rng(0).uniform(0, 255, (2, height, width, 3)).astype("float32"))
@@ -130,16 +160,22 @@ def test_number_slices_sets_output_channels():
 @pytest.mark.parametrize("stage", ["liver", "tumor"])
 def test_eager_and_tf_function_agree(stage):
     model = model_for(stage, "original")
-    fn = tf.function(lambda x: model(x, training=False),
-                     input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
+    fn = tf.function(
+        lambda x: model(x, training=False),
+        input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)],
+    )
     rng = np.random.default_rng(1)
     for height, width in ((32, 32), (33, 47)):
         x = rng.uniform(0, 255, (1, height, width, 3)).astype(np.float32)
         eager, traced = model(x, training=False), fn(x)
         for name in OUTPUT_NAMES:
-            np.testing.assert_allclose(traced[name].numpy(), eager[name].numpy(),
-                                       rtol=1e-6, atol=1e-6 * np.abs(eager[name]).max(),
-                                       err_msg=name)
+            np.testing.assert_allclose(
+                traced[name].numpy(),
+                eager[name].numpy(),
+                rtol=1e-6,
+                atol=1e-6 * np.abs(eager[name]).max(),
+                err_msg=name,
+            )
 
 
 def test_bfloat16_policy_builds_and_runs():
@@ -154,10 +190,15 @@ def test_bfloat16_policy_builds_and_runs():
     assert out["fuse"].dtype == tf.bfloat16 and tuple(out["fuse"].shape) == (1, 33, 40, 3)
 
 
-@pytest.mark.parametrize("kwargs", [
-    dict(stage="kidney"), dict(stage="liver", variant="new"),
-    dict(stage="liver", number_slices=0), dict(stage="liver", number_slices=2.5),
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(stage="kidney"),
+        dict(stage="liver", variant="new"),
+        dict(stage="liver", number_slices=0),
+        dict(stage="liver", number_slices=2.5),
+    ],
+)
 def test_invalid_options_raise_config_error(kwargs):
     with pytest.raises(ConfigError):
         build_ds_sffnet(**kwargs)

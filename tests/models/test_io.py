@@ -65,7 +65,8 @@ def test_overwrite_rules(tmp_path):
     save_model(other, run_dir, overwrite=True)
     _assert_same_weights(other, load_model(run_dir))
     assert sorted(p.name for p in run_dir.iterdir()) == sorted(
-        ["checkpoints", "metrics.csv", CONFIG_FILE, WEIGHTS_FILE])
+        ["checkpoints", "metrics.csv", CONFIG_FILE, WEIGHTS_FILE]
+    )
     (tmp_path / "file").write_text("keep")
     with pytest.raises(OutputError, match="not a directory"):
         save_model(model, tmp_path / "file", overwrite=True)
@@ -111,21 +112,37 @@ def test_bad_model_directories(tmp_path):
     with pytest.raises(CheckpointError, match="cannot read model config") as info:
         load_model(good)
     assert str(info.value).startswith(str(config))
-    config.write_text(json.dumps({"format": "liverseg-model", "format_version": 1,
-                                  "model_config": {"stage": "spleen"}}))
+    config.write_text(
+        json.dumps(
+            {"format": "liverseg-model", "format_version": 1, "model_config": {"stage": "spleen"}}
+        )
+    )
     with pytest.raises(CheckpointError, match="invalid model config"):
         load_model(good)
     # A config that does not match the weights (number_slices 2 vs 3).
-    config.write_text(json.dumps({"format": "liverseg-model", "format_version": 1,
-                                  "model_config": ModelConfig("liver", 2,
-                                                              "liverseg2017").to_dict()}))
+    config.write_text(
+        json.dumps(
+            {
+                "format": "liverseg-model",
+                "format_version": 1,
+                "model_config": ModelConfig("liver", 2, "liverseg2017").to_dict(),
+            }
+        )
+    )
     with pytest.raises(CheckpointError, match="cannot load weights") as info:
         load_model(good)
     assert str(info.value).startswith(str(good / WEIGHTS_FILE))
 
     (good / WEIGHTS_FILE).unlink()
-    config.write_text(json.dumps({"format": "liverseg-model", "format_version": 1,
-                                  "model_config": ModelConfig("liver").to_dict()}))
+    config.write_text(
+        json.dumps(
+            {
+                "format": "liverseg-model",
+                "format_version": 1,
+                "model_config": ModelConfig("liver").to_dict(),
+            }
+        )
+    )
     with pytest.raises(CheckpointError, match="missing weights file"):
         load_model(good)
     config.write_text(ModelConfig("liver").to_json())

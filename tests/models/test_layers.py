@@ -1,13 +1,17 @@
 """Bilinear kernels, centre-crop offsets and the crop layer with dynamic shapes."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-import keras
-
-from liverseg.models.layers import (Bilinear, CropToReference, SubpixelConv2DTranspose,
-                                    bilinear_kernel, crop_offset)
+from liverseg.models.layers import (
+    Bilinear,
+    CropToReference,
+    SubpixelConv2DTranspose,
+    bilinear_kernel,
+    crop_offset,
+)
 
 
 def test_bilinear_kernel_size_4_exact():
@@ -41,10 +45,19 @@ def test_bilinear_initializer_matches_kernel_and_rejects_bad_shapes():
         Bilinear()((4, 3, 3, 3))
 
 
-@pytest.mark.parametrize("size_in, size_out, offset", [
-    (36, 33, 1), (40, 33, 3), (48, 33, 7), (64, 33, 15),  # the heads at 33 px
-    (6, 5, 0), (10, 9, 0), (18, 17, 0), (32, 32, 0),      # the decoder
-])
+@pytest.mark.parametrize(
+    "size_in, size_out, offset",
+    [
+        (36, 33, 1),
+        (40, 33, 3),
+        (48, 33, 7),
+        (64, 33, 15),  # the heads at 33 px
+        (6, 5, 0),
+        (10, 9, 0),
+        (18, 17, 0),
+        (32, 32, 0),  # the decoder
+    ],
+)
 def test_crop_offset_is_floor_half(size_in, size_out, offset):
     assert crop_offset(size_in, size_out) == offset
 
@@ -71,15 +84,20 @@ def test_crop_layer_round_trips_through_keras_config():
     assert isinstance(clone, CropToReference) and clone.name == "score-dsn_2-crop"
 
 
-@pytest.mark.parametrize("kernel, strides, channels, height, width", [
-    ((4, 4), (2, 2), (16, 16), 17, 9), ((4, 4), (2, 2), (3, 3), 8, 8),
-    ((8, 8), (4, 4), (5, 2), 3, 4), ((4, 8), (2, 4), (2, 3), 5, 6),
-])
-def test_subpixel_transposed_conv_matches_tf_conv2d_transpose(kernel, strides, channels,
-                                                              height, width):
+@pytest.mark.parametrize(
+    "kernel, strides, channels, height, width",
+    [
+        ((4, 4), (2, 2), (16, 16), 17, 9),
+        ((4, 4), (2, 2), (3, 3), 8, 8),
+        ((8, 8), (4, 4), (5, 2), 3, 4),
+        ((4, 8), (2, 4), (2, 3), 5, 6),
+    ],
+)
+def test_subpixel_transposed_conv_matches_tf_conv2d_transpose(
+    kernel, strides, channels, height, width
+):
     out_channels, in_channels = channels
-    layer = SubpixelConv2DTranspose(out_channels, kernel, strides, padding="valid",
-                                    use_bias=False)
+    layer = SubpixelConv2DTranspose(out_channels, kernel, strides, padding="valid", use_bias=False)
     rng = np.random.default_rng(5)
     x = rng.normal(size=(2, height, width, in_channels)).astype(np.float32)
     layer.build(x.shape)
@@ -87,8 +105,13 @@ def test_subpixel_transposed_conv_matches_tf_conv2d_transpose(kernel, strides, c
     layer.kernel.assign(kernel_value)
     out_h = (height - 1) * strides[0] + kernel[0]
     out_w = (width - 1) * strides[1] + kernel[1]
-    expected = tf.nn.conv2d_transpose(x, kernel_value, [2, out_h, out_w, out_channels],
-                                      strides=(1,) + strides + (1,), padding="VALID").numpy()
+    expected = tf.nn.conv2d_transpose(
+        x,
+        kernel_value,
+        [2, out_h, out_w, out_channels],
+        strides=(1,) + strides + (1,),
+        padding="VALID",
+    ).numpy()
     actual = layer(x).numpy()
     assert actual.shape == expected.shape
     np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-5 * np.abs(expected).max())

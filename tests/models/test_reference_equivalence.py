@@ -37,11 +37,14 @@ def _relative_max_error(actual, expected):
 @pytest.mark.parametrize("stage, variant, decoder_crop, sizes", CASES)
 def test_outputs_and_weights_match_tf1_reference(tmp_path, stage, variant, decoder_crop, sizes):
     rng = np.random.default_rng(len(sizes) + sizes[0][1])
-    images = [rng.uniform(0, 255, (2 if i == 0 else 1, h, w, 3)).astype(np.float32)
-              for i, (h, w) in enumerate(sizes)]
+    images = [
+        rng.uniform(0, 255, (2 if i == 0 else 1, h, w, 3)).astype(np.float32)
+        for i, (h, w) in enumerate(sizes)
+    ]
     prefix = str(tmp_path / "model.ckpt-50000")
-    expected, values = make_reference(prefix, stage, variant, images, seed=3,
-                                      decoder_crop=decoder_crop)
+    expected, values = make_reference(
+        prefix, stage, variant, images, seed=3, decoder_crop=decoder_crop
+    )
 
     model = build_ds_sffnet(stage, variant=variant, seed=0)
     report = load_tf1_checkpoint(model, prefix)

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from liverseg.phantoms import external as ep
 from liverseg.data import lits, nifti
 from liverseg.errors import ConfigError, OutputError
+from liverseg.phantoms import external as ep
 
 TOOL = Path(__file__).resolve().parents[2] / "tools" / "make_external_phantoms.py"
 SMALL = dict(size=32, num_slices=6)
@@ -27,8 +27,12 @@ def family():
 @pytest.fixture(scope="module")
 def whole_bodies():
     """Phantoms whose pixel size may grow until the body fits, with 12 cm slabs."""
-    return [ep.make_external_phantom(3, i, size=48, num_slices=24, spacing_range=(0.6, 10.0),
-                                     thickness_range=(5.0, 5.0)) for i in range(16)]
+    return [
+        ep.make_external_phantom(
+            3, i, size=48, num_slices=24, spacing_range=(0.6, 10.0), thickness_range=(5.0, 5.0)
+        )
+        for i in range(16)
+    ]
 
 
 def _canonical(array, affine):
@@ -64,8 +68,9 @@ def test_a_phantom_depends_only_on_seed_index_and_options(tmp_path):
 
 def test_forcing_the_storage_leaves_the_image_unchanged():
     p = ep.make_external_phantom(4, 1, **SMALL)
-    q = ep.make_external_phantom(4, 1, orientation=IDENTITY, dtype="float32", suffix=".nii",
-                                 **SMALL)
+    q = ep.make_external_phantom(
+        4, 1, orientation=IDENTITY, dtype="float32", suffix=".nii", **SMALL
+    )
     assert np.array_equal(_canonical(p.hu, p.affine)[0], q.hu)
     assert np.array_equal(_canonical(p.labels, p.affine)[0], q.labels)
 
@@ -126,7 +131,7 @@ def test_storage_variants_load_back_with_the_project_reader(tmp_path):
         assert np.allclose(volume.spacing, p.spacing, atol=1e-5)
         assert np.array_equal(volume.data, p.hu)
         assert np.array_equal(labels.data, p.labels)
-        assert -2048 <= volume.data.min() and volume.data.max() <= 3071
+        assert volume.data.min() >= -2048 and volume.data.max() <= 3071
         assert ((volume.data > -150) & (volume.data < 400)).any()  # some soft tissue
         assert nib.aff2axcodes(volume.affine) == p.drawn.axcodes
         dtypes.add(p.drawn.dtype)
@@ -153,18 +158,25 @@ def test_uint16_storage_uses_the_intercept(tmp_path):
 
 def test_orientations_vary_and_match_the_affine():
     storages = [ep.make_external_phantom(0, i, size=24, num_slices=4).drawn for i in range(40)]
-    assert all(d.axcodes == tuple(nib.aff2axcodes(
-        ep.make_external_phantom(0, i, size=24, num_slices=4).affine)) for i, d in
-        enumerate(storages[:3]))
+    assert all(
+        d.axcodes
+        == tuple(nib.aff2axcodes(ep.make_external_phantom(0, i, size=24, num_slices=4).affine))
+        for i, d in enumerate(storages[:3])
+    )
     assert len({d.axcodes for d in storages}) >= 8
     assert any(d.permutation[2] != 2 for d in storages)
     assert any(d.flips[2] for d in storages) and any(d.permutation[:2] == (1, 0) for d in storages)
     assert {d.xform for d in storages} == {"both", "sform", "qform"}
 
 
-@pytest.mark.parametrize("orientation", [((1, 0, 2), (True, False, True)),
-                                         ((2, 0, 1), (False, True, True)),
-                                         ((0, 2, 1), (True, True, False))])
+@pytest.mark.parametrize(
+    "orientation",
+    [
+        ((1, 0, 2), (True, False, True)),
+        ((2, 0, 1), (False, True, True)),
+        ((0, 2, 1), (True, True, False)),
+    ],
+)
 def test_reorienting_with_nibabel_recovers_the_canonical_volume(orientation):
     reference = ep.make_external_phantom(9, 3, orientation=IDENTITY, **SMALL)
     p = ep.make_external_phantom(9, 3, orientation=orientation, **SMALL)
@@ -226,7 +238,7 @@ def test_phases_are_reached_and_liver_hu_matches_the_phase(family):
 
 
 def test_refuses_to_overwrite_unless_asked(tmp_path):
-    (volume, _), = ep.write_external_phantoms(tmp_path, 1, seed=5, **SMALL)
+    ((volume, _),) = ep.write_external_phantoms(tmp_path, 1, seed=5, **SMALL)
     with pytest.raises(OutputError, match="exists"):
         ep.write_external_phantoms(tmp_path, 1, seed=5, **SMALL)
     other = ".nii" if volume.name.endswith(".gz") else ".nii.gz"
@@ -237,17 +249,32 @@ def test_refuses_to_overwrite_unless_asked(tmp_path):
     assert [c.index for c in lits.discover_cases(tmp_path)] == [0]
 
 
-@pytest.mark.parametrize("options", [dict(size=8), dict(num_slices=1),
-                                     dict(spacing_range=(2.0, 1.0)), dict(max_tumours=-1),
-                                     dict(dtype="int8"), dict(orientation=((0, 0, 1), (0, 0, 0)))])
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(size=8),
+        dict(num_slices=1),
+        dict(spacing_range=(2.0, 1.0)),
+        dict(max_tumours=-1),
+        dict(dtype="int8"),
+        dict(orientation=((0, 0, 1), (0, 0, 0))),
+    ],
+)
 def test_invalid_options_are_refused(options):
     with pytest.raises(ConfigError):
         ep.make_external_phantom(0, 0, **{**SMALL, **options})
 
 
 def test_tool_writes_and_refuses_existing_cases(tmp_path):
-    args = [sys.executable, str(TOOL), f"--output_dir={tmp_path}", "--num_volumes=2",
-            "--size=32", "--num_slices=6", "--seed=3"]
+    args = [
+        sys.executable,
+        str(TOOL),
+        f"--output_dir={tmp_path}",
+        "--num_volumes=2",
+        "--size=32",
+        "--num_slices=6",
+        "--seed=3",
+    ]
     done = subprocess.run(args, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert len(lits.discover_cases(tmp_path)) == 2

@@ -12,9 +12,9 @@ import pytest
 from scipy import ndimage
 
 from liverseg.data import lits, nifti
+from liverseg.errors import ConfigError, OutputError
 from liverseg.phantoms import training as phantom
 from liverseg.phantoms.training import Tissue
-from liverseg.errors import ConfigError, OutputError
 
 SHAPE = (64, 64, 16)
 REPO = Path(__file__).resolve().parents[2]
@@ -51,7 +51,7 @@ def test_types_values_and_geometry(phantoms):
         assert ph.hu.dtype == np.int16 and ph.hu.shape == SHAPE
         assert ph.labels.dtype == np.uint8 and ph.labels.shape == SHAPE
         assert set(np.unique(ph.labels)) <= {0, 1, 2}
-        assert -1024 <= ph.hu.min() and ph.hu.max() <= 3071
+        assert ph.hu.min() >= -1024 and ph.hu.max() <= 3071
         # LiTS-like orientation: x and y flipped, z up; square in-plane pixels.
         s, _, dz = ph.spacing
         np.testing.assert_allclose(np.diag(ph.affine)[:3], [-s, -s, dz], rtol=1e-6)
@@ -71,13 +71,21 @@ def test_anatomy_layout(phantoms):
         # Liver on the patient's right = low x index (image left in radiological view).
         assert np.argwhere(liver)[:, 0].mean() < SHAPE[0] / 2
         assert np.mean(ph.hu[interior(ph.tissue == Tissue.AIR)] < -900) > 0.99
-        for tissue in (Tissue.FAT, Tissue.MUSCLE, Tissue.CORTICAL_BONE, Tissue.KIDNEY,
-                       Tissue.AORTA, Tissue.SPLEEN, Tissue.LIVER):
+        for tissue in (
+            Tissue.FAT,
+            Tissue.MUSCLE,
+            Tissue.CORTICAL_BONE,
+            Tissue.KIDNEY,
+            Tissue.AORTA,
+            Tissue.SPLEEN,
+            Tissue.LIVER,
+        ):
             assert (ph.tissue == tissue).any(), tissue.name
         # Labels follow the tissue map exactly.
         np.testing.assert_array_equal(ph.labels == 2, ph.tissue == Tissue.TUMOUR)
         np.testing.assert_array_equal(
-            ph.labels == 1, np.isin(ph.tissue, [Tissue.LIVER, Tissue.LIVER_VESSEL]))
+            ph.labels == 1, np.isin(ph.tissue, [Tissue.LIVER, Tissue.LIVER_VESSEL])
+        )
 
 
 def test_tumours_are_inside_the_liver(phantoms):
@@ -120,8 +128,10 @@ def test_intensities_overlap_as_designed(phantoms):
         tumour_mean = ph.tissue_hu[Tissue.TUMOUR]
         assert 25 <= tumour_mean <= 38
         assert ph.tissue_hu[Tissue.LIVER] - tumour_mean >= 35
-        fluids = [ph.tissue_hu[t] for t in (Tissue.STOMACH_CONTENT, Tissue.BOWEL_CONTENT,
-                                            Tissue.GALLBLADDER, Tissue.CSF)]
+        fluids = [
+            ph.tissue_hu[t]
+            for t in (Tissue.STOMACH_CONTENT, Tissue.BOWEL_CONTENT, Tissue.GALLBLADDER, Tissue.CSF)
+        ]
         assert min(abs(f - tumour_mean) for f in fluids) < 15
     # In the images: the tumour's HU range meets that of bowel or stomach fluid.
     overlaps = 0
@@ -196,6 +206,7 @@ def test_write_phantoms_refuses_existing_before_writing(tmp_path):
 # ----------------------------------------------------------------------------
 # Styles: narrow is frozen, wide is the wider training distribution.
 
+
 def digest(ph):
     h = hashlib.sha256()
     for a in (ph.hu, ph.labels, ph.affine):
@@ -210,7 +221,8 @@ def test_narrow_style_is_unchanged():
     ph = phantom.make_phantom((40, 36, 10), seed=3, index=1, with_tissue=True)
     assert digest(ph) == "ecfd01b93bac3c792bb5846bd9ba9a99eaa4acfd463cdfdac320451028b9107b"
     assert hashlib.sha256(ph.tissue.tobytes()).hexdigest() == (
-        "93e7e6109d4c51027d987f8375203ef5da5435fd2aacbcee25d19a0cea8ee304")
+        "93e7e6109d4c51027d987f8375203ef5da5435fd2aacbcee25d19a0cea8ee304"
+    )
     assert digest(phantom.make_phantom((40, 36, 10), 3, 1, style="narrow")) == digest(ph)
     assert ph.style == "narrow" and ph.phase == "portal venous"
     assert ph.storage == ("L", "P", "S") and ph.tumour_kinds == ("hypodense",) * ph.num_tumours
@@ -223,8 +235,10 @@ WIDE_DRAWS = [(s, i) for s in range(4) for i in range(12)]
 @pytest.fixture(scope="module")
 def wide():
     """48 wide phantoms with their tissue maps, made once."""
-    return [phantom.make_phantom(WIDE_SHAPE, s, i, with_tissue=True, style="wide")
-            for s, i in WIDE_DRAWS]
+    return [
+        phantom.make_phantom(WIDE_SHAPE, s, i, with_tissue=True, style="wide")
+        for s, i in WIDE_DRAWS
+    ]
 
 
 def test_wide_types_values_and_labels(wide):
@@ -234,7 +248,7 @@ def test_wide_types_values_and_labels(wide):
         assert ph.labels.dtype == np.uint8 and ph.labels.shape == WIDE_SHAPE
         assert ph.tissue.shape == WIDE_SHAPE
         assert set(np.unique(ph.labels)) <= {0, 1, 2}
-        assert -1024 <= ph.hu.min() and ph.hu.max() <= 3071
+        assert ph.hu.min() >= -1024 and ph.hu.max() <= 3071
         np.testing.assert_array_equal(ph.labels == 1, np.isin(ph.tissue, phantom.LIVER_TISSUES))
         np.testing.assert_array_equal(ph.labels == 2, np.isin(ph.tissue, phantom.TUMOUR_TISSUES))
         assert (ph.labels == 1).any()
@@ -242,8 +256,11 @@ def test_wide_types_values_and_labels(wide):
 
 def test_wide_tumours_only_inside_the_liver(monkeypatch):
     """Without its tumours a phantom's liver is exactly the liver plus the tumours."""
-    draws = [(s, i) for s, i in WIDE_DRAWS[:24]
-             if phantom.make_phantom(WIDE_SHAPE, s, i, style="wide").labels.max() == 2][:6]
+    draws = [
+        (s, i)
+        for s, i in WIDE_DRAWS[:24]
+        if phantom.make_phantom(WIDE_SHAPE, s, i, style="wide").labels.max() == 2
+    ][:6]
     assert len(draws) >= 4
     with_tumours = [phantom.make_phantom(WIDE_SHAPE, s, i, style="wide") for s, i in draws]
     monkeypatch.setattr(phantom, "_place_wide_tumours", lambda rng, an, coarse: None)
@@ -258,8 +275,12 @@ def liver_hu(ph):
     return float(np.median(ph.hu[m])) if m.sum() >= 60 else None
 
 
-PHASE_LIVER = {"non-contrast": (45, 65), "arterial": (60, 80), "portal venous": (95, 115),
-               "delayed": (80, 100)}
+PHASE_LIVER = {
+    "non-contrast": (45, 65),
+    "arterial": (60, 80),
+    "portal venous": (95, 115),
+    "delayed": (80, 100),
+}
 
 
 def test_wide_contrast_phases(wide):
@@ -284,9 +305,19 @@ def test_wide_contrast_phases(wide):
     assert measured >= 10
     # Intensity alone cannot separate the liver: another soft tissue lies within 15 HU.
     for ph in wide:
-        others = [ph.tissue_hu[t] for t in (
-            Tissue.SPLEEN, Tissue.IVC, Tissue.MUSCLE, Tissue.PANCREAS, Tissue.LIVER_VESSEL,
-            Tissue.KIDNEY_MEDULLA, Tissue.BOWEL_WALL, Tissue.STOMACH_WALL)]
+        others = [
+            ph.tissue_hu[t]
+            for t in (
+                Tissue.SPLEEN,
+                Tissue.IVC,
+                Tissue.MUSCLE,
+                Tissue.PANCREAS,
+                Tissue.LIVER_VESSEL,
+                Tissue.KIDNEY_MEDULLA,
+                Tissue.BOWEL_WALL,
+                Tissue.STOMACH_WALL,
+            )
+        ]
         assert min(abs(o - ph.tissue_hu[Tissue.LIVER]) for o in others) <= 15
 
 
@@ -340,8 +371,9 @@ def test_wide_storage_orientations_keep_the_anatomy(wide):
 
 
 def fat_noise(ph):
-    m = ndimage.binary_erosion(ph.tissue == Tissue.FAT, structure=np.ones((3, 3, 1), bool),
-                               iterations=2)
+    m = ndimage.binary_erosion(
+        ph.tissue == Tissue.FAT, structure=np.ones((3, 3, 1), bool), iterations=2
+    )
     return float(ph.hu[m].std()) if m.sum() >= 60 else None
 
 
@@ -381,8 +413,9 @@ def test_wide_is_deterministic_and_differs_from_narrow(tmp_path):
     assert digest(a) != digest(phantom.make_phantom((32, 32, 8), seed=5, index=2))
     assert digest(a) != digest(phantom.make_phantom((32, 32, 8), seed=5, index=3, style="wide"))
     first = phantom.write_phantoms(tmp_path / "a", 3, (32, 32, 8), seed=5, style="wide")
-    again = phantom.write_phantoms(tmp_path / "b", 1, (32, 32, 8), seed=5, start_index=2,
-                                   style="wide")
+    again = phantom.write_phantoms(
+        tmp_path / "b", 1, (32, 32, 8), seed=5, start_index=2, style="wide"
+    )
     for p, q in zip(first[2], again[0]):
         assert p.read_bytes() == q.read_bytes()
     vol, lab = nifti.load_case(*first[2], dtype=None)
@@ -411,11 +444,24 @@ def test_tool_writes_wide_phantoms_and_a_preview(tmp_path):
     out, png = tmp_path / "phantoms", tmp_path / "preview.png"
     env = dict(os.environ, PYTHONPATH=str(REPO))
     result = subprocess.run(
-        [sys.executable, str(REPO / "tools" / "make_phantom.py"), f"--output_dir={out}",
-         "--num_volumes=2", "--shape=32,32,8", "--seed=4", "--style=wide", f"--preview={png}"],
-        capture_output=True, text=True, env=env, timeout=120)
+        [
+            sys.executable,
+            str(REPO / "tools" / "make_phantom.py"),
+            f"--output_dir={out}",
+            "--num_volumes=2",
+            "--shape=32,32,8",
+            "--seed=4",
+            "--style=wide",
+            f"--preview={png}",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     vol = nifti.load_ct(out / "volume-1.nii.gz", dtype=None)
-    np.testing.assert_array_equal(vol.data, phantom.make_phantom((32, 32, 8), 4, 1,
-                                                                 style="wide").hu)
+    np.testing.assert_array_equal(
+        vol.data, phantom.make_phantom((32, 32, 8), 4, 1, style="wide").hu
+    )
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

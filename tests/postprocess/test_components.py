@@ -8,9 +8,9 @@ from liverseg.postprocess import components
 
 def _mask():
     m = np.zeros((12, 12, 6), bool)
-    m[1:6, 1:6, 1:4] = True      # 75 voxels
-    m[8:10, 8:10, 2:4] = True    # 8 voxels
-    m[11, 0, 0] = True           # 1 voxel
+    m[1:6, 1:6, 1:4] = True  # 75 voxels
+    m[8:10, 8:10, 2:4] = True  # 8 voxels
+    m[11, 0, 0] = True  # 1 voxel
     m[8, 1, 1] = m[9, 2, 1] = True  # diagonal neighbours: two components (6-connectivity)
     return m
 
@@ -27,8 +27,7 @@ def test_largest_component_keeps_the_biggest_only():
     np.testing.assert_array_equal(components.largest_component(single), single)
 
 
-@pytest.mark.parametrize("min_voxels,kept", [(0, 86), (1, 86), (2, 83), (8, 83), (9, 75),
-                                             (76, 0)])
+@pytest.mark.parametrize("min_voxels,kept", [(0, 86), (1, 86), (2, 83), (8, 83), (9, 75), (76, 0)])
 def test_remove_small_components(min_voxels, kept):
     out = components.remove_small_components(_mask(), min_voxels)
     assert int(out.sum()) == kept

@@ -8,16 +8,24 @@ from scipy import ndimage
 
 from liverseg.errors import ConfigError
 from liverseg.postprocess import crf as crf_lib
-from liverseg.postprocess.crf import (CrfParams, crf_roi, default_overlap, dense_crf_3d,
-                                      dense_crf_3d_roi, pairwise_features, scale_intensity,
-                                      unary_energy, z_slabs)
+from liverseg.postprocess.crf import (
+    CrfParams,
+    crf_roi,
+    default_overlap,
+    dense_crf_3d,
+    dense_crf_3d_roi,
+    pairwise_features,
+    scale_intensity,
+    unary_energy,
+    z_slabs,
+)
 
 SHAPE = (32, 30, 24)
 
 
 def sphere(shape=SHAPE, radius=9.0):
     grid = np.indices(shape) - (np.asarray(shape) / 2 - 0.5)[:, None, None, None]
-    return (grid ** 2).sum(0) <= radius ** 2
+    return (grid**2).sum(0) <= radius**2
 
 
 def ct_like(mask, rng, inside=150.0, outside=50.0, noise=10.0):
@@ -46,7 +54,9 @@ def test_features_are_3d_coordinates_and_scaled_intensity():
     flat = np.ravel_multi_index((2, 3, 4), image.shape)
     np.testing.assert_allclose(gaussian[:, flat], [2 / 3, 3 / 3, 4 / 3], rtol=1e-6)
     intensity = image[2, 3, 4] / 119 * 255
-    np.testing.assert_allclose(bilateral[:, flat], [2 / 60, 3 / 60, 4 / 60, intensity / 20], rtol=1e-6)
+    np.testing.assert_allclose(
+        bilateral[:, flat], [2 / 60, 3 / 60, 4 / 60, intensity / 20], rtol=1e-6
+    )
 
 
 def test_unary_and_intensity_scaling():
@@ -176,10 +186,12 @@ def test_unslabbed_crf_is_the_plain_pydensecrf_recipe():
     crf = dcrf.DenseCRF(prob.size, 2)
     crf.setUnaryEnergy(unary_energy(prob, 1e-8))
     gaussian, bilateral = pairwise_features(image)
-    crf.addPairwiseEnergy(gaussian, compat=3.0, kernel=dcrf.CONST_KERNEL,
-                          normalization=dcrf.NORMALIZE_AFTER)
-    crf.addPairwiseEnergy(bilateral, compat=10.0, kernel=dcrf.CONST_KERNEL,
-                          normalization=dcrf.NORMALIZE_AFTER)
+    crf.addPairwiseEnergy(
+        gaussian, compat=3.0, kernel=dcrf.CONST_KERNEL, normalization=dcrf.NORMALIZE_AFTER
+    )
+    crf.addPairwiseEnergy(
+        bilateral, compat=10.0, kernel=dcrf.CONST_KERNEL, normalization=dcrf.NORMALIZE_AFTER
+    )
     q = np.asarray(crf.inference(10))
     expected = (q[1] > q[0]).reshape(SHAPE).astype(np.uint8)
     np.testing.assert_array_equal(dense_crf_3d(prob, image), expected)
@@ -188,9 +200,16 @@ def test_unslabbed_crf_is_the_plain_pydensecrf_recipe():
     np.testing.assert_array_equal(dense_crf_3d(prob, image, max_voxels=None, overlap=0), expected)
 
 
-@pytest.mark.parametrize("shape,max_voxels,overlap", [
-    ((10, 10, 50), 1000, 2), ((10, 10, 50), 1000, 9), ((7, 9, 31), 700, 3),
-    ((10, 10, 50), 5000, 9), ((8, 8, 100), 64 * 33, 9)])
+@pytest.mark.parametrize(
+    "shape,max_voxels,overlap",
+    [
+        ((10, 10, 50), 1000, 2),
+        ((10, 10, 50), 1000, 9),
+        ((7, 9, 31), 700, 3),
+        ((10, 10, 50), 5000, 9),
+        ((8, 8, 100), 64 * 33, 9),
+    ],
+)
 def test_slabs_tile_the_axis_within_the_budget(shape, max_voxels, overlap):
     slabs = z_slabs(shape, max_voxels, overlap)
     plane = shape[0] * shape[1]
@@ -246,7 +265,8 @@ def test_slabbed_crf_agrees_with_the_unslabbed_one_here():
     expected = dense_crf_3d(prob, image)
     for slices in (8, 12):
         np.testing.assert_array_equal(
-            dense_crf_3d(prob, image, max_voxels=SHAPE[0] * SHAPE[1] * slices), expected)
+            dense_crf_3d(prob, image, max_voxels=SHAPE[0] * SHAPE[1] * slices), expected
+        )
     truth, prob, image = blob_scene(150.0, 50.0)
     roi = dense_crf_3d_roi(prob, image, margin=10)
     slabbed = dense_crf_3d_roi(prob, image, margin=10, max_voxels=64 * 64 * 8)
@@ -273,14 +293,16 @@ def test_image_can_be_given_slab_by_slab():
         asked.append((zs.start, zs.stop))
         return image[:, :, zs]
 
-    np.testing.assert_array_equal(dense_crf_3d(prob, image_of, intensity_range=rng),
-                                  dense_crf_3d(prob, image))
+    np.testing.assert_array_equal(
+        dense_crf_3d(prob, image_of, intensity_range=rng), dense_crf_3d(prob, image)
+    )
     assert asked == [(0, SHAPE[2])]
     budget = SHAPE[0] * SHAPE[1] * 8
     asked.clear()
     np.testing.assert_array_equal(
         dense_crf_3d(prob, image_of, intensity_range=rng, max_voxels=budget),
-        dense_crf_3d(prob, image, max_voxels=budget))
+        dense_crf_3d(prob, image, max_voxels=budget),
+    )
     assert asked == [(s.start, s.stop) for s, _ in z_slabs(SHAPE, budget, default_overlap())]
     with pytest.raises(ValueError, match="intensity_range"):
         dense_crf_3d(prob, image_of)

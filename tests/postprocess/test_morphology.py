@@ -9,7 +9,7 @@ from liverseg.postprocess.morphology import DEFAULT_STRUCTURE, bounding_box, ope
 
 def ball(shape, centre, radius):
     grid = np.indices(shape) - np.asarray(centre)[:, None, None, None]
-    return (grid ** 2).sum(0) <= radius ** 2
+    return (grid**2).sum(0) <= radius**2
 
 
 def test_default_structure_is_6_neighbour_cross():
@@ -33,7 +33,7 @@ def test_cube_loses_edges_with_the_cross():
     cube = np.zeros((10, 10, 10), bool)
     cube[2:8, 2:8, 2:8] = True
     out = opening(cube)
-    assert out.sum() == 6 ** 3 - 12 * 4 - 8
+    assert out.sum() == 6**3 - 12 * 4 - 8
     assert out[3:7, 3:7, 3:7].all() and not out[2, 2, 4]
     # a full 3x3x3 element keeps the cube
     np.testing.assert_array_equal(opening(cube, np.ones((3, 3, 3), bool)), cube)

@@ -27,8 +27,7 @@ class ToolResult:
 
     def liverseg_errors(self) -> list[str]:
         """stderr lines written by liverseg for errors (TensorFlow's own start-up lines excluded)."""
-        return [line for line in self.stderr.splitlines()
-                if line.startswith(("ERROR ", "error: "))]
+        return [line for line in self.stderr.splitlines() if line.startswith(("ERROR ", "error: "))]
 
     def error_line_for(self, path: str, note: str = "") -> str:
         """The one liverseg error line naming ``path`` (asserts there is exactly one)."""
@@ -43,14 +42,24 @@ class ToolResult:
 
 
 def _env() -> dict:
-    return dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-                TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    return dict(
+        os.environ,
+        PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        TF_CPP_MIN_LOG_LEVEL="2",
+        CUDA_VISIBLE_DEVICES="",
+    )
 
 
 def run_python(*args, timeout: int = 300) -> ToolResult:
     """Runs ``python *args`` from the repository root; never raises on failure."""
-    done = subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True,
-                          env=_env(), cwd=str(ROOT), timeout=timeout)
+    done = subprocess.run(
+        [sys.executable, *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        cwd=str(ROOT),
+        timeout=timeout,
+    )
     return ToolResult(done.returncode, done.stdout, done.stderr)
 
 
@@ -61,8 +70,9 @@ def run_tool(tool: str, *args, timeout: int = 300) -> ToolResult:
 
 def run_killed(mode: str, marker: str, tool: str, *args, timeout: int = 300) -> ToolResult:
     """Runs a tool under ``kill_driver.py``, which SIGKILLs it while it writes ``marker``."""
-    return run_python(HERE / "kill_driver.py", mode, marker, TOOLS / f"{tool}.py", *args,
-                      timeout=timeout)
+    return run_python(
+        HERE / "kill_driver.py", mode, marker, TOOLS / f"{tool}.py", *args, timeout=timeout
+    )
 
 
 def assert_one_line_error(result: ToolResult, *fragments: str, code: int = 1) -> str:
@@ -83,5 +93,7 @@ def tiny_models(tmp_path_factory):
     from liverseg.models import build_ds_sffnet, save_model
 
     root = tmp_path_factory.mktemp("reliability_models")
-    return (save_model(build_ds_sffnet("liver", seed=0), root / "liver"),
-            save_model(build_ds_sffnet("tumor", seed=0), root / "tumor"))
+    return (
+        save_model(build_ds_sffnet("liver", seed=0), root / "liver"),
+        save_model(build_ds_sffnet("tumor", seed=0), root / "tumor"),
+    )

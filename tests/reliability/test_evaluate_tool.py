@@ -58,8 +58,9 @@ def test_report_is_written_with_the_good_cases(battery):
     assert [c["case"] for c in report["cases"]] == list(GOOD_CASES)
     assert all(c["liver"]["dice"] == 1.0 for c in report["cases"])
     assert out.with_suffix(".csv").is_file()
-    assert result.last_error() == (f"error: {len(bf.LABEL_BATTERY) + 4} case(s) could not be "
-                                   f"scored; see {out}")
+    assert result.last_error() == (
+        f"error: {len(bf.LABEL_BATTERY) + 4} case(s) could not be scored; see {out}"
+    )
 
 
 @pytest.mark.parametrize("bad", bf.LABEL_BATTERY, ids=lambda b: b.name)
@@ -78,16 +79,20 @@ def test_missing_directory_duplicate_and_bad_reference_fail_alone(battery):
     failures = {f["case"]: f["error"] for f in json.loads(out.read_text())["failures"]}
     assert failures["60"].startswith(f"{pred / 'segmentation-60.nii'}: prediction missing")
     assert failures["61"] == f"{pred / 'segmentation-61.nii'}: is a directory, not a NIfTI file"
-    assert failures["62"] == (f"{pred / 'segmentation-62.nii.gz'}: case 62 appears twice "
-                              "(also segmentation-62.nii); remove one")
+    assert failures["62"] == (
+        f"{pred / 'segmentation-62.nii.gz'}: case 62 appears twice "
+        "(also segmentation-62.nii); remove one"
+    )
     assert failures["63"].startswith(f"{gt / 'segmentation-63.nii.gz'}: file is truncated")
     assert len(result.liverseg_errors()) == len(failures) + 1  # + the final summary line
 
 
 def test_stray_entries_are_listed_and_hidden_leftovers_skipped(battery):
     pred, _, out, result = battery
-    assert f"INFO {pred}: ignored 1 entry not named segmentation-N.nii[.gz]: notes.txt" in \
-        result.stderr.splitlines()
+    assert (
+        f"INFO {pred}: ignored 1 entry not named segmentation-N.nii[.gz]: notes.txt"
+        in result.stderr.splitlines()
+    )
     assert json.loads(out.read_text())["ignored"] == [str(pred / "notes.txt")]
 
 
@@ -100,8 +105,9 @@ def test_report_symlink_is_refused_then_replaced_not_written_through(battery, tm
     refused = run_tool("evaluate", f"--pred_dir={pred}", f"--gt_dir={gt}", f"--output={link}")
     assert_one_line_error(refused, f"error: {link}: output exists (a symlink)", "--overwrite")
     assert not link.with_suffix(".csv").exists()
-    replaced = run_tool("evaluate", f"--pred_dir={pred}", f"--gt_dir={gt}", f"--output={link}",
-                        "--overwrite")
+    replaced = run_tool(
+        "evaluate", f"--pred_dir={pred}", f"--gt_dir={gt}", f"--output={link}", "--overwrite"
+    )
     assert replaced.returncode == 1  # the bad cases still fail
     assert not link.is_symlink() and json.loads(link.read_text())["cases"]
     assert target.read_text() == "keep"
@@ -124,12 +130,20 @@ def test_unusable_report_paths_are_refused_before_scoring(battery, tmp_path, whe
 
 def test_missing_directories_are_one_line_errors(tmp_path):
     (tmp_path / "gt").mkdir()
-    missing = run_tool("evaluate", f"--pred_dir={tmp_path / 'nope'}", f"--gt_dir={tmp_path / 'gt'}",
-                       f"--output={tmp_path / 'r.json'}")
+    missing = run_tool(
+        "evaluate",
+        f"--pred_dir={tmp_path / 'nope'}",
+        f"--gt_dir={tmp_path / 'gt'}",
+        f"--output={tmp_path / 'r.json'}",
+    )
     assert_one_line_error(missing, str(tmp_path / "gt"), "no segmentation")
     bf.write_good_labels(tmp_path / "gt" / "segmentation-0.nii")
-    missing = run_tool("evaluate", f"--pred_dir={tmp_path / 'nope'}", f"--gt_dir={tmp_path / 'gt'}",
-                       f"--output={tmp_path / 'r.json'}")
+    missing = run_tool(
+        "evaluate",
+        f"--pred_dir={tmp_path / 'nope'}",
+        f"--gt_dir={tmp_path / 'gt'}",
+        f"--output={tmp_path / 'r.json'}",
+    )
     assert_one_line_error(missing, f"{tmp_path / 'nope'}: not a directory")
     assert not (tmp_path / "r.json").exists()
 
@@ -141,10 +155,13 @@ def test_a_failed_report_write_leaves_no_report(battery, tmp_path, monkeypatch):
 
     def write_then_fail(path, text, overwrite=False):
         if str(path).endswith(".json"):
+
             def half(tmp):
                 tmp.write_text(text[: len(text) // 2])
                 raise OSError(28, "No space left on device")
+
             from liverseg.utils.atomic import atomic_write_with
+
             return atomic_write_with(path, half, overwrite=overwrite)
         return real(path, text, overwrite=overwrite)
 
@@ -183,6 +200,7 @@ def test_an_unexpected_error_in_one_case_fails_that_case_only(battery, monkeypat
     monkeypatch.setattr(report_lib, "case_metrics", metrics)
     report = report_lib.evaluate_directories(pred, gt, missing="empty")
     (failure,) = [f for f in report["failures"] if f["case"] == "60"]
-    assert failure["error"] == (f"{gt / 'segmentation-60.nii.gz'}: unexpected ZeroDivisionError "
-                                "while scoring case 60: boom")
+    assert failure["error"] == (
+        f"{gt / 'segmentation-60.nii.gz'}: unexpected ZeroDivisionError while scoring case 60: boom"
+    )
     assert [c["case"] for c in report["cases"]] == list(GOOD_CASES)

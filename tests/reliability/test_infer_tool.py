@@ -46,8 +46,14 @@ def battery_run(tmp_path_factory, tiny_models):
     precious.write_bytes(b"must never be written through")
     os.symlink(precious, out / "segmentation-102.nii.gz")
     (out / "segmentation-103.nii").write_bytes(b"an older result")
-    result = run_tool("infer", f"--input_dir={src}", f"--output_dir={out}",
-                      f"--liver_model={liver}", f"--tumor_model={tumor}", "--batch_size=4")
+    result = run_tool(
+        "infer",
+        f"--input_dir={src}",
+        f"--output_dir={out}",
+        f"--liver_model={liver}",
+        f"--tumor_model={tumor}",
+        "--batch_size=4",
+    )
     return src, out, precious, result
 
 
@@ -94,8 +100,11 @@ def test_good_and_unusual_volumes_are_segmented(battery_run, name):
 def test_skipped_entries_are_listed(battery_run):
     _, _, _, result = battery_run
     (line,) = [line for line in result.stderr.splitlines() if "not CT volumes" in line]
-    for fragment in ("notes.txt (not a NIfTI file)", "scans.nii/ (directory)",
-                     "segmentation-100.nii.gz (label map)"):
+    for fragment in (
+        "notes.txt (not a NIfTI file)",
+        "scans.nii/ (directory)",
+        "segmentation-100.nii.gz (label map)",
+    ):
         assert fragment in line
 
 
@@ -103,19 +112,22 @@ def test_existing_outputs_are_refused_and_untouched(battery_run):
     _, out, precious, result = battery_run
     errors = result.liverseg_errors()
     link = out / "segmentation-102.nii.gz"
-    assert [e for e in errors if f"{link}:" in e] == \
-        [f"ERROR {link}: output exists (a symlink); pass --overwrite to replace it"]
+    assert [e for e in errors if f"{link}:" in e] == [
+        f"ERROR {link}: output exists (a symlink); pass --overwrite to replace it"
+    ]
     plain = out / "segmentation-103.nii"
-    assert [e for e in errors if f"{plain}:" in e] == \
-        [f"ERROR {plain}: output exists (a file); pass --overwrite to replace it"]
+    assert [e for e in errors if f"{plain}:" in e] == [
+        f"ERROR {plain}: output exists (a file); pass --overwrite to replace it"
+    ]
     assert link.is_symlink() and precious.read_bytes() == b"must never be written through"
     assert plain.read_bytes() == b"an older result"
 
 
 def test_nothing_else_is_written(battery_run):
     src, out, _, _ = battery_run
-    expected = {expected_output(name) for name in
-                [b.name for b in bf.GOOD_ODDITIES] + list(GOOD)} | {"inference_options.json"}
+    expected = {
+        expected_output(name) for name in [b.name for b in bf.GOOD_ODDITIES] + list(GOOD)
+    } | {"inference_options.json"}
     assert set(os.listdir(out)) == expected  # no partial, temporary or extra files
 
 
@@ -123,9 +135,14 @@ def test_overwrite_replaces_the_symlink_not_its_target(battery_run, tiny_models,
     src, out, precious, _ = battery_run
     liver, _ = tiny_models
     link = out / "segmentation-102.nii.gz"
-    result = run_tool("infer", f"--input_dir={src / 'volume-102.nii.gz'}",
-                      f"--output_dir={out}", f"--liver_model={liver}", "--overwrite",
-                      "--crf_targets=")
+    result = run_tool(
+        "infer",
+        f"--input_dir={src / 'volume-102.nii.gz'}",
+        f"--output_dir={out}",
+        f"--liver_model={liver}",
+        "--overwrite",
+        "--crf_targets=",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "1 written, 0 skipped, 0 failed" in result.stdout
     assert not link.is_symlink() and link.is_file()

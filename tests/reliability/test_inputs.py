@@ -22,8 +22,11 @@ from tests.reliability import badfiles as bf
 @pytest.fixture(scope="module")
 def segmenter():
     """Known-output networks (1x1 convs): fast, so the runner is what is tested."""
-    return Segmenter(helpers.fake_liver_model(), helpers.fake_tumor_model(),
-                     helpers.options(batch_size=4, crf=False, opening=False))
+    return Segmenter(
+        helpers.fake_liver_model(),
+        helpers.fake_tumor_model(),
+        helpers.options(batch_size=4, crf=False, opening=False),
+    )
 
 
 def test_file_deleted_between_discovery_and_reading(tmp_path, segmenter, monkeypatch):
@@ -40,11 +43,17 @@ def test_file_deleted_between_discovery_and_reading(tmp_path, segmenter, monkeyp
 
     monkeypatch.setattr(nifti, "load_ct", load_after_deletion)
     report = run(src, out, segmenter)
-    assert [c.status for c in report.cases] == [CaseStatus.WRITTEN, CaseStatus.FAILED,
-                                                CaseStatus.WRITTEN]
+    assert [c.status for c in report.cases] == [
+        CaseStatus.WRITTEN,
+        CaseStatus.FAILED,
+        CaseStatus.WRITTEN,
+    ]
     assert report.cases[1].error == f"{src / 'volume-2.nii.gz'}: file not found"
-    assert sorted(os.listdir(out)) == ["inference_options.json", "segmentation-1.nii.gz",
-                                       "segmentation-3.nii.gz"]
+    assert sorted(os.listdir(out)) == [
+        "inference_options.json",
+        "segmentation-1.nii.gz",
+        "segmentation-3.nii.gz",
+    ]
 
 
 def test_file_vanishing_while_its_data_are_read(tmp_path, monkeypatch):
@@ -86,8 +95,9 @@ def test_out_of_memory_names_the_file(tmp_path, monkeypatch):
     monkeypatch.setattr(nifti_reader.np, "empty", no_memory)
     with pytest.raises(NiftiError) as info:
         nifti.load_ct(path)
-    assert str(info.value) == (f"{path}: out of memory reading the (32, 32, 6) int16 image "
-                               "(0.00 GiB stored)")
+    assert str(info.value) == (
+        f"{path}: out of memory reading the (32, 32, 6) int16 image (0.00 GiB stored)"
+    )
 
 
 def test_impossible_gzip_size_is_refused_before_allocating(tmp_path, monkeypatch):
@@ -95,7 +105,9 @@ def test_impossible_gzip_size_is_refused_before_allocating(tmp_path, monkeypatch
     next(b for b in bf.CT_BATTERY if b.expect == "cannot hold").make(path)
     allocations = []
     real_empty = np.empty
-    monkeypatch.setattr(nifti_reader.np, "empty", lambda *a, **k: allocations.append(a) or real_empty(*a, **k))
+    monkeypatch.setattr(
+        nifti_reader.np, "empty", lambda *a, **k: allocations.append(a) or real_empty(*a, **k)
+    )
     start = time.perf_counter()
     with pytest.raises(NiftiError, match="compressed bytes cannot hold the 2097152000 data bytes"):
         nifti.load_ct(path)
@@ -172,7 +184,9 @@ def test_cli_never_prints_an_empty_memory_error(capsys, monkeypatch):
         raise MemoryError()
 
     assert _run(main, capsys, monkeypatch) == (
-        1, ["error: out of memory (the input is too large for this machine)"])
+        1,
+        ["error: out of memory (the input is too large for this machine)"],
+    )
 
 
 def test_cli_reports_a_bug_in_one_line_unless_debugging(capsys, monkeypatch):
@@ -181,8 +195,10 @@ def test_cli_reports_a_bug_in_one_line_unless_debugging(capsys, monkeypatch):
 
     code, lines = _run(main, capsys, monkeypatch)
     assert code == cli.EXIT_INTERNAL and len(lines) == 1
-    assert lines[0].startswith("error: internal error (FileExistsError: [Errno 17] File exists: "
-                               "'/runs/model'); please report it")
+    assert lines[0].startswith(
+        "error: internal error (FileExistsError: [Errno 17] File exists: "
+        "'/runs/model'); please report it"
+    )
     monkeypatch.setenv(cli.DEBUG_ENV, "1")
     with pytest.raises(FileExistsError):
         cli.run_tool(main, ["tool"])

@@ -25,14 +25,20 @@ def visible(directory):
 
 
 def test_infer_killed_while_writing_leaves_nothing_and_a_rerun_redoes_the_case(
-        tmp_path, tiny_models):
+    tmp_path, tiny_models
+):
     liver, tumor = tiny_models
     src, out = tmp_path / "in", tmp_path / "out"
     src.mkdir()
     for i in (1, 2, 3):
         bf.write_good_ct(src / f"volume-{i}.nii.gz", seed=i)
-    args = (f"--input_dir={src}", f"--output_dir={out}", f"--liver_model={liver}",
-            f"--tumor_model={tumor}", "--crf_targets=")
+    args = (
+        f"--input_dir={src}",
+        f"--output_dir={out}",
+        f"--liver_model={liver}",
+        f"--tumor_model={tumor}",
+        "--crf_targets=",
+    )
 
     killed = run_killed("gzip", "segmentation-2.nii.gz", "infer", *args)
     assert killed.returncode == KILLED, killed.stderr[-3000:]
@@ -45,8 +51,9 @@ def test_infer_killed_while_writing_leaves_nothing_and_a_rerun_redoes_the_case(
     rerun = run_tool("infer", *args, "--skip_existing")
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "2 written, 1 skipped, 0 failed" in rerun.stdout
-    assert visible(out) == ["inference_options.json"] + [f"segmentation-{i}.nii.gz"
-                                                         for i in (1, 2, 3)]
+    assert visible(out) == ["inference_options.json"] + [
+        f"segmentation-{i}.nii.gz" for i in (1, 2, 3)
+    ]
     assert (out / "segmentation-1.nii.gz").read_bytes() == first
     labels = np.asarray(nib.load(str(out / "segmentation-2.nii.gz")).dataobj)
     assert labels.shape == bf.SHAPE and set(np.unique(labels)) <= {0, 1, 2}
@@ -58,9 +65,17 @@ def killed_then_resumed(tmp_path_factory):
     root = tmp_path_factory.mktemp("train_kill")
     data, model_dir = root / "data", root / "model"
     write_phantoms(data, 2, (32, 32, 6), seed=3)
-    args = ("--stage=liver", f"--data_dir={data}", f"--model_dir={model_dir}", "--max_steps=2",
-            "--batch_size=1", "--save_every=1", "--val_every=0", "--log_every=1",
-            "--val_fraction=0")
+    args = (
+        "--stage=liver",
+        f"--data_dir={data}",
+        f"--model_dir={model_dir}",
+        "--max_steps=2",
+        "--batch_size=1",
+        "--save_every=1",
+        "--val_every=0",
+        "--log_every=1",
+        "--val_fraction=0",
+    )
     killed = run_killed("savez", "ckpt-00000002", "train", *args)
     after_kill = {
         "checkpoints": [p.name for p in checkpoints.list_checkpoints(model_dir)],
@@ -88,8 +103,10 @@ def test_training_rerun_resumes_from_the_last_good_checkpoint(killed_then_resume
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming at step 1" in resumed.stdout
     assert "trained 2 updates" in resumed.stdout
-    assert [p.name for p in checkpoints.list_checkpoints(model_dir)] == \
-        ["ckpt-00000001", "ckpt-00000002"]
+    assert [p.name for p in checkpoints.list_checkpoints(model_dir)] == [
+        "ckpt-00000001",
+        "ckpt-00000002",
+    ]
     assert json.loads((model_dir / "train_state.json").read_text())["step"] == 2
 
     from liverseg.models import load_model

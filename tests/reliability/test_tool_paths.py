@@ -33,8 +33,9 @@ def pickle_file(path):
 
 
 def test_train_missing_data_dir(tmp_path):
-    result = run_tool("train", *TRAIN, f"--data_dir={tmp_path / 'nope'}",
-                      f"--model_dir={tmp_path / 'model'}")
+    result = run_tool(
+        "train", *TRAIN, f"--data_dir={tmp_path / 'nope'}", f"--model_dir={tmp_path / 'model'}"
+    )
     assert_one_line_error(result, f"error: {tmp_path / 'nope'}: data directory not found")
 
 
@@ -52,16 +53,22 @@ def test_train_bad_files_in_the_data_dir(tmp_path, phantoms):
 
     os.remove(data / "segmentation-1.nii.gz")
     result = run_tool("train", *TRAIN, f"--data_dir={data}", f"--model_dir={tmp_path / 'model'}")
-    assert_one_line_error(result, f"error: {data / 'volume-1.nii.gz'}: volume without its "
-                                  "segmentation")
+    assert_one_line_error(
+        result, f"error: {data / 'volume-1.nii.gz'}: volume without its segmentation"
+    )
 
 
 @pytest.fixture(scope="module")
 def pickled_init(tmp_path_factory, phantoms):
     root = tmp_path_factory.mktemp("pickled_init")
     checkpoint = pickle_file(root / "vgg_16.npy")
-    result = run_tool("train", *TRAIN, f"--data_dir={phantoms}", f"--model_dir={root / 'model'}",
-                      f"--init_checkpoint={checkpoint}")
+    result = run_tool(
+        "train",
+        *TRAIN,
+        f"--data_dir={phantoms}",
+        f"--model_dir={root / 'model'}",
+        f"--init_checkpoint={checkpoint}",
+    )
     return root, checkpoint, result
 
 
@@ -78,16 +85,26 @@ def test_train_failed_start_leaves_no_run_behind(pickled_init):
 
 def test_train_model_dir_that_is_a_file(tmp_path, phantoms):
     (tmp_path / "model").write_text("x")
-    result = run_tool("train", *TRAIN, f"--data_dir={phantoms}", f"--model_dir={tmp_path / 'model'}")
+    result = run_tool(
+        "train", *TRAIN, f"--data_dir={phantoms}", f"--model_dir={tmp_path / 'model'}"
+    )
     assert_one_line_error(result, str(tmp_path / "model"))
     assert (tmp_path / "model").read_text() == "x"
 
 
 def test_train_tumour_stage_with_a_missing_liver_model(tmp_path, phantoms):
     missing = tmp_path / "no_liver_model"
-    result = run_tool("train", "--stage=tumor", "--max_steps=1", "--batch_size=1",
-                      "--val_every=0", "--val_fraction=0", f"--data_dir={phantoms}",
-                      f"--model_dir={tmp_path / 'model'}", f"--liver_model={missing}")
+    result = run_tool(
+        "train",
+        "--stage=tumor",
+        "--max_steps=1",
+        "--batch_size=1",
+        "--val_every=0",
+        "--val_fraction=0",
+        f"--data_dir={phantoms}",
+        f"--model_dir={tmp_path / 'model'}",
+        f"--liver_model={missing}",
+    )
     assert_one_line_error(result, f"error: {missing}: ")
 
 
@@ -101,8 +118,9 @@ def test_export_model_with_truncated_weights(tmp_path, tiny_models):
     model.mkdir()
     (model / "model_config.json").write_bytes((liver / "model_config.json").read_bytes())
     (model / "model.weights.h5").write_bytes((liver / "model.weights.h5").read_bytes()[:4096])
-    result = run_tool("export", f"--model={model}", "--stage=liver",
-                      f"--export_dir={tmp_path / 'serving'}")
+    result = run_tool(
+        "export", f"--model={model}", "--stage=liver", f"--export_dir={tmp_path / 'serving'}"
+    )
     assert_one_line_error(result, f"error: {model / 'model.weights.h5'}: cannot read HDF5 weights")
     assert not (tmp_path / "serving" / "1").exists()
 
@@ -110,10 +128,12 @@ def test_export_model_with_truncated_weights(tmp_path, tiny_models):
 def test_export_dir_that_is_a_file(tmp_path, tiny_models):
     liver, _ = tiny_models
     (tmp_path / "serving").write_text("x")
-    result = run_tool("export", f"--model={liver}", "--stage=liver",
-                      f"--export_dir={tmp_path / 'serving'}")
-    assert_one_line_error(result, f"error: {tmp_path / 'serving'}: export directory exists and "
-                                  "is not a directory")
+    result = run_tool(
+        "export", f"--model={liver}", "--stage=liver", f"--export_dir={tmp_path / 'serving'}"
+    )
+    assert_one_line_error(
+        result, f"error: {tmp_path / 'serving'}: export directory exists and is not a directory"
+    )
     assert (tmp_path / "serving").read_text() == "x"
 
 
@@ -144,16 +164,25 @@ def test_convert_refuses_a_pickle_posing_as_a_checkpoint(tmp_path):
     checkpoint = tmp_path / "seg_liver.ckpt"
     pickle_file(tmp_path / "seg_liver.ckpt.index")
     pickle_file(tmp_path / "seg_liver.ckpt.data-00000-of-00001")
-    result = run_tool("convert_checkpoint", f"--tf1_checkpoint={checkpoint}", "--stage=liver",
-                      f"--output={tmp_path / 'model'}")
+    result = run_tool(
+        "convert_checkpoint",
+        f"--tf1_checkpoint={checkpoint}",
+        "--stage=liver",
+        f"--output={tmp_path / 'model'}",
+    )
     assert_one_line_error(result, f"error: {checkpoint}: cannot read TensorFlow checkpoint")
     assert not (tmp_path / "model").exists()
 
 
 def test_convert_refuses_an_output_that_is_a_file_before_reading(tmp_path):
     (tmp_path / "model").write_text("x")
-    result = run_tool("convert_checkpoint", f"--tf1_checkpoint={tmp_path / 'missing.ckpt'}",
-                      "--stage=liver", f"--output={tmp_path / 'model'}")
-    assert_one_line_error(result, f"error: {tmp_path / 'model'}: output path exists and is not "
-                                  "a directory")
+    result = run_tool(
+        "convert_checkpoint",
+        f"--tf1_checkpoint={tmp_path / 'missing.ckpt'}",
+        "--stage=liver",
+        f"--output={tmp_path / 'model'}",
+    )
+    assert_one_line_error(
+        result, f"error: {tmp_path / 'model'}: output path exists and is not a directory"
+    )
     assert (tmp_path / "model").read_text() == "x"

@@ -58,13 +58,18 @@ def test_library_never_unpickles_or_loads_keras_unsafely():
         tree = ast.parse(path.read_text(), str(path))
         for node in ast.walk(tree):
             if isinstance(node, (ast.Import, ast.ImportFrom)):
-                names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module]
+                names = (
+                    [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module]
+                )
                 for name in names:
                     if name and name.split(".")[0] in forbidden_modules:
                         problems.append(f"{path}:{node.lineno} imports {name}")
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
                 keywords = {k.arg: k.value for k in node.keywords}
-                if node.func.attr == "load" and getattr(node.func.value, "id", "") in ("np", "numpy"):
+                if node.func.attr == "load" and getattr(node.func.value, "id", "") in (
+                    "np",
+                    "numpy",
+                ):
                     flag = keywords.get("allow_pickle")
                     if not (isinstance(flag, ast.Constant) and flag.value is False):
                         problems.append(f"{path}:{node.lineno} np.load without allow_pickle=False")
@@ -92,8 +97,7 @@ class _Optimizer:
 
 
 def _tiny_model():
-    return keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, name="dense")],
-                            name="tiny")
+    return keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, name="dense")], name="tiny")
 
 
 def test_pickled_optimizer_state_in_the_newest_checkpoint_is_refused(tmp_path, caplog):
@@ -108,8 +112,9 @@ def test_pickled_optimizer_state_in_the_newest_checkpoint_is_refused(tmp_path, c
     assert state["step"] == 1  # fell back to the last checkpoint without pickles
     np.testing.assert_array_equal(optimizer.loaded["slot/0"], np.full(3, 1.0, np.float32))
     assert not marker.exists()
-    assert any("ckpt-00000002" in r.getMessage() and "unreadable" in r.getMessage()
-               for r in caplog.records)
+    assert any(
+        "ckpt-00000002" in r.getMessage() and "unreadable" in r.getMessage() for r in caplog.records
+    )
 
 
 def test_pickle_named_like_a_checkpoint_is_refused(tmp_path):
@@ -118,9 +123,15 @@ def test_pickle_named_like_a_checkpoint_is_refused(tmp_path):
     # A model directory whose weights file is a pickle.
     model_dir = tmp_path / "model"
     model_dir.mkdir()
-    (model_dir / "model_config.json").write_text(json.dumps(
-        {"format": "liverseg-model", "format_version": 1,
-         "model_config": {"stage": "liver", "number_slices": 3, "variant": "original"}}))
+    (model_dir / "model_config.json").write_text(
+        json.dumps(
+            {
+                "format": "liverseg-model",
+                "format_version": 1,
+                "model_config": {"stage": "liver", "number_slices": 3, "variant": "original"},
+            }
+        )
+    )
     (model_dir / "model.weights.h5").write_bytes(blob)
     with pytest.raises(CheckpointError, match="cannot read HDF5 weights file") as info:
         load_model(model_dir)
@@ -193,37 +204,69 @@ def _payloads(base: dict, marker: Path) -> dict:
     """config.json variants that try to run code while the model is rebuilt."""
     out = {}
     c = copy.deepcopy(base)
-    c["config"]["layers"][1].update({"module": "os", "class_name": "system",
-                                     "config": f"touch {marker}"})
+    c["config"]["layers"][1].update(
+        {"module": "os", "class_name": "system", "config": f"touch {marker}"}
+    )
     out["layer_is_os_system"] = c
     c = copy.deepcopy(base)
     c["config"]["layers"][1]["config"]["activation"] = {
-        "module": "os", "class_name": "function", "config": "system", "registered_name": "function"}
+        "module": "os",
+        "class_name": "function",
+        "config": "system",
+        "registered_name": "function",
+    }
     out["activation_is_os_system"] = c
-    out["model_is_subprocess_popen"] = {"module": "subprocess", "class_name": "Popen",
-                                        "config": {"args": ["touch", str(marker)]},
-                                        "registered_name": None}
-    out["model_is_builtin_exec"] = {"module": "builtins", "class_name": "function",
-                                    "config": "exec", "registered_name": "function"}
+    out["model_is_subprocess_popen"] = {
+        "module": "subprocess",
+        "class_name": "Popen",
+        "config": {"args": ["touch", str(marker)]},
+        "registered_name": None,
+    }
+    out["model_is_builtin_exec"] = {
+        "module": "builtins",
+        "class_name": "function",
+        "config": "exec",
+        "registered_name": "function",
+    }
     c = copy.deepcopy(base)
-    c["config"]["layers"][1].update({"module": "keras.utils", "class_name": "get_file",
-                                     "config": {"fname": "x", "origin": f"file://{marker}.src",
-                                                "cache_dir": str(marker)}})
+    c["config"]["layers"][1].update(
+        {
+            "module": "keras.utils",
+            "class_name": "get_file",
+            "config": {"fname": "x", "origin": f"file://{marker}.src", "cache_dir": str(marker)},
+        }
+    )
     out["layer_is_keras_get_file"] = c
     c = copy.deepcopy(base)
     c["config"]["layers"][1] = {
-        "module": "keras.layers", "class_name": "Lambda", "registered_name": None,
-        "name": "d", "inbound_nodes": c["config"]["layers"][1]["inbound_nodes"],
-        "config": {"name": "d", "function": {
-            "class_name": "__lambda__",
-            "config": {"code": "", "defaults": None, "closure": None}}}}
+        "module": "keras.layers",
+        "class_name": "Lambda",
+        "registered_name": None,
+        "name": "d",
+        "inbound_nodes": c["config"]["layers"][1]["inbound_nodes"],
+        "config": {
+            "name": "d",
+            "function": {
+                "class_name": "__lambda__",
+                "config": {"code": "", "defaults": None, "closure": None},
+            },
+        },
+    }
     out["lambda_layer"] = c
     return out
 
 
-@pytest.mark.parametrize("payload", ["layer_is_os_system", "activation_is_os_system",
-                                     "model_is_subprocess_popen", "model_is_builtin_exec",
-                                     "layer_is_keras_get_file", "lambda_layer"])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "layer_is_os_system",
+        "activation_is_os_system",
+        "model_is_subprocess_popen",
+        "model_is_builtin_exec",
+        "layer_is_keras_get_file",
+        "lambda_layer",
+    ],
+)
 def test_crafted_keras_files_are_refused_in_safe_mode(dense_keras_file, tmp_path, payload):
     _, base, files = dense_keras_file
     marker = tmp_path / "marker"
@@ -238,8 +281,10 @@ def test_a_keras_file_that_is_not_a_liverseg_network_is_refused(dense_keras_file
     path, _, _ = dense_keras_file
     with pytest.raises(CheckpointError, match="not a liverseg network") as info:
         load_model(path)
-    assert str(info.value) == (f"{path}: holds a Keras model named 'dense_net', not a liverseg "
-                               "network (models are made with build_ds_sffnet)")
+    assert str(info.value) == (
+        f"{path}: holds a Keras model named 'dense_net', not a liverseg "
+        "network (models are made with build_ds_sffnet)"
+    )
 
 
 def test_a_renamed_foreign_keras_model_is_refused(tmp_path):
@@ -256,11 +301,16 @@ def test_infer_tool_refuses_an_unsafe_keras_model_in_one_line(tmp_path):
 
     inputs = keras.Input((None, None, 3))
     evil = tmp_path / "liver.keras"
-    keras.Model(inputs, keras.layers.Lambda(lambda t: t * 2.0)(inputs),
-                name="liverseg_liver_original_s3").save(evil)
+    keras.Model(
+        inputs, keras.layers.Lambda(lambda t: t * 2.0)(inputs), name="liverseg_liver_original_s3"
+    ).save(evil)
     bf.write_good_ct(tmp_path / "volume-1.nii.gz")
-    result = run_tool("infer", f"--input_dir={tmp_path / 'volume-1.nii.gz'}",
-                      f"--output_dir={tmp_path / 'out'}", f"--liver_model={evil}")
+    result = run_tool(
+        "infer",
+        f"--input_dir={tmp_path / 'volume-1.nii.gz'}",
+        f"--output_dir={tmp_path / 'out'}",
+        f"--liver_model={evil}",
+    )
     assert_one_line_error(result, f"error: {evil}: cannot load Keras model in safe mode")
     assert not (tmp_path / "out" / "segmentation-1.nii.gz").exists()
 
@@ -280,8 +330,9 @@ def served(tmp_path_factory, tiny_models):
     return tf.saved_model.load(str(path))
 
 
-@pytest.mark.parametrize("signature, argument", [("serving_default", "ct_slices"),
-                                                 ("scaled", "scaled_slices")])
+@pytest.mark.parametrize(
+    "signature, argument", [("serving_default", "ct_slices"), ("scaled", "scaled_slices")]
+)
 @pytest.mark.parametrize("dtype", ["int32", "float64", "uint8", "float16"])
 def test_serving_signature_rejects_other_dtypes(served, signature, argument, dtype):
     import tensorflow as tf
@@ -289,6 +340,7 @@ def test_serving_signature_rejects_other_dtypes(served, signature, argument, dty
     function = served.signatures[signature]
     good = function(**{argument: tf.zeros((1, 32, 32, 3), tf.float32)})
     assert good["probabilities"].shape == (1, 32, 32, 3)
-    with pytest.raises((tf.errors.InvalidArgumentError, TypeError, ValueError),
-                       match="float|double|int|half|dtype"):
+    with pytest.raises(
+        (tf.errors.InvalidArgumentError, TypeError, ValueError), match="float|double|int|half|dtype"
+    ):
         function(**{argument: tf.zeros((1, 32, 32, 3), getattr(tf, dtype))})

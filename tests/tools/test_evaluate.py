@@ -19,8 +19,13 @@ def write(path, labels, spacing=(0.7, 0.7, 2.0)):
 
 def run_tool(*args):
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.run([sys.executable, str(ROOT / "tools" / "evaluate.py"), *args],
-                          capture_output=True, text=True, env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "evaluate.py"), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
 
 
 def test_evaluate_tool_end_to_end(tmp_path):
@@ -44,8 +49,12 @@ def test_evaluate_tool_end_to_end(tmp_path):
     assert [c["case"] for c in report["cases"]] == ["0", "2"]
     assert set(report) >= {"cases", "liver", "tumor", "failures"}
     assert set(report["cases"][0]["liver"]) == {"dice", "voe", "rvd", "assd", "msd", "rmsd"}
-    assert set(report["cases"][0]["tumor"]) == {"dice", "num_reference_lesions",
-                                                "num_predicted_lesions", "num_detected"}
+    assert set(report["cases"][0]["tumor"]) == {
+        "dice",
+        "num_reference_lesions",
+        "num_predicted_lesions",
+        "num_detected",
+    }
     (failure,) = report["failures"]
     assert failure["case"] == "1" and "shape" in failure["error"]
     assert report["liver"]["dice_global"] == 1.0 and report["tumor"]["recall"] == 1.0

@@ -15,8 +15,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def run_export(*args):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.run([sys.executable, str(ROOT / "tools" / "export.py"), *args],
-                          capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "export.py"), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
 
 
 def assert_one_line_error(result, *fragments):
@@ -30,8 +35,7 @@ def assert_one_line_error(result, *fragments):
 
 @pytest.fixture(scope="module")
 def liver_model(tmp_path_factory):
-    return save_model(build_ds_sffnet("liver", seed=1),
-                      tmp_path_factory.mktemp("models") / "liver")
+    return save_model(build_ds_sffnet("liver", seed=1), tmp_path_factory.mktemp("models") / "liver")
 
 
 @pytest.mark.slow  # two TensorFlow subprocesses, one exporting the full network
@@ -45,21 +49,22 @@ def test_export_tool_writes_version_and_refuses_to_replace_it(liver_model, tmp_p
     assert meta["model_config"]["stage"] == "liver"
     assert str(export_dir / "1") in result.stdout
 
-    again = run_export(f"--model={liver_model}", "--stage=liver", f"--export_dir={export_dir}",
-                       "--version=1")
+    again = run_export(
+        f"--model={liver_model}", "--stage=liver", f"--export_dir={export_dir}", "--version=1"
+    )
     assert_one_line_error(again, str(export_dir / "1"), "pass --overwrite")
 
 
 def test_export_tool_checks_the_stage(liver_model, tmp_path):
-    result = run_export(f"--model={liver_model}", "--stage=tumor",
-                        f"--export_dir={tmp_path / 'e'}")
+    result = run_export(f"--model={liver_model}", "--stage=tumor", f"--export_dir={tmp_path / 'e'}")
     assert_one_line_error(result, str(liver_model), "liver network", "tumor")
     assert not (tmp_path / "e" / "1").exists()
 
 
 def test_export_tool_bad_model_paths(tmp_path):
-    missing = run_export(f"--model={tmp_path / 'nope'}", "--stage=liver",
-                         f"--export_dir={tmp_path / 'e'}")
+    missing = run_export(
+        f"--model={tmp_path / 'nope'}", "--stage=liver", f"--export_dir={tmp_path / 'e'}"
+    )
     assert_one_line_error(missing, str(tmp_path / "nope"), "does not exist")
 
     corrupt = tmp_path / "corrupt.keras"

@@ -16,18 +16,28 @@ TOOL = REPO / "tools" / "make_phantom.py"
 
 def run(*args):
     env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.run([sys.executable, str(TOOL), *args], capture_output=True, text=True,
-                          env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, str(TOOL), *args], capture_output=True, text=True, env=env, timeout=120
+    )
 
 
 def test_make_phantom_cli(tmp_path):
     out = tmp_path / "phantoms"
-    args = [f"--output_dir={out}", "--num_volumes=2", "--shape=32,32,8", "--seed=4",
-            "--start_index=3"]
+    args = [
+        f"--output_dir={out}",
+        "--num_volumes=2",
+        "--shape=32,32,8",
+        "--seed=4",
+        "--start_index=3",
+    ]
     result = run(*args)
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in out.iterdir()) == [
-        "segmentation-3.nii.gz", "segmentation-4.nii.gz", "volume-3.nii.gz", "volume-4.nii.gz"]
+        "segmentation-3.nii.gz",
+        "segmentation-4.nii.gz",
+        "volume-3.nii.gz",
+        "volume-4.nii.gz",
+    ]
     cases = lits.discover_cases(out)
     vol, lab = nifti.load_case(cases[0].volume, cases[0].segmentation, dtype=None)
     expected = phantom.make_phantom((32, 32, 8), seed=4, index=3)

@@ -21,7 +21,8 @@ def main(mode: str, recipe_name: str, out: str) -> None:
 
     strategy = distribute.make_strategy(
         {"single": "none", "mirrored": "mirrored", "worker": "multi_worker"}[mode],
-        cpu_devices=2 if mode == "mirrored" else 0)
+        cpu_devices=2 if mode == "mirrored" else 0,
+    )
 
     import tensorflow as tf
 
@@ -39,9 +40,11 @@ def main(mode: str, recipe_name: str, out: str) -> None:
     global_batch = 4
     rng = np.random.default_rng(5)
     n = global_batch * recipe.iter_mean_grad
-    data = {"image": rng.uniform(0, 255, (n, 8, 8, 3)).astype(np.float32),
-            "label": (rng.uniform(size=(n, 8, 8, 3)) > 0.6).astype(np.float32),
-            "mask": (rng.uniform(size=(n, 8, 8, 3)) > 0.3).astype(np.float32)}
+    data = {
+        "image": rng.uniform(0, 255, (n, 8, 8, 3)).astype(np.float32),
+        "label": (rng.uniform(size=(n, 8, 8, 3)) > 0.6).astype(np.float32),
+        "mask": (rng.uniform(size=(n, 8, 8, 3)) > 0.3).astype(np.float32),
+    }
     replicas = strategy.num_replicas_in_sync
 
     def dataset_fn(ctx):
@@ -58,8 +61,12 @@ def main(mode: str, recipe_name: str, out: str) -> None:
     step = TrainStep(model, optimizer, recipe, "tumor", strategy)
     iterator = iter(strategy.distribute_datasets_from_function(dataset_fn))
     metrics = step(iterator, "strong", 1e-3)
-    np.savez(out, replicas=replicas, loss=metrics["loss_total"],
-             **{f"w{i}": v.numpy() for i, v in enumerate(model.trainable_variables)})
+    np.savez(
+        out,
+        replicas=replicas,
+        loss=metrics["loss_total"],
+        **{f"w{i}": v.numpy() for i, v in enumerate(model.trainable_variables)},
+    )
 
 
 if __name__ == "__main__":

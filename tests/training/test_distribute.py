@@ -14,8 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _env(**extra):
-    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2",
-               CUDA_VISIBLE_DEVICES="")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
     env.pop("TF_CONFIG", None)
     env.update(extra)
     return env
@@ -24,7 +23,12 @@ def _env(**extra):
 def _run(mode, recipe, out, env=None):
     return subprocess.Popen(
         [sys.executable, "-m", "tests.training.distributed_update", mode, recipe, str(out)],
-        cwd=ROOT, env=env or _env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        cwd=ROOT,
+        env=env or _env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def _wait(proc, timeout=240):
@@ -73,8 +77,7 @@ def test_two_worker_processes_equal_single_device(tmp_path):
     procs = []
     for i in range(2):
         tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})
-        procs.append(_run("worker", "fast", tmp_path / f"worker{i}.npz",
-                          _env(TF_CONFIG=tf_config)))
+        procs.append(_run("worker", "fast", tmp_path / f"worker{i}.npz", _env(TF_CONFIG=tf_config)))
     single = tmp_path / "single.npz"
     procs.append(_run("single", "fast", single))
     for p in procs:

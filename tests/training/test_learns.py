@@ -13,8 +13,8 @@ import json
 
 import pytest
 
-from liverseg.phantoms.training import write_phantoms
 from liverseg.errors import ConfigError
+from liverseg.phantoms.training import write_phantoms
 from liverseg.training.trainer import TrainConfig
 from liverseg.tuning import train_then_tune
 
@@ -29,9 +29,17 @@ def phantoms(tmp_path_factory):
 
 
 def _defaults(stage, phantoms, model_dir, steps, **extra):
-    return TrainConfig(stage=stage, data_dir=str(phantoms), model_dir=str(model_dir),
-                       max_steps=steps, batch_size=4, val_every=steps // 2, save_every=steps,
-                       log_every=steps, **extra)
+    return TrainConfig(
+        stage=stage,
+        data_dir=str(phantoms),
+        model_dir=str(model_dir),
+        max_steps=steps,
+        batch_size=4,
+        val_every=steps // 2,
+        save_every=steps,
+        log_every=steps,
+        **extra,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -50,19 +58,23 @@ def test_liver_stage_learns_with_defaults(liver_model):
     assert (model_dir / "plans.json").is_file() and (model_dir / "split.json").is_file()
 
 
-def test_tumor_stage_learns_with_defaults_and_tunes_the_cascade(phantoms, liver_model,
-                                                                 tmp_path, capsys):
+def test_tumor_stage_learns_with_defaults_and_tunes_the_cascade(
+    phantoms, liver_model, tmp_path, capsys
+):
     liver_dir, _ = liver_model
     model_dir = tmp_path / "tumor"
-    summary = train_then_tune(_defaults("tumor", phantoms, model_dir, 150,
-                                        liver_model=str(liver_dir)))
+    summary = train_then_tune(
+        _defaults("tumor", phantoms, model_dir, 150, liver_model=str(liver_dir))
+    )
     assert summary["val_dice"] > TUMOR_FLOOR
     config = json.loads((model_dir / "config.json").read_text())
     assert config["variant"] == "paper" and config["loss_mask"] == "liver_model"
     assert "head ReLUs die" in capsys.readouterr().out
     # the tumour stage trained on the liver model's grid and tuned the cascade
-    assert json.loads((model_dir / "plans.json").read_text())["geometry"] == \
-        json.loads((liver_dir / "plans.json").read_text())["geometry"]
+    assert (
+        json.loads((model_dir / "plans.json").read_text())["geometry"]
+        == json.loads((liver_dir / "plans.json").read_text())["geometry"]
+    )
     stored = json.loads((model_dir / "postprocessing.json").read_text())
     assert stored == json.loads((liver_dir / "postprocessing.json").read_text())
     assert stored["details"]["cases"] == summary["tuning_cases"]

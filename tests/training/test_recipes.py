@@ -7,9 +7,21 @@ from liverseg.training.recipes import FAST, ORIGINAL, gradient_factor
 def test_original_learning_rate_schedule():
     # The update that runs with global_step == boundary keeps the old rate.
     total = 50_000
-    expected = {0: 1e-8, 9_999: 1e-8, 10_000: 1e-8, 10_001: 1e-9, 15_000: 1e-9,
-                15_001: 1e-8, 25_000: 1e-8, 25_001: 1e-9, 30_000: 1e-9, 30_001: 1e-8,
-                40_000: 1e-8, 40_001: 1e-9, 49_999: 1e-9}
+    expected = {
+        0: 1e-8,
+        9_999: 1e-8,
+        10_000: 1e-8,
+        10_001: 1e-9,
+        15_000: 1e-9,
+        15_001: 1e-8,
+        25_000: 1e-8,
+        25_001: 1e-9,
+        30_000: 1e-9,
+        30_001: 1e-8,
+        40_000: 1e-8,
+        40_001: 1e-9,
+        49_999: 1e-9,
+    }
     for step, lr in expected.items():
         assert ORIGINAL.learning_rate_at(step, total) == pytest.approx(lr, rel=1e-12), step
 
@@ -22,15 +34,19 @@ def test_learning_rate_equals_tf1_piecewise_constant(total):
     for recipe in (ORIGINAL, FAST):
         boundaries = [recipe.scaled(b, total) for b in recipe.lr_boundaries]
         values = [recipe.learning_rate * f for f in recipe.lr_factors]
-        steps = sorted({max(s, 0) for b in boundaries for s in (b - 1, b, b + 1, b + 2)}
-                       | {0, total - 1})
+        steps = sorted(
+            {max(s, 0) for b in boundaries for s in (b - 1, b, b + 1, b + 2)} | {0, total - 1}
+        )
         global_step = tf.Variable(0, dtype=tf.int64)
         rate = tf.compat.v1.train.piecewise_constant(global_step, boundaries, values)
         for step in steps:
             global_step.assign(step)
             want = float(rate() if callable(rate) else rate)
-            assert recipe.learning_rate_at(step, total) == pytest.approx(want, rel=1e-6), \
-                (recipe.name, total, step)
+            assert recipe.learning_rate_at(step, total) == pytest.approx(want, rel=1e-6), (
+                recipe.name,
+                total,
+                step,
+            )
 
 
 def test_original_supervision_phases_and_proportional_scaling():
@@ -60,12 +76,19 @@ def test_original_recipe_numbers():
     assert recipes.DSN_WEIGHT == {"strong": 1.0, "weak": 0.5, "none": 0.0}
 
 
-@pytest.mark.parametrize("path,factor", [
-    ("conv1_1/kernel", 1.0), ("conv1_1/bias", 2.0), ("side_2_br_1/bias", 2.0),
-    ("score-dsn_3/kernel", 0.1), ("score-dsn_3/bias", 0.2),
-    ("upscore-fuse/kernel", 0.01), ("upscore-fuse/bias", 0.02),
-    ("score-dsn_2-up/kernel", 1.0),
-])
+@pytest.mark.parametrize(
+    "path,factor",
+    [
+        ("conv1_1/kernel", 1.0),
+        ("conv1_1/bias", 2.0),
+        ("side_2_br_1/bias", 2.0),
+        ("score-dsn_3/kernel", 0.1),
+        ("score-dsn_3/bias", 0.2),
+        ("upscore-fuse/kernel", 0.01),
+        ("upscore-fuse/bias", 0.02),
+        ("score-dsn_2-up/kernel", 1.0),
+    ],
+)
 def test_gradient_factors(path, factor):
     assert gradient_factor(path) == pytest.approx(factor)
 

@@ -16,15 +16,20 @@ H = W = 8
 
 def _batches(n, batch, seed=0):
     rng = np.random.default_rng(seed)
-    return [{"image": rng.uniform(0, 255, (batch, H, W, 3)).astype(np.float32),
-             "label": (rng.uniform(size=(batch, H, W, 3)) > 0.7).astype(np.float32),
-             "mask": (rng.uniform(size=(batch, H, W, 3)) > 0.2).astype(np.float32)}
-            for _ in range(n)]
+    return [
+        {
+            "image": rng.uniform(0, 255, (batch, H, W, 3)).astype(np.float32),
+            "label": (rng.uniform(size=(batch, H, W, 3)) > 0.7).astype(np.float32),
+            "mask": (rng.uniform(size=(batch, H, W, 3)) > 0.2).astype(np.float32),
+        }
+        for _ in range(n)
+    ]
 
 
 def _dataset(batches):
     return tf.data.Dataset.from_tensor_slices(
-        {k: np.concatenate([b[k] for b in batches]) for k in batches[0]})
+        {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
+    )
 
 
 def _hand_loss(labels, logits, mask, pos_w, neg_w):
@@ -40,20 +45,26 @@ def _hand_loss(labels, logits, mask, pos_w, neg_w):
 def _hand_grads(model, batch, recipe, stage, dsn_weight):
     mode = recipe.class_weights
     mode = mode[stage] if isinstance(mode, dict) else mode
-    pos_w, neg_w = (0.5, 0.5) if mode == "uniform" else \
-        {"liver": (0.931, 0.069), "tumor": (0.8982, 0.1018)}[stage]
+    pos_w, neg_w = (
+        (0.5, 0.5)
+        if mode == "uniform"
+        else {"liver": (0.931, 0.069), "tumor": (0.8982, 0.1018)}[stage]
+    )
     decay = recipe.weight_decay * recipe.weight_decay_factor[stage]
     norm = float(np.sum(batch["mask"])) if recipe.loss_reduction == "mean" else 1.0
-    dice_w = recipe.dice_weight[stage] if isinstance(recipe.dice_weight, dict) \
-        else recipe.dice_weight
+    dice_w = (
+        recipe.dice_weight[stage] if isinstance(recipe.dice_weight, dict) else recipe.dice_weight
+    )
 
     def output_loss(logits):
         loss = _hand_loss(batch["label"], logits, batch["mask"], pos_w, neg_w) / norm
         if dice_w:  # 1 - (2 sum(p y m) + 1) / (sum(p m) + sum(y m) + 1) over the batch
             p = tf.sigmoid(logits) * batch["mask"]
             y = batch["label"] * batch["mask"]
-            loss += dice_w * (1.0 - (2.0 * tf.reduce_sum(p * y) + 1.0)
-                              / (tf.reduce_sum(p) + tf.reduce_sum(y) + 1.0))
+            loss += dice_w * (
+                1.0
+                - (2.0 * tf.reduce_sum(p * y) + 1.0) / (tf.reduce_sum(p) + tf.reduce_sum(y) + 1.0)
+            )
         return loss
 
     with tf.GradientTape() as tape:
@@ -82,7 +93,7 @@ def test_original_update_equals_formula(stage):
     expected = []
     for update in range(2):
         grads = [np.zeros_like(w) for w in w0]
-        for b in batches[3 * update:3 * update + 3]:
+        for b in batches[3 * update : 3 * update + 3]:
             for i, g in enumerate(_hand_grads(ref, b, recipe, stage, DSN_WEIGHT["weak"])):
                 grads[i] += g / 3
         for i, v in enumerate(ref.trainable_variables):
@@ -111,8 +122,13 @@ def test_fast_update_equals_adam_formula():
     ref = tiny_model()
     grads = _hand_grads(ref, batches[0], FAST, "liver", DSN_WEIGHT["strong"])
     w0 = [v.numpy() for v in model.trainable_variables]
-    step = TrainStep(model, make_optimizer(FAST, model.trainable_variables), FAST, "liver",
-                     tf.distribute.get_strategy())
+    step = TrainStep(
+        model,
+        make_optimizer(FAST, model.trainable_variables),
+        FAST,
+        "liver",
+        tf.distribute.get_strategy(),
+    )
     opt = step.optimizer
     metrics = step(iter(_dataset(batches).batch(4)), "strong", lr)
     for i, (v, w, g) in enumerate(zip(model.trainable_variables, w0, grads)):
@@ -134,8 +150,13 @@ def test_loss_metrics_match_hand_loss():
     out = model(batches[0]["image"])
     want = float(_hand_loss(batches[0]["label"], out["fuse"], batches[0]["mask"], 0.931, 0.069))
     recipe = dataclasses.replace(ORIGINAL, iter_mean_grad=1)
-    step = TrainStep(model, make_optimizer(recipe, model.trainable_variables), recipe, "liver",
-                     tf.distribute.get_strategy())
+    step = TrainStep(
+        model,
+        make_optimizer(recipe, model.trainable_variables),
+        recipe,
+        "liver",
+        tf.distribute.get_strategy(),
+    )
     metrics = step(iter(_dataset(batches).batch(2)), "none", 0.0)
     assert metrics["loss_fuse"] == pytest.approx(want, rel=1e-5)
 
@@ -152,8 +173,9 @@ def _original_moved(model, batch, supervision, decay):
         if supervision != "none":
             total += tf.add_n([tf.reduce_sum(out[f"dsn_{k}"]) for k in (2, 3, 4, 5)])
         if decay:
-            total += decay * tf.add_n([tf.reduce_sum(v * v) for v in model.weights
-                                       if v.path.endswith("kernel")])
+            total += decay * tf.add_n(
+                [tf.reduce_sum(v * v) for v in model.weights if v.path.endswith("kernel")]
+            )
     grads = tape.gradient(total, model.trainable_variables)
     count = sum(g is not None for g in grads)
     return [i for i in range(count) if grads[i] is not None]
@@ -173,33 +195,49 @@ def test_original_recipe_moves_the_originals_variables_by_its_amount(selection):
     paths = [v.path for v in model.trainable_variables]
     momentum = [np.zeros(v.shape, np.float32) for v in ref.trainable_variables]
     opt = make_optimizer(recipe, model.trainable_variables)
-    step = TrainStep(model, opt, recipe, stage, tf.distribute.get_strategy(),
-                     selection=selection)
+    step = TrainStep(model, opt, recipe, stage, tf.distribute.get_strategy(), selection=selection)
     it = iter(_dataset(batches).batch(1))
     for batch, supervision in zip(batches, ("strong", "weak", "none")):
         grads = _hand_grads(ref, batch, recipe, stage, DSN_WEIGHT[supervision])
-        moved = (_original_moved(ref, batch, supervision, decay) if selection == "original"
-                 else range(len(paths)))
+        moved = (
+            _original_moved(ref, batch, supervision, decay)
+            if selection == "original"
+            else range(len(paths))
+        )
         for i in moved:
             momentum[i] = 0.9 * momentum[i] + grads[i] * gradient_factor(paths[i])
             v = ref.trainable_variables[i]
             v.assign(v.numpy() - lr * momentum[i])
         before = [v.numpy() for v in model.trainable_variables]
         step(it, supervision, lr)
-        for i, (got, want) in enumerate(zip(model.trainable_variables,
-                                            ref.trainable_variables)):
-            np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=2e-5, atol=1e-7,
-                                       err_msg=f"{supervision}: {paths[i]}")
-        changed = {paths[i] for i, v in enumerate(model.trainable_variables)
-                   if not np.array_equal(v.numpy(), before[i])}
+        for i, (got, want) in enumerate(zip(model.trainable_variables, ref.trainable_variables)):
+            np.testing.assert_allclose(
+                got.numpy(),
+                want.numpy(),
+                rtol=2e-5,
+                atol=1e-7,
+                err_msg=f"{supervision}: {paths[i]}",
+            )
+        changed = {
+            paths[i]
+            for i, v in enumerate(model.trainable_variables)
+            if not np.array_equal(v.numpy(), before[i])
+        }
         assert changed == {paths[i] for i in moved}, supervision
         for i, slot in enumerate(opt.slots["momentum"]):
             np.testing.assert_allclose(slot.numpy(), momentum[i], rtol=2e-5, atol=1e-8)
-    frozen = {"score-dsn_2/bias", "score-dsn_3/bias", "score-dsn_4/bias",
-              "score-dsn_5/kernel", "score-dsn_5/bias", "upscore-fuse/kernel",
-              "upscore-fuse/bias"}
-    assert (set(paths) - {paths[i] for i in moved}) == (frozen if selection == "original"
-                                                         else set())
+    frozen = {
+        "score-dsn_2/bias",
+        "score-dsn_3/bias",
+        "score-dsn_4/bias",
+        "score-dsn_5/kernel",
+        "score-dsn_5/bias",
+        "upscore-fuse/kernel",
+        "upscore-fuse/bias",
+    }
+    assert (set(paths) - {paths[i] for i in moved}) == (
+        frozen if selection == "original" else set()
+    )
 
 
 @pytest.mark.parametrize("stage", ["liver", "tumor"])
@@ -207,20 +245,24 @@ def test_original_last_phase_freezes_seven_variables_of_the_real_network(stage):
     """DS-SFFNet under the original recipe: strong and weak move all 68
     trainable variables, "none" moves 61 (by their TF1 names)."""
     from liverseg.models import build_ds_sffnet
-    from liverseg.models.converter import tf1_variable_map, model_config_of
+    from liverseg.models.converter import model_config_of, tf1_variable_map
 
     model = build_ds_sffnet(stage, seed=0)
     recipe = dataclasses.replace(ORIGINAL, iter_mean_grad=1)
     opt = make_optimizer(recipe, model.trainable_variables)
     step = TrainStep(model, opt, recipe, stage, tf.distribute.get_strategy())
-    names = {f"{ref.layer}/{ref.attr}": name
-             for name, ref in tf1_variable_map(model_config_of(model)).items()}
+    names = {
+        f"{ref.layer}/{ref.attr}": name
+        for name, ref in tf1_variable_map(model_config_of(model)).items()
+    }
     trainable = [names[v.path] for v in model.trainable_variables]
     assert len(trainable) == 68
     scope = model_config_of(model).scope
     expected_frozen = {f"{scope}/score-dsn_{k}/biases" for k in (2, 3, 4, 5)} | {
-        f"{scope}/score-dsn_5/weights", f"{scope}/upscore-fuse/weights",
-        f"{scope}/upscore-fuse/biases"}
+        f"{scope}/score-dsn_5/weights",
+        f"{scope}/upscore-fuse/weights",
+        f"{scope}/upscore-fuse/biases",
+    }
     for supervision in ("strong", "weak"):
         assert step.applied(supervision) is None
     flags = step.applied("none")
@@ -229,9 +271,11 @@ def test_original_last_phase_freezes_seven_variables_of_the_real_network(stage):
     # momentum slot becomes the gradient; the liver net's weight-decay-only
     # step of the score-dsn kernels is below float32 resolution of the weights).
     rng = np.random.default_rng(3)
-    batch = {"image": rng.uniform(0, 255, (1, 32, 32, 3)).astype(np.float32),
-             "label": (rng.uniform(size=(1, 32, 32, 3)) > 0.5).astype(np.float32),
-             "mask": np.ones((1, 32, 32, 3), np.float32)}
+    batch = {
+        "image": rng.uniform(0, 255, (1, 32, 32, 3)).astype(np.float32),
+        "label": (rng.uniform(size=(1, 32, 32, 3)) > 0.5).astype(np.float32),
+        "mask": np.ones((1, 32, 32, 3), np.float32),
+    }
     before = [v.numpy() for v in model.trainable_variables]
     step(iter(_dataset([batch]).batch(1)), "none", 1e-3)
     stepped = {n for n, a in zip(trainable, opt.slots["momentum"]) if np.any(a.numpy())}

@@ -19,9 +19,18 @@ def phantom_dir(tmp_path_factory):
 
 
 def _config(phantom_dir, model_dir, **kw):
-    base = dict(stage="liver", data_dir=str(phantom_dir), model_dir=str(model_dir),
-                recipe="fast", max_steps=2, batch_size=2, val_every=1, save_every=1,
-                log_every=1, val_fraction=0.34)
+    base = dict(
+        stage="liver",
+        data_dir=str(phantom_dir),
+        model_dir=str(model_dir),
+        recipe="fast",
+        max_steps=2,
+        batch_size=2,
+        val_every=1,
+        save_every=1,
+        log_every=1,
+        val_fraction=0.34,
+    )
     base.update(kw)
     return TrainConfig(**base)
 
@@ -40,8 +49,10 @@ def test_liver_run_writes_everything(liver_run):
     assert state["step"] == 2 and state["checkpoint"] == "ckpt-00000002"
     config = json.loads((model_dir / "config.json").read_text())
     assert config["stage"] == "liver" and config["max_steps"] == 2 and config["batch_size"] == 2
-    assert [p.name for p in checkpoints.list_checkpoints(model_dir)] == \
-        ["ckpt-00000001", "ckpt-00000002"]
+    assert [p.name for p in checkpoints.list_checkpoints(model_dir)] == [
+        "ckpt-00000001",
+        "ckpt-00000002",
+    ]
     assert (model_dir / "model_config.json").is_file()
     assert (model_dir / "model.weights.h5").is_file()
     assert list((model_dir / "logs" / "train").glob("events.out.tfevents.*"))
@@ -85,8 +96,9 @@ def test_resume_refuses_other_settings(liver_run, phantom_dir):
 
 
 def test_tumor_stage_with_gt_mask(phantom_dir, tmp_path):
-    result = train(_config(phantom_dir, tmp_path / "tumor_gt", stage="tumor", loss_mask="gt",
-                           max_steps=1))
+    result = train(
+        _config(phantom_dir, tmp_path / "tumor_gt", stage="tumor", loss_mask="gt", max_steps=1)
+    )
     assert result["step"] == 1 and result["num_train_examples"] > 0
     assert not (tmp_path / "tumor_gt" / "cache").exists()
 
@@ -94,8 +106,9 @@ def test_tumor_stage_with_gt_mask(phantom_dir, tmp_path):
 def test_tumor_stage_with_liver_model_caches_probabilities(liver_run, phantom_dir, tmp_path):
     liver_dir, _ = liver_run
     model_dir = tmp_path / "tumor_model"
-    result = train(_config(phantom_dir, model_dir, stage="tumor", liver_model=str(liver_dir),
-                           max_steps=1))
+    result = train(
+        _config(phantom_dir, model_dir, stage="tumor", liver_model=str(liver_dir), max_steps=1)
+    )
     assert result["step"] == 1
     cached = list((model_dir / "cache" / "liver_probability").rglob("*.npy"))
     assert len(cached) == 3
@@ -124,8 +137,9 @@ def test_fast_init_scales_first_layer_and_gives_heads_he_weights():
     config = TrainConfig(stage="liver", data_dir="unused", model_dir="unused", seed=3)
     message = _initialise(model, config, FAST)
     assert "21 side/decoder/head convs" in message
-    np.testing.assert_allclose(model.get_layer("conv1_1").kernel.numpy(),
-                               before["conv1_1"][0] * (2.0 / 255.0), rtol=1e-6)
+    np.testing.assert_allclose(
+        model.get_layer("conv1_1").kernel.numpy(), before["conv1_1"][0] * (2.0 / 255.0), rtol=1e-6
+    )
     for layer in model.layers:
         if not layer.weights or layer.name == "conv1_1":
             continue
@@ -138,11 +152,14 @@ def test_fast_init_scales_first_layer_and_gives_heads_he_weights():
             np.testing.assert_array_equal(kernel, before[layer.name][0], err_msg=layer.name)
 
 
-@pytest.mark.parametrize("recipe,given,want", [
-    ("original", None, "original"), ("fast", None, "all"), ("original", "all", "all")])
+@pytest.mark.parametrize(
+    "recipe,given,want",
+    [("original", None, "original"), ("fast", None, "all"), ("original", "all", "all")],
+)
 def test_variable_selection_defaults_to_the_recipes(recipe, given, want):
-    config = TrainConfig(stage="liver", data_dir="d", model_dir="m", recipe=recipe,
-                         variable_selection=given).resolved()
+    config = TrainConfig(
+        stage="liver", data_dir="d", model_dir="m", recipe=recipe, variable_selection=given
+    ).resolved()
     assert config.variable_selection == want
 
 
@@ -150,15 +167,23 @@ def test_unknown_variable_selection_is_refused():
     from liverseg.errors import ConfigError
 
     with pytest.raises(ConfigError, match="variable_selection"):
-        TrainConfig(stage="liver", data_dir="d", model_dir="m",
-                    variable_selection="some").resolved()
+        TrainConfig(
+            stage="liver", data_dir="d", model_dir="m", variable_selection="some"
+        ).resolved()
 
 
-@pytest.mark.parametrize("recipe,augment,geometry", [("original", False, "native"),
-                                                     ("fast", True, "normalize")])
+@pytest.mark.parametrize(
+    "recipe,augment,geometry", [("original", False, "native"), ("fast", True, "normalize")]
+)
 def test_recipes_decide_augmentation_and_grid(recipe, augment, geometry):
     config = TrainConfig(stage="liver", data_dir="d", model_dir="m", recipe=recipe).resolved()
     assert config.augment is augment and config.geometry == geometry
-    overridden = TrainConfig(stage="liver", data_dir="d", model_dir="m", recipe=recipe,
-                             augment=not augment, geometry="native").resolved()
+    overridden = TrainConfig(
+        stage="liver",
+        data_dir="d",
+        model_dir="m",
+        recipe=recipe,
+        augment=not augment,
+        geometry="native",
+    ).resolved()
     assert overridden.augment is (not augment) and overridden.geometry == "native"

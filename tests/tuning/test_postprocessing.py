@@ -17,11 +17,25 @@ def test_operations_count_the_steps_a_choice_runs():
     assert operations(ORIGINAL_CHOICE) == 4  # CRF and opening on both structures
     bare = PostprocessChoice(crf_targets=(), opening_targets=())
     assert operations(bare) == 0
-    assert operations(PostprocessChoice(slice_fusion="mean", tta_shifts=((2, 2),),
-                                        crf_targets=(), opening_targets=())) == 1
-    assert operations(PostprocessChoice(crf_targets=(), opening_targets=("tumor",),
-                                        liver_largest_component=True,
-                                        tumor_min_volume_mm3=5.0)) == 3
+    assert (
+        operations(
+            PostprocessChoice(
+                slice_fusion="mean", tta_shifts=((2, 2),), crf_targets=(), opening_targets=()
+            )
+        )
+        == 1
+    )
+    assert (
+        operations(
+            PostprocessChoice(
+                crf_targets=(),
+                opening_targets=("tumor",),
+                liver_largest_component=True,
+                tumor_min_volume_mm3=5.0,
+            )
+        )
+        == 3
+    )
 
 
 def test_pick_keeps_a_step_only_where_it_earns_its_place():
@@ -39,17 +53,24 @@ def validation_dir(tmp_path_factory):
     tumour block and a soft liver-like speck far from it)."""
     directory = tmp_path_factory.mktemp("val")
     for i in (0, 1):
-        path = helpers.write_ct(directory / f"volume-{i}.nii.gz",
-                                helpers.synthetic_volume(speck=True))
-        nifti.save_labels(directory / f"segmentation-{i}.nii.gz", helpers.expected_labels(),
-                          nifti.load_ct(path))
+        path = helpers.write_ct(
+            directory / f"volume-{i}.nii.gz", helpers.synthetic_volume(speck=True)
+        )
+        nifti.save_labels(
+            directory / f"segmentation-{i}.nii.gz", helpers.expected_labels(), nifti.load_ct(path)
+        )
     return directory
 
 
 def test_tuning_finds_a_perfect_choice_with_the_fewest_steps(validation_dir, tmp_path):
     cases = lits.discover_cases(validation_dir)
-    result = tune_postprocessing(helpers.fake_liver_model(), helpers.fake_tumor_model(), cases,
-                                 options=SMALL, report=lambda line: None)
+    result = tune_postprocessing(
+        helpers.fake_liver_model(),
+        helpers.fake_tumor_model(),
+        cases,
+        options=SMALL,
+        report=lambda line: None,
+    )
     assert len(result.scores) == 2 * 4 * 4 * 2 * 2
     chosen = result.score_of(result.choice)
     # the fake networks are exact but for the speck: without the opening (which

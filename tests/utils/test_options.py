@@ -38,26 +38,49 @@ def test_flags_carry_the_fields_defaults_choices_and_help():
 
 
 def test_values_of_every_kind_are_read_back():
-    values, names = _parse(["--path=/x", "--mode=slow", "--count=5", "--rate=0.25", "--noon",
-                            "--parts=c,a", "--shifts=2:2,-1:0", "--batch=4"])
+    values, names = _parse(
+        [
+            "--path=/x",
+            "--mode=slow",
+            "--count=5",
+            "--rate=0.25",
+            "--noon",
+            "--parts=c,a",
+            "--shifts=2:2,-1:0",
+            "--batch=4",
+        ]
+    )
     got = Example(**from_flags(Example, values, names))
-    assert got == Example(path="/x", mode="slow", count=5, rate=0.25, on=False, parts=("c", "a"),
-                          shifts=((2, 2), (-1, 0)), batch=4)
+    assert got == Example(
+        path="/x",
+        mode="slow",
+        count=5,
+        rate=0.25,
+        on=False,
+        parts=("c", "a"),
+        shifts=((2, 2), (-1, 0)),
+        batch=4,
+    )
     values, names = _parse(["--path=/x", "--parts=", "--batch=0"])
     got = from_flags(Example, values, names)
     assert got["parts"] == () and got["batch"] == "auto"
 
 
 def test_unset_defaults_report_only_the_flags_given():
-    values, names = _parse(["--path=/x", "--count=9"], unset_defaults=["count", "mode", "parts"],
-                           unset_help="Default: stored.")
+    values, names = _parse(
+        ["--path=/x", "--count=9"],
+        unset_defaults=["count", "mode", "parts"],
+        unset_help="Default: stored.",
+    )
     assert values["count"].help.endswith("Default: stored.")
     given = from_flags(Example, values, ["count", "mode", "parts"], given_only=True)
     assert given == {"count": 9}
 
 
-@pytest.mark.parametrize("argv,problem", [(["--parts=a,z"], "unknown value"),
-                                          (["--shifts=2"], "A:B"), (["--shifts=a:b"], "A:B")])
+@pytest.mark.parametrize(
+    "argv,problem",
+    [(["--parts=a,z"], "unknown value"), (["--shifts=2"], "A:B"), (["--shifts=a:b"], "A:B")],
+)
 def test_bad_values_name_the_option(argv, problem):
     values, names = _parse(["--path=/x"] + argv)
     with pytest.raises(ConfigError, match=problem):

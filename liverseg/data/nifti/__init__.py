@@ -9,5 +9,15 @@ from liverseg.data.nifti.reader import load_case, load_ct, load_labels, read_hea
 from liverseg.data.nifti.volume import DEFAULT_MAX_VOXELS, LABEL_VALUES, NiftiVolume
 from liverseg.data.nifti.writer import save_ct, save_labels, save_probabilities
 
-__all__ = ["DEFAULT_MAX_VOXELS", "LABEL_VALUES", "NiftiVolume", "load_case", "load_ct",
-           "load_labels", "read_header", "save_ct", "save_labels", "save_probabilities"]
+__all__ = [
+    "DEFAULT_MAX_VOXELS",
+    "LABEL_VALUES",
+    "NiftiVolume",
+    "load_case",
+    "load_ct",
+    "load_labels",
+    "read_header",
+    "save_ct",
+    "save_labels",
+    "save_probabilities",
+]

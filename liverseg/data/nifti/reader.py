@@ -42,8 +42,9 @@ import logging
 import os
 import warnings
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 import nibabel as nib
 import numpy as np
@@ -92,7 +93,9 @@ def _check_path(path: Path) -> bool:
         except OSError as e:
             if e.errno == errno.ELOOP:
                 raise NiftiError(path, "symbolic link loop") from None
-        raise NiftiError(path, f"dangling symbolic link (target {os.readlink(path)} does not exist)")
+        raise NiftiError(
+            path, f"dangling symbolic link (target {os.readlink(path)} does not exist)"
+        )
     if not path.exists():
         raise NiftiError(path, "file not found")
     if path.is_dir():
@@ -112,16 +115,21 @@ def _check_path(path: Path) -> bool:
     is_gzip = magic == _GZIP_MAGIC
     named_gzip = path.name.lower().endswith(".gz")
     if is_gzip and not named_gzip:
-        logger.warning("%s: file is gzip-compressed although its name ends in .nii; "
-                       "reading it as .nii.gz", path)
+        logger.warning(
+            "%s: file is gzip-compressed although its name ends in .nii; reading it as .nii.gz",
+            path,
+        )
     elif named_gzip and not is_gzip:
-        logger.warning("%s: file is not gzip-compressed although its name ends in .gz; "
-                       "reading it as uncompressed .nii", path)
+        logger.warning(
+            "%s: file is not gzip-compressed although its name ends in .gz; "
+            "reading it as uncompressed .nii",
+            path,
+        )
     return is_gzip
 
 
 def _open(path: Path, is_gzip: bool) -> BinaryIO:
-    raw = open(path, "rb")
+    raw = open(path, "rb")  # noqa: SIM115 - the caller closes the returned stream
     if not is_gzip:
         return raw
     return gzip.GzipFile(fileobj=raw, mode="rb")
@@ -178,8 +186,9 @@ def _parse_header(f: BinaryIO, path: Path, is_gzip: bool, max_voxels: int) -> _P
     hdr_size = klass.template_dtype.itemsize
     raw = first + _read_exact(f, hdr_size - 4)
     if len(raw) < hdr_size:
-        raise NiftiError(path, f"file is truncated inside the NIfTI header "
-                               f"({len(raw)} of {hdr_size} bytes)")
+        raise NiftiError(
+            path, f"file is truncated inside the NIfTI header ({len(raw)} of {hdr_size} bytes)"
+        )
     try:
         hdr = klass(raw, endianness=endian, check=False)
     except Exception as e:  # nibabel raises several types for garbage headers
@@ -187,7 +196,9 @@ def _parse_header(f: BinaryIO, path: Path, is_gzip: bool, max_voxels: int) -> _P
 
     magic = bytes(hdr["magic"]).rstrip(b"\x00")
     if magic in (b"ni1", b"ni2"):
-        raise NiftiError(path, "header of a .hdr/.img pair; only single-file .nii/.nii.gz is supported")
+        raise NiftiError(
+            path, "header of a .hdr/.img pair; only single-file .nii/.nii.gz is supported"
+        )
     if magic not in (b"n+1", b"n+2"):
         raise NiftiError(path, f"not a NIfTI file (bad magic {magic!r})")
 
@@ -195,19 +206,25 @@ def _parse_header(f: BinaryIO, path: Path, is_gzip: bool, max_voxels: int) -> _P
     ndim = dim[0]
     if not 1 <= ndim <= 7:
         raise NiftiError(path, f"corrupt NIfTI header: dim[0] = {ndim} (must be 1..7)")
-    full_shape = tuple(dim[1:ndim + 1])
+    full_shape = tuple(dim[1 : ndim + 1])
     if ndim < 3:
         raise NiftiError(path, f"data are {ndim}D with shape {full_shape}; expected a 3D volume")
     if ndim > 3 and any(d != 1 for d in full_shape[3:]):
-        raise NiftiError(path, f"data are {ndim}D with shape {full_shape}; expected a 3D volume "
-                               f"(only trailing singleton axes are accepted)")
+        raise NiftiError(
+            path,
+            f"data are {ndim}D with shape {full_shape}; expected a 3D volume "
+            f"(only trailing singleton axes are accepted)",
+        )
     if any(d <= 0 for d in full_shape):
         raise NiftiError(path, f"shape {full_shape} has a zero or negative dimension")
     shape = full_shape[:3]
     nvox = shape[0] * shape[1] * shape[2]
     if nvox > max_voxels:
-        raise NiftiError(path, f"header declares {nvox} voxels (shape {full_shape}), over the "
-                               f"limit of {max_voxels} (max_voxels)")
+        raise NiftiError(
+            path,
+            f"header declares {nvox} voxels (shape {full_shape}), over the "
+            f"limit of {max_voxels} (max_voxels)",
+        )
 
     pixdim = [float(p) for p in hdr["pixdim"][1:4]]
     if not all(np.isfinite(pixdim)):
@@ -218,14 +235,19 @@ def _parse_header(f: BinaryIO, path: Path, is_gzip: bool, max_voxels: int) -> _P
     try:
         dtype = hdr.get_data_dtype()
     except Exception as e:
-        raise NiftiError(path, f"unsupported or corrupt data type code {int(hdr['datatype'])}") from e
+        raise NiftiError(
+            path, f"unsupported or corrupt data type code {int(hdr['datatype'])}"
+        ) from e
     if dtype.kind not in "iuf" or dtype.itemsize > 8 or dtype.fields is not None:
         try:
             label = hdr.get_value_label("datatype")
-        except Exception:  # noqa: BLE001 - only for the message
+        except Exception:
             label = str(dtype)
-        raise NiftiError(path, f"unsupported data type {label} (datatype code "
-                               f"{int(hdr['datatype'])}; expected integers or floats)")
+        raise NiftiError(
+            path,
+            f"unsupported data type {label} (datatype code "
+            f"{int(hdr['datatype'])}; expected integers or floats)",
+        )
 
     slope, inter = float(hdr["scl_slope"]), float(hdr["scl_inter"])
     if np.isinf(slope):
@@ -240,12 +262,17 @@ def _parse_header(f: BinaryIO, path: Path, is_gzip: bool, max_voxels: int) -> _P
     min_offset = hdr_size + 4
     vox_offset = float(hdr["vox_offset"])
     if not np.isfinite(vox_offset) or vox_offset != int(vox_offset) or vox_offset < min_offset:
-        raise NiftiError(path, f"corrupt NIfTI header: vox_offset {vox_offset} (must be an integer "
-                               f">= {min_offset})")
+        raise NiftiError(
+            path,
+            f"corrupt NIfTI header: vox_offset {vox_offset} (must be an integer >= {min_offset})",
+        )
     vox_offset = int(vox_offset)
     if vox_offset - min_offset > _MAX_EXTENSION_BYTES:
-        raise NiftiError(path, f"vox_offset {vox_offset} leaves over {_MAX_EXTENSION_BYTES} bytes "
-                               f"of header extensions; refused")
+        raise NiftiError(
+            path,
+            f"vox_offset {vox_offset} leaves over {_MAX_EXTENSION_BYTES} bytes "
+            f"of header extensions; refused",
+        )
 
     ext = _read_exact(f, vox_offset - hdr_size)
     if len(ext) < vox_offset - hdr_size:
@@ -255,7 +282,8 @@ def _parse_header(f: BinaryIO, path: Path, is_gzip: bool, max_voxels: int) -> _P
             warnings.simplefilter("always")
             try:
                 hdr.extensions = klass.exts_klass.from_fileobj(
-                    io.BytesIO(ext[4:]), len(ext) - 4, hdr.endianness != native_code)
+                    io.BytesIO(ext[4:]), len(ext) - 4, hdr.endianness != native_code
+                )
             except Exception as e:
                 raise NiftiError(path, f"corrupt NIfTI header extension: {e}") from e
         for w in caught:  # nibabel's warnings, named and on one line
@@ -271,10 +299,14 @@ def _parse_header(f: BinaryIO, path: Path, is_gzip: bool, max_voxels: int) -> _P
     if abs(np.linalg.det(affine[:3, :3])) < 1e-12:
         raise NiftiError(path, "orientation affine is singular")
     if codes == (0, 0):
-        logger.warning("%s: qform_code and sform_code are both 0 (no orientation); "
-                       "using nibabel's fallback affine from the voxel sizes", path)
-    return _Parsed(path, is_gzip, hdr, shape, dtype, vox_offset, slope, inter, affine,
-                   tuple(pixdim))
+        logger.warning(
+            "%s: qform_code and sform_code are both 0 (no orientation); "
+            "using nibabel's fallback affine from the voxel sizes",
+            path,
+        )
+    return _Parsed(
+        path, is_gzip, hdr, shape, dtype, vox_offset, slope, inter, affine, tuple(pixdim)
+    )
 
 
 @contextlib.contextmanager
@@ -314,14 +346,23 @@ def _read_raw(info: _Parsed) -> np.ndarray:
         raise NiftiError(p, f"cannot read file: {e.strerror or e}") from None
     if not info.is_gzip:
         if size < info.data_offset + nbytes:
-            raise NiftiError(p, f"file is truncated: {size - info.data_offset} data bytes, "
-                                f"header declares {nbytes}")
+            raise NiftiError(
+                p,
+                f"file is truncated: {size - info.data_offset} data bytes, "
+                f"header declares {nbytes}",
+            )
         if size > info.data_offset + nbytes + _MAX_TRAILING_BYTES:
-            raise NiftiError(p, f"file holds {size - info.data_offset - nbytes} bytes after "
-                                f"the image data; not a valid NIfTI file")
+            raise NiftiError(
+                p,
+                f"file holds {size - info.data_offset - nbytes} bytes after "
+                f"the image data; not a valid NIfTI file",
+            )
     elif info.data_offset + nbytes > size * _MAX_DEFLATE_RATIO:
-        raise NiftiError(p, f"file is truncated: {size} compressed bytes cannot hold the "
-                            f"{nbytes} data bytes the header declares")
+        raise NiftiError(
+            p,
+            f"file is truncated: {size} compressed bytes cannot hold the "
+            f"{nbytes} data bytes the header declares",
+        )
     buf = np.empty(nbytes, dtype=np.uint8)
     with _read_errors(p, "corrupt file (gzip data or checksum error)"):
         f = _open(p, info.is_gzip)
@@ -329,7 +370,9 @@ def _read_raw(info: _Parsed) -> np.ndarray:
             f.seek(info.data_offset)
             got = _readinto_exact(f, memoryview(buf))
             if got < nbytes:
-                raise NiftiError(p, f"file is truncated: {got} data bytes, header declares {nbytes}")
+                raise NiftiError(
+                    p, f"file is truncated: {got} data bytes, header declares {nbytes}"
+                )
             trailing = 0
             while True:  # reading to EOF makes gzip verify its CRC and length
                 chunk = f.read(2**20)
@@ -337,8 +380,11 @@ def _read_raw(info: _Parsed) -> np.ndarray:
                     break
                 trailing += len(chunk)
                 if trailing > _MAX_TRAILING_BYTES:
-                    raise NiftiError(p, "file holds more data after the image than its header "
-                                        "declares; not a valid NIfTI file")
+                    raise NiftiError(
+                        p,
+                        "file holds more data after the image than its header "
+                        "declares; not a valid NIfTI file",
+                    )
         finally:
             _close(f)
     arr = buf.view(info.dtype)
@@ -417,7 +463,7 @@ def _format_values(values: set) -> str:
 def _to_labels(info: _Parsed, raw: np.ndarray) -> np.ndarray:
     if raw.dtype == np.uint8 and info.slope is None:
         counts = np.bincount(raw.ravel(order="K"), minlength=256)
-        bad = {int(v) for v in np.flatnonzero(counts[len(LABEL_VALUES):]) + len(LABEL_VALUES)}
+        bad = {int(v) for v in np.flatnonzero(counts[len(LABEL_VALUES) :]) + len(LABEL_VALUES)}
         if bad:
             raise NiftiError(info.path, f"label values outside {{0, 1, 2}}: {_format_values(bad)}")
         return raw
@@ -450,17 +496,24 @@ def _memory_guard(info: _Parsed):
         yield
     except MemoryError:
         nbytes = int(np.prod(info.shape, dtype=np.int64)) * info.dtype.itemsize
-        raise NiftiError(info.path, f"out of memory reading the {info.shape} {info.dtype.name} "
-                                    f"image ({nbytes / 2**30:.2f} GiB stored)") from None
+        raise NiftiError(
+            info.path,
+            f"out of memory reading the {info.shape} {info.dtype.name} "
+            f"image ({nbytes / 2**30:.2f} GiB stored)",
+        ) from None
 
 
 def _volume(info: _Parsed, data: np.ndarray) -> NiftiVolume:
-    return NiftiVolume(data=data, affine=info.affine.copy(), header=info.header,
-                       spacing=info.spacing, path=str(info.path))
+    return NiftiVolume(
+        data=data,
+        affine=info.affine.copy(),
+        header=info.header,
+        spacing=info.spacing,
+        path=str(info.path),
+    )
 
 
-def read_header(path: str | os.PathLike, *, max_voxels: int = DEFAULT_MAX_VOXELS
-                ) -> NiftiVolume:
+def read_header(path: str | os.PathLike, *, max_voxels: int = DEFAULT_MAX_VOXELS) -> NiftiVolume:
     """Validates a file's header only; returns a NiftiVolume whose ``data`` is empty.
 
     Cheap (reads a few hundred bytes): for checking shapes and spacing of a
@@ -470,8 +523,9 @@ def read_header(path: str | os.PathLike, *, max_voxels: int = DEFAULT_MAX_VOXELS
     return _volume(info, np.empty((0, 0, 0), dtype=info.dtype.newbyteorder("=")))
 
 
-def load_ct(path: str | os.PathLike, *, max_voxels: int = DEFAULT_MAX_VOXELS,
-            dtype=np.float32) -> NiftiVolume:
+def load_ct(
+    path: str | os.PathLike, *, max_voxels: int = DEFAULT_MAX_VOXELS, dtype=np.float32
+) -> NiftiVolume:
     """Reads a CT volume in HU (``scl_slope``/``scl_inter`` applied).
 
     ``dtype=None`` keeps int16 when the stored values are integers and the
@@ -494,9 +548,14 @@ def load_labels(path: str | os.PathLike, *, max_voxels: int = DEFAULT_MAX_VOXELS
         return _volume(info, _to_labels(info, _read_raw(info)))
 
 
-def load_case(volume_path: str | os.PathLike, label_path: str | os.PathLike, *,
-              max_voxels: int = DEFAULT_MAX_VOXELS, dtype=np.float32,
-              affine_atol: float = 1e-3) -> tuple[NiftiVolume, NiftiVolume]:
+def load_case(
+    volume_path: str | os.PathLike,
+    label_path: str | os.PathLike,
+    *,
+    max_voxels: int = DEFAULT_MAX_VOXELS,
+    dtype=np.float32,
+    affine_atol: float = 1e-3,
+) -> tuple[NiftiVolume, NiftiVolume]:
     """Reads a CT volume and its label map, checked to agree in shape and affine.
 
     Both headers are compared before any data are read. ``affine_atol`` is the
@@ -505,12 +564,18 @@ def load_case(volume_path: str | os.PathLike, label_path: str | os.PathLike, *,
     vinfo = _inspect(volume_path, max_voxels)
     linfo = _inspect(label_path, max_voxels)
     if vinfo.shape != linfo.shape:
-        raise NiftiError(label_path, f"shape {linfo.shape} does not match the shape "
-                                     f"{vinfo.shape} of volume {os.fspath(volume_path)}")
+        raise NiftiError(
+            label_path,
+            f"shape {linfo.shape} does not match the shape "
+            f"{vinfo.shape} of volume {os.fspath(volume_path)}",
+        )
     if not np.allclose(vinfo.affine, linfo.affine, rtol=0.0, atol=affine_atol):
         diff = float(np.max(np.abs(vinfo.affine - linfo.affine)))
-        raise NiftiError(label_path, f"affine differs from that of volume {os.fspath(volume_path)} "
-                                     f"(max difference {diff:.4g} > {affine_atol})")
+        raise NiftiError(
+            label_path,
+            f"affine differs from that of volume {os.fspath(volume_path)} "
+            f"(max difference {diff:.4g} > {affine_atol})",
+        )
     with _memory_guard(vinfo):
         volume = _volume(vinfo, _to_hu(vinfo, _read_raw(vinfo), dtype))
     with _memory_guard(linfo):

@@ -29,8 +29,9 @@ def _output_is_gzip(path: Path) -> bool:
     raise OutputError(path, "output name must end in .nii or .nii.gz")
 
 
-def _prepare_header(header: nib.Nifti1Header | None, affine: np.ndarray,
-                    shape: tuple, dtype: np.dtype) -> nib.Nifti1Header:
+def _prepare_header(
+    header: nib.Nifti1Header | None, affine: np.ndarray, shape: tuple, dtype: np.dtype
+) -> nib.Nifti1Header:
     if header is None:
         hdr = nib.Nifti1Header()
         hdr.set_xyzt_units("mm", "sec")
@@ -51,34 +52,49 @@ def _prepare_header(header: nib.Nifti1Header | None, affine: np.ndarray,
     return hdr
 
 
-def _write(path: str | os.PathLike, data: np.ndarray, hdr: nib.Nifti1Header,
-           overwrite: bool, compresslevel: int) -> Path:
+def _write(
+    path: str | os.PathLike,
+    data: np.ndarray,
+    hdr: nib.Nifti1Header,
+    overwrite: bool,
+    compresslevel: int,
+) -> Path:
     """Writes header and data atomically; gzip output is byte-deterministic."""
     final = Path(path)
     is_gzip = _output_is_gzip(final)
     stored = hdr.get_data_dtype()  # carries the header's byte order
-    with atomic_path(final, overwrite=overwrite) as tmp:
-        with open(tmp, "wb") as raw:
-            out = (gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0,
-                                 compresslevel=compresslevel) if is_gzip else raw)
-            hdr.write_to(out)
-            for sl in _slabs(data.shape):
-                out.write(np.asarray(data[:, :, sl], dtype=stored).tobytes(order="F"))
-            if is_gzip:
-                out.close()
-            raw.flush()
-            os.fsync(raw.fileno())
+    with atomic_path(final, overwrite=overwrite) as tmp, open(tmp, "wb") as raw:
+        out = (
+            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=compresslevel)
+            if is_gzip
+            else raw
+        )
+        hdr.write_to(out)
+        for sl in _slabs(data.shape):
+            out.write(np.asarray(data[:, :, sl], dtype=stored).tobytes(order="F"))
+        if is_gzip:
+            out.close()
+        raw.flush()
+        os.fsync(raw.fileno())
     return final
 
 
 def _check_shape(data: np.ndarray, reference: NiftiVolume, what: str) -> None:
     if data.ndim != 3 or tuple(data.shape) != tuple(reference.data.shape):
-        raise ValueError(f"{what} shape {data.shape} does not match the reference "
-                         f"{reference.path} shape {reference.data.shape}")
+        raise ValueError(
+            f"{what} shape {data.shape} does not match the reference "
+            f"{reference.path} shape {reference.data.shape}"
+        )
 
 
-def save_labels(path: str | os.PathLike, labels: np.ndarray, reference: NiftiVolume, *,
-                overwrite: bool = False, compresslevel: int = 6) -> Path:
+def save_labels(
+    path: str | os.PathLike,
+    labels: np.ndarray,
+    reference: NiftiVolume,
+    *,
+    overwrite: bool = False,
+    compresslevel: int = 6,
+) -> Path:
     """Writes a uint8 label map (values 0, 1, 2) with the reference's affine and header.
 
     The reference header is kept (orientation codes, units, description,
@@ -100,8 +116,14 @@ def save_labels(path: str | os.PathLike, labels: np.ndarray, reference: NiftiVol
     return _write(path, labels, hdr, overwrite, compresslevel)
 
 
-def save_probabilities(path: str | os.PathLike, prob: np.ndarray, reference: NiftiVolume, *,
-                       overwrite: bool = False, compresslevel: int = 6) -> Path:
+def save_probabilities(
+    path: str | os.PathLike,
+    prob: np.ndarray,
+    reference: NiftiVolume,
+    *,
+    overwrite: bool = False,
+    compresslevel: int = 6,
+) -> Path:
     """Writes a float32 probability map (finite values) with the reference's affine and header."""
     prob = np.asarray(prob)
     _check_shape(prob, reference, "probabilities")
@@ -111,9 +133,15 @@ def save_probabilities(path: str | os.PathLike, prob: np.ndarray, reference: Nif
     return _write(path, prob, hdr, overwrite, compresslevel)
 
 
-def save_ct(path: str | os.PathLike, data: np.ndarray, affine: np.ndarray, *,
-            header: nib.Nifti1Header | None = None, overwrite: bool = False,
-            compresslevel: int = 6) -> Path:
+def save_ct(
+    path: str | os.PathLike,
+    data: np.ndarray,
+    affine: np.ndarray,
+    *,
+    header: nib.Nifti1Header | None = None,
+    overwrite: bool = False,
+    compresslevel: int = 6,
+) -> Path:
     """Writes a CT volume (int16 or float32 HU, no scaling) with ``affine``.
 
     Without ``header`` a fresh one is made with both qform and sform set to

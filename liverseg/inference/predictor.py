@@ -132,8 +132,13 @@ class StackPredictor:
             logits = outputs[options.output] if isinstance(outputs, dict) else outputs
             return tf.sigmoid(tf.cast(logits, tf.float32))
 
+        # autograph=False: nothing to convert, and AutoGraph warns on this closure
         self._fn = tf.function(
-            run, input_signature=[spec], jit_compile=options.jit_compile, reduce_retracing=True
+            run,
+            input_signature=[spec],
+            jit_compile=options.jit_compile,
+            reduce_retracing=True,
+            autograph=False,
         )
 
     def batch_size_for(self, height: int, width: int) -> int:

@@ -71,10 +71,33 @@ class RunOptions:
         False, "Also write <output>_liver_probability and _tumor_probability (float32)."
     )
     overlays: bool = option(False, "Also write <output>_overlay.png per volume.")
+    num_parts: int = option(
+        1,
+        "Split the discovered volumes into this many parts and segment one of them "
+        "(--part_id): N processes with part ids 0..N-1 cover every volume exactly once.",
+        lower_bound=1,
+    )
+    part_id: int = option(0, "Which part this process segments (0 .. num_parts-1).", lower_bound=0)
 
     def __post_init__(self):
         if self.overwrite and self.skip_existing:
             raise ConfigError("overwrite and skip_existing exclude each other")
+        if self.num_parts < 1 or not 0 <= self.part_id < self.num_parts:
+            raise ConfigError(
+                f"part_id must lie in 0..num_parts-1 (got part_id={self.part_id}, "
+                f"num_parts={self.num_parts})"
+            )
+
+
+def select_part(paths: Sequence[Path], num_parts: int, part_id: int) -> list[Path]:
+    """Part ``part_id`` of ``num_parts`` of the discovered inputs (nnU-Net's convention).
+
+    Every ``num_parts``-th input of the natural-order list, starting at
+    ``part_id``: deterministic given the same directory listing, disjoint
+    across part ids and covering every input once. Parts differ in size by
+    at most one volume.
+    """
+    return list(paths[part_id::num_parts])
 
 
 @dataclasses.dataclass
@@ -233,17 +256,22 @@ class _Plan:
 
 
 def _plan(
-    inputs: Iterable[Path], output_dir: Path, options: RunOptions, report: RunReport
+    inputs: Iterable[Path],
+    output_dir: Path,
+    options: RunOptions,
+    report: RunReport,
+    all_inputs: Iterable[Path] | None = None,
 ) -> list[_Plan]:
     """Output paths per input; existing / colliding outputs become skipped or failed cases.
 
     Inputs that differ only by extension (``volume-3.nii`` and
-    ``volume-3.nii.gz``) are one case id twice: each fails, naming the other.
+    ``volume-3.nii.gz``) are one case id twice: each fails, naming the other,
+    whichever parts of a split run (``all_inputs``) they fall into.
     """
     plans, seen = [], {}
     inputs = list(inputs)
     by_stem: dict[str, list[Path]] = {}
-    for path in inputs:
+    for path in inputs if all_inputs is None else all_inputs:
         parts = split_nifti_name(path.name)
         by_stem.setdefault(parts[0] if parts else path.name, []).append(path)
     for path in inputs:
@@ -379,7 +407,16 @@ def run(
             "y" if len(ignored) == 1 else "ies",
             _format_ignored(ignored),
         )
-    plans = _plan(paths, out_dir, options, report)
+    part = select_part(paths, options.num_parts, options.part_id)
+    if options.num_parts > 1:
+        logger.info(
+            "part %d of %d: %d of %d volumes",
+            options.part_id,
+            options.num_parts,
+            len(part),
+            len(paths),
+        )
+    plans = _plan(part, out_dir, options, report, all_inputs=paths)
     if not plans:
         return report
     if segmenter is None:

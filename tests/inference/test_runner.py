@@ -202,6 +202,42 @@ def test_rerun_after_a_crash_redoes_unfinished_cases(tmp_path, segmenter):
     assert all(r == "label map" or r == "output of this tool" for _, r in report.ignored)
 
 
+def test_select_part_covers_every_input_once():
+    from liverseg.inference.runner import select_part
+
+    paths = [f"v{i}" for i in range(11)]
+    for n in (1, 2, 3, 4, 11, 13):
+        parts = [select_part(paths, n, k) for k in range(n)]
+        assert sorted(p for part in parts for p in part) == sorted(paths)
+        assert max(map(len, parts)) - min(map(len, parts)) <= 1
+    assert select_part(paths, 3, 1) == ["v1", "v4", "v7", "v10"]
+    for bad in ({"num_parts": 0}, {"num_parts": 2, "part_id": 2}, {"part_id": -1}):
+        with pytest.raises(ConfigError, match="part_id"):
+            RunOptions(**bad)
+
+
+def test_parts_write_what_one_run_writes(tmp_path, segmenter):
+    """Two parts (any order, with a rerun) give the files, bytes included, of one plain run."""
+    src = tmp_path / "data"
+    src.mkdir()
+    for i in range(5):
+        write_volume(src / f"volume-{i}.nii.gz")
+    (src / "volume-2.nii").write_bytes(b"not a nifti")  # fails in whichever part holds it
+    whole = run(src, tmp_path / "whole", segmenter)
+    assert len(whole.written) == 4 and len(whole.failed) == 2  # volume-2 twins fail
+    split = tmp_path / "split"
+    reports = [run(src, split, segmenter, RunOptions(num_parts=2, part_id=k)) for k in (1, 0)]
+    assert [len(r.cases) for r in reports] == [3, 3]
+    assert {c.input for c in reports[0].cases}.isdisjoint(c.input for c in reports[1].cases)
+    assert sum(len(r.failed) for r in reports) == 2
+    assert listing(split) == listing(tmp_path / "whole")
+    for name in listing(split):
+        if name.startswith("segmentation-"):
+            assert (split / name).read_bytes() == (tmp_path / "whole" / name).read_bytes()
+    rerun = run(src, split, segmenter, RunOptions(num_parts=2, part_id=0, skip_existing=True))
+    assert {c.status for c in rerun.cases} == {CaseStatus.SKIPPED, CaseStatus.FAILED}
+
+
 def test_overlay_png_is_written(tmp_path, segmenter):
     src = tmp_path / "in"
     src.mkdir()

@@ -1,4 +1,4 @@
-"""Converts an original TF1 DS-SFFNet / liverseg checkpoint into a native model.
+r"""Converts an original TF1 DS-SFFNet / liverseg checkpoint into a native model.
 
 Reads the authors' name-based checkpoint (variables ``seg_liver/...`` for the
 liver net, ``seg_lesion/...`` for the tumour net), checks every variable and

@@ -1,8 +1,8 @@
-"""Runs the whole system end to end on built-in CT phantoms.
+r"""Runs the whole system end to end on built-in CT phantoms.
 
 Usage:
   python tools/demo.py                      # about 14 minutes on 2 CPU cores
-  python tools/demo.py --quick              # about 3 minutes, smaller phantoms
+  python tools/demo.py --quick              # about 4 minutes, smaller phantoms
   python tools/demo.py --work_dir=/tmp/demo
 
 Installs missing requirements first. Generates training and held-out
@@ -18,7 +18,7 @@ from liverseg.cli import main_entry
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("work_dir", "demo_work", "Where phantoms, models and results go.")
-flags.DEFINE_bool("quick", False, "Smaller phantoms and fewer updates (about 3 minutes).")
+flags.DEFINE_bool("quick", False, "Smaller phantoms and fewer updates (about 4 minutes).")
 
 
 def main(argv):

@@ -1,4 +1,4 @@
-"""Scores a directory of LiTS label maps against the references.
+r"""Scores a directory of LiTS label maps against the references.
 
 Pairs ``segmentation-N.nii[.gz]`` (or ``test-segmentation-N``) files by case
 id, computes the LiTS metrics with the reference voxel spacing, prints a

@@ -1,4 +1,4 @@
-"""Exports a trained liver or tumour network as a SavedModel for TF Serving.
+r"""Exports a trained liver or tumour network as a SavedModel for TF Serving.
 
 Writes EXPORT_DIR/VERSION/ (a TF Serving model base path and version), with
 the signature ``serving_default`` (input ``ct_slices``: float32

@@ -1,4 +1,4 @@
-"""Segments CT volumes into LiTS label maps (0 background, 1 liver, 2 tumour).
+r"""Segments CT volumes into LiTS label maps (0 background, 1 liver, 2 tumour).
 
 Runs the full cascade on every NIfTI volume of --input_dir (or on one file):
 liver net, liver ROI, tumour net on the ROI, masking with the liver, 3D
@@ -39,28 +39,11 @@ Usage:
 from absl import flags
 
 from liverseg.cli import main_entry
-from liverseg.inference.cascade import SegmentOptions
-from liverseg.inference.resolve import Sources
-from liverseg.inference.runner import RunOptions
-from liverseg.postprocess.choice import PostprocessChoice
-from liverseg.utils.options import define_flags, from_flags
+from liverseg.commands import inference_flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("input_dir", None, "Directory of CT volumes (.nii / .nii.gz) or one volume.")
-flags.DEFINE_string("output_dir", None, "Where the label maps go (created if missing).")
-flags.DEFINE_string("liver_model", None, "Liver model: liverseg model directory or .keras file.")
-flags.DEFINE_string("tumor_model", None, "Tumour model (optional: without it, liver only).")
-RUN_FLAGS = define_flags(RunOptions, FLAGS)
-SOURCE_FLAGS = define_flags(Sources, FLAGS)
-CASCADE_FLAGS = define_flags(SegmentOptions, FLAGS)
-# Not given = the models' stored choice (or the original's): see --postprocess.
-CHOICE_FLAGS = define_flags(
-    PostprocessChoice,
-    FLAGS,
-    unset_defaults=list(PostprocessChoice.__dataclass_fields__),
-    unset_help="Default: as --postprocess says.",
-)
-flags.mark_flags_as_required(["input_dir", "output_dir", "liver_model"])
+INFERENCE = inference_flags.InferenceFlags(FLAGS)
+flags.adopt_module_key_flags(inference_flags)
 
 
 def main(argv):
@@ -68,16 +51,9 @@ def main(argv):
         from liverseg.errors import ConfigError
 
         raise ConfigError(f"unexpected arguments: {' '.join(argv[1:])}")
-    from liverseg.inference import resolve_options, run
+    from liverseg.inference import run
 
-    resolved = resolve_options(
-        FLAGS.liver_model,
-        FLAGS.tumor_model,
-        **from_flags(Sources, FLAGS, SOURCE_FLAGS),
-        overrides=from_flags(PostprocessChoice, FLAGS, CHOICE_FLAGS, given_only=True),
-        base=SegmentOptions(**from_flags(SegmentOptions, FLAGS, CASCADE_FLAGS)),
-    )
-    print(f"post-processing: {resolved.choice_source}; grid: {resolved.geometry_source}")
+    resolved = INFERENCE.resolve()
     report = run(
         FLAGS.input_dir,
         FLAGS.output_dir,
@@ -85,11 +61,8 @@ def main(argv):
         tumor_model=FLAGS.tumor_model,
         segment_options=resolved.segment_options,
         geometry=resolved.geometry,
-        provenance={
-            "postprocessing": {"source": resolved.choice_source},
-            "geometry": {"source": resolved.geometry_source},
-        },
-        options=RunOptions(**from_flags(RunOptions, FLAGS, RUN_FLAGS)),
+        provenance=INFERENCE.provenance(resolved),
+        options=INFERENCE.run_options(),
     )
     print(
         f"{len(report.written)} written, {len(report.skipped)} skipped, "

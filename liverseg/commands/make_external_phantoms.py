@@ -1,4 +1,4 @@
-"""Writes the external-validation phantom family in LiTS layout (evaluation only).
+r"""Writes the external-validation phantom family in LiTS layout (evaluation only).
 
 These phantoms come from a generator written independently of the training
 phantoms (liverseg/phantoms/external.py): use them to measure

@@ -1,4 +1,4 @@
-"""Writes synthetic abdominal CT phantoms in LiTS layout.
+r"""Writes synthetic abdominal CT phantoms in LiTS layout.
 
 Writes OUTPUT_DIR/volume-{i}.nii.gz (int16 HU) and
 OUTPUT_DIR/segmentation-{i}.nii.gz (uint8: 0 background, 1 liver, 2 tumour)

@@ -1,4 +1,4 @@
-"""Writes sharded TFRecords of one stage's training examples.
+r"""Writes sharded TFRecords of one stage's training examples.
 
 Usage:
   python tools/prepare.py --data_dir=LiTS/train --output_dir=prepared/liver --stage=liver

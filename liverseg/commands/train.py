@@ -1,4 +1,4 @@
-"""Trains the liver or the tumour network of the cascade.
+r"""Trains the liver or the tumour network of the cascade.
 
 Usage:
   # liver stage, fast recipe, on phantoms or LiTS (NIfTI dir or prepare.py output)

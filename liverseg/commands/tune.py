@@ -1,4 +1,4 @@
-"""Chooses the cascade's post-processing on validation cases and stores it with the models.
+r"""Chooses the cascade's post-processing on validation cases and stores it with the models.
 
 Scores every combination of slice fusion, test-time shift, CRF per structure,
 opening per structure, the liver's largest component and a minimum tumour

@@ -189,7 +189,7 @@ def auxiliary_names(label_name: str) -> dict[str, str]:
     }
 
 
-def _skip_reason(entry: Path) -> str | None:
+def skip_reason(entry: Path) -> str | None:
     """Why a directory entry is not an input, or None for a CT volume."""
     if entry.is_dir():
         return "directory"
@@ -205,7 +205,7 @@ def _skip_reason(entry: Path) -> str | None:
     return None
 
 
-def _natural_key(path: Path) -> list:
+def natural_key(path: Path) -> list:
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
 
 
@@ -218,10 +218,10 @@ def discover_inputs(input_path: str | os.PathLike) -> tuple[list[Path], list[tup
     p = Path(input_path)
     if p.is_dir():
         inputs, ignored = [], []
-        for entry in sorted(p.iterdir(), key=_natural_key):
+        for entry in sorted(p.iterdir(), key=natural_key):
             if entry.name.startswith("."):
                 continue
-            reason = _skip_reason(entry)
+            reason = skip_reason(entry)
             if reason is None:
                 inputs.append(entry)
             else:
@@ -249,19 +249,21 @@ def _format_ignored(ignored: Sequence[tuple[Path, str]]) -> str:
 
 
 @dataclasses.dataclass
-class _Plan:
+class CasePlan:
+    """One case of a run: its input, label map and auxiliary output paths."""
+
     input: Path
     output: Path
     aux: dict[str, Path]
 
 
-def _plan(
+def plan_cases(
     inputs: Iterable[Path],
     output_dir: Path,
     options: RunOptions,
     report: RunReport,
     all_inputs: Iterable[Path] | None = None,
-) -> list[_Plan]:
+) -> list[CasePlan]:
     """Output paths per input; existing / colliding outputs become skipped or failed cases.
 
     Inputs that differ only by extension (``volume-3.nii`` and
@@ -300,7 +302,7 @@ def _plan(
             report.cases.append(CaseReport(path, None, CaseStatus.FAILED, str(exc)))
             logger.error("%s", exc)
             continue
-        plans.append(_Plan(path, out, aux))
+        plans.append(CasePlan(path, out, aux))
     return plans
 
 
@@ -324,7 +326,7 @@ def _progress_printer(label: str, interval: float = 10.0):
     return progress
 
 
-def _write_case(plan: _Plan, volume, result, options: RunOptions) -> list[Path]:
+def _write_case(plan: CasePlan, volume, result, options: RunOptions) -> list[Path]:
     """Auxiliary outputs first, the label map last (it marks a finished case)."""
     extra = []
     aux_overwrite = True  # no label map yet: these are leftovers of an unfinished run
@@ -416,7 +418,7 @@ def run(
             len(part),
             len(paths),
         )
-    plans = _plan(part, out_dir, options, report, all_inputs=paths)
+    plans = plan_cases(part, out_dir, options, report, all_inputs=paths)
     if not plans:
         return report
     if segmenter is None:
@@ -429,12 +431,18 @@ def run(
         )
     elif options.write_probabilities and not segmenter.options.keep_probabilities:
         raise ConfigError("write_probabilities needs a segmenter with keep_probabilities=True")
-    _record_options(out_dir, segmenter, provenance, liver_model, tumor_model)
+    atomic_write_text(
+        out_dir / OPTIONS_FILE,
+        write_options_record(
+            segmenter.options, segmenter.geometry, provenance, liver_model, tumor_model
+        ),
+        overwrite=True,
+    )
 
     progress = Progress(len(plans), label="volume", unit="volumes")
     run_start = time.perf_counter()
     for i, plan in enumerate(plans, start=1):
-        report.cases.append(_run_case(plan, segmenter, options, f"{i}/{len(plans)}"))
+        report.cases.append(run_case(plan, segmenter, options, f"{i}/{len(plans)}"))
         progress.update(i, failed=len(report.failed))
     logger.info(
         "done in %s: %d written, %d skipped, %d failed",
@@ -446,11 +454,11 @@ def run(
     return report
 
 
-def _record_options(
-    out_dir: Path, segmenter: Segmenter, provenance, liver_model, tumor_model
-) -> None:
-    """``inference_options.json``: what produced the label maps beside it."""
-    record = ResolvedOptions(segmenter.options, segmenter.geometry, "given", "given").to_dict()
+def write_options_record(
+    options: SegmentOptions, geometry, provenance, liver_model, tumor_model
+) -> str:
+    """The text of ``inference_options.json``: what produced the label maps beside it."""
+    record = ResolvedOptions(options, geometry, "given", "given").to_dict()
     for key, value in (provenance or {}).items():
         if isinstance(value, Mapping) and isinstance(record.get(key), dict):
             record[key].update(value)
@@ -461,12 +469,11 @@ def _record_options(
         for name, m in (("liver", liver_model), ("tumor", tumor_model))
         if m is not None
     }
-    atomic_write_text(
-        out_dir / OPTIONS_FILE, json.dumps(record, indent=2, sort_keys=True) + "\n", overwrite=True
-    )
+    return json.dumps(record, indent=2, sort_keys=True) + "\n"
 
 
-def _run_case(plan: _Plan, segmenter: Segmenter, options: RunOptions, label: str) -> CaseReport:
+def run_case(plan: CasePlan, segmenter: Segmenter, options: RunOptions, label: str) -> CaseReport:
+    """Loads, segments and writes one case; a failure is logged and reported, never raised."""
     case = CaseReport(plan.input, plan.output, CaseStatus.FAILED)
     try:
         t = time.perf_counter()

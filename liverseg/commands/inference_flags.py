@@ -1,0 +1,66 @@
+"""The flags ``infer.py`` and ``infer_beam.py`` share, and the options they resolve to."""
+
+from __future__ import annotations
+
+from absl import flags
+
+from liverseg.inference.cascade import SegmentOptions
+from liverseg.inference.resolve import ResolvedOptions, Sources
+from liverseg.inference.runner import RunOptions
+from liverseg.postprocess.choice import PostprocessChoice
+from liverseg.utils.options import define_flags, from_flags
+
+
+class InferenceFlags:
+    """Defines the input, output, model, run, source and cascade flags on ``FLAGS``."""
+
+    def __init__(self, FLAGS: flags.FlagValues):
+        self.FLAGS = FLAGS
+        flags.DEFINE_string(
+            "input_dir", None, "Directory of CT volumes (.nii / .nii.gz) or one volume.", FLAGS
+        )
+        flags.DEFINE_string(
+            "output_dir", None, "Where the label maps go (created if missing).", FLAGS
+        )
+        flags.DEFINE_string(
+            "liver_model", None, "Liver model: liverseg model directory or .keras file.", FLAGS
+        )
+        flags.DEFINE_string(
+            "tumor_model", None, "Tumour model (optional: without it, liver only).", FLAGS
+        )
+        self.run_flags = define_flags(RunOptions, FLAGS)
+        self.source_flags = define_flags(Sources, FLAGS)
+        self.cascade_flags = define_flags(SegmentOptions, FLAGS)
+        # Not given = the models' stored choice (or the original's): see --postprocess.
+        self.choice_flags = define_flags(
+            PostprocessChoice,
+            FLAGS,
+            unset_defaults=list(PostprocessChoice.__dataclass_fields__),
+            unset_help="Default: as --postprocess says.",
+        )
+        flags.mark_flags_as_required(["input_dir", "output_dir", "liver_model"], FLAGS)
+
+    def resolve(self) -> ResolvedOptions:
+        """The cascade options: the models' stored choices, then the flags given."""
+        from liverseg.inference import resolve_options
+
+        FLAGS = self.FLAGS
+        resolved = resolve_options(
+            FLAGS.liver_model,
+            FLAGS.tumor_model,
+            **from_flags(Sources, FLAGS, self.source_flags),
+            overrides=from_flags(PostprocessChoice, FLAGS, self.choice_flags, given_only=True),
+            base=SegmentOptions(**from_flags(SegmentOptions, FLAGS, self.cascade_flags)),
+        )
+        print(f"post-processing: {resolved.choice_source}; grid: {resolved.geometry_source}")
+        return resolved
+
+    def run_options(self) -> RunOptions:
+        return RunOptions(**from_flags(RunOptions, self.FLAGS, self.run_flags))
+
+    @staticmethod
+    def provenance(resolved: ResolvedOptions) -> dict:
+        return {
+            "postprocessing": {"source": resolved.choice_source},
+            "geometry": {"source": resolved.geometry_source},
+        }

@@ -1,5 +1,6 @@
 """NIfTI reading, validation and writing (liverseg.data.nifti)."""
 
+import dataclasses
 import functools
 import gzip
 import logging
@@ -341,6 +342,31 @@ def test_not_a_nifti_file(tmp_path):
         write(tmp_path / "pair.nii", nifti_bytes(np.zeros((4, 3, 2), np.int16), hdr=hdr)),
         "hdr/.img pair",
     )
+
+
+@pytest.mark.parametrize("header, magic", [(nib.Nifti1Header, b"n+2"), (nib.Nifti2Header, b"n+1")])
+def test_magic_of_the_other_nifti_version_is_refused(tmp_path, ct, header, magic):
+    """A 348-byte header saying n+2 (or 540 saying n+1): nibabel cannot open it, nor do we."""
+    image = (nib.Nifti1Image if header is nib.Nifti1Header else nib.Nifti2Image)(ct, AFFINE)
+    path = tmp_path / "forged.nii"
+    nib.save(image, path)
+    raw = bytearray(path.read_bytes())
+    offset = 344 if header is nib.Nifti1Header else 4
+    raw[offset : offset + 3] = magic
+    path.write_bytes(bytes(raw))
+    with pytest.raises(Exception, match="Cannot work out file type|magic string"):
+        nib.load(path)
+    expect_error(path, "not a NIfTI file .magic")
+
+
+def test_a_written_file_that_would_not_reopen_is_never_renamed_into_place(tmp_path, ct):
+    volume = nifti.load_ct(write(tmp_path / "v.nii", nifti_bytes(ct)))
+    forged = volume.header.copy()
+    forged["magic"] = b"n+2"  # what a header copied from a hostile input could carry
+    bad = dataclasses.replace(volume, header=forged)
+    with pytest.raises(OutputError, match="would not reopen"):
+        nifti.save_labels(tmp_path / "segmentation-0.nii", np.zeros(ct.shape, np.uint8), bad)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.nii"]
 
 
 def test_unsupported_data_type(tmp_path):

@@ -199,8 +199,14 @@ def _parse_header(f: BinaryIO, path: Path, is_gzip: bool, max_voxels: int) -> _P
         raise NiftiError(
             path, "header of a .hdr/.img pair; only single-file .nii/.nii.gz is supported"
         )
-    if magic not in (b"n+1", b"n+2"):
-        raise NiftiError(path, f"not a NIfTI file (bad magic {magic!r})")
+    expected = b"n+1" if klass is nib.Nifti1Header else b"n+2"
+    raw_magic = bytes(hdr["magic"])  # NIfTI-2's is "n+2\0" and four more bytes
+    if not (raw_magic == expected or raw_magic.startswith(expected + b"\x00")):
+        size = 348 if klass is nib.Nifti1Header else 540
+        raise NiftiError(
+            path,
+            f"not a NIfTI file (magic {magic!r} where a {size}-byte header needs {expected!r})",
+        )
 
     dim = [int(d) for d in hdr["dim"]]
     ndim = dim[0]

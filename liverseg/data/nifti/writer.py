@@ -63,20 +63,43 @@ def _write(
     final = Path(path)
     is_gzip = _output_is_gzip(final)
     stored = hdr.get_data_dtype()  # carries the header's byte order
-    with atomic_path(final, overwrite=overwrite) as tmp, open(tmp, "wb") as raw:
-        out = (
-            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=compresslevel)
-            if is_gzip
-            else raw
-        )
-        hdr.write_to(out)
-        for sl in _slabs(data.shape):
-            out.write(np.asarray(data[:, :, sl], dtype=stored).tobytes(order="F"))
-        if is_gzip:
-            out.close()
-        raw.flush()
-        os.fsync(raw.fileno())
+    with atomic_path(final, overwrite=overwrite) as tmp:
+        with open(tmp, "wb") as raw:
+            out = (
+                gzip.GzipFile(
+                    filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=compresslevel
+                )
+                if is_gzip
+                else raw
+            )
+            hdr.write_to(out)
+            for sl in _slabs(data.shape):
+                out.write(np.asarray(data[:, :, sl], dtype=stored).tobytes(order="F"))
+            if is_gzip:
+                out.close()
+            raw.flush()
+            os.fsync(raw.fileno())
+        _check_reopens(tmp, final, data.shape)
     return final
+
+
+def _check_reopens(tmp: Path, final: Path, shape: tuple[int, ...]) -> None:
+    """nibabel (and so every reader downstream) opens the written file with its shape.
+
+    Run on the temporary file, so a file that would not reopen is never renamed into place.
+    """
+    try:
+        image = nib.load(tmp)
+        reopened = tuple(image.shape)
+    except Exception as exc:  # nibabel raises many types for a header it refuses
+        raise OutputError(
+            final, f"written file would not reopen ({exc}); nothing written"
+        ) from None
+    if reopened[:3] != tuple(shape) or any(d != 1 for d in reopened[3:]):
+        raise OutputError(
+            final,
+            f"written file reopens with shape {reopened}, not {tuple(shape)}; nothing written",
+        )
 
 
 def _check_shape(data: np.ndarray, reference: NiftiVolume, what: str) -> None:

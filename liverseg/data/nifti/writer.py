@@ -89,7 +89,8 @@ def _check_reopens(tmp: Path, final: Path, shape: tuple[int, ...]) -> None:
     Run on the temporary file, so a file that would not reopen is never renamed into place.
     """
     try:
-        image = nib.load(tmp)
+        with nib.imageglobals.LoggingOutputSuppressor():  # its header checks print to stderr
+            image = nib.load(tmp)
         reopened = tuple(image.shape)
     except Exception as exc:  # nibabel raises many types for a header it refuses
         raise OutputError(

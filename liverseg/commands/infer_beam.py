@@ -52,11 +52,29 @@ def main(argv):
         pipeline_args=argv[1:],
         provenance=INFERENCE.provenance(resolved),
     )
+    if FLAGS.statistics:
+        write_statistics_of_report(FLAGS.output_dir)
     print(
         f"{counts['written']} written, {counts['skipped']} skipped, "
         f"{counts['failed']} failed -> {FLAGS.output_dir}"
     )
     return 0 if counts["failed"] == 0 else 1
+
+
+def write_statistics_of_report(output_dir: str) -> None:
+    import json
+    from pathlib import Path
+
+    from liverseg.errors import ConfigError
+    from liverseg.evaluation.statistics import write_run_statistics
+    from liverseg.inference.beam import REPORT_FILE, is_local
+
+    if not is_local(output_dir):
+        raise ConfigError(f"{output_dir}: --statistics needs a local output directory")
+    cases = json.loads((Path(output_dir) / REPORT_FILE).read_text())["cases"]
+    pairs = [(c["output"], c["input"]) for c in cases if c["status"] == "written"]
+    json_path, _ = write_run_statistics(pairs, output_dir)
+    print(f"statistics: {json_path} and {json_path.with_suffix('.csv').name}")
 
 
 def run() -> None:

@@ -28,6 +28,14 @@ class InferenceFlags:
         flags.DEFINE_string(
             "tumor_model", None, "Tumour model (optional: without it, liver only).", FLAGS
         )
+        flags.DEFINE_bool(
+            "statistics",
+            False,
+            "Also write per case <output stem>_statistics.json (liver volume, tumour burden, "
+            "lesions with RECIST-style diameters and HU) and statistics.json / statistics.csv "
+            "over the output directory (a local one, for infer_beam).",
+            FLAGS,
+        )
         self.run_flags = define_flags(RunOptions, FLAGS)
         self.source_flags = define_flags(Sources, FLAGS)
         self.cascade_flags = define_flags(SegmentOptions, FLAGS)

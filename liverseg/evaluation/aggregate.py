@@ -20,6 +20,13 @@ from liverseg.evaluation.metrics import Overlap
 LIVER_CASE_KEYS = ("dice", "voe", "rvd", "assd", "msd", "rmsd")
 TUMOR_CASE_KEYS = ("dice", "num_reference_lesions", "num_predicted_lesions", "num_detected")
 LESION_MEAN_KEYS = ("voe", "rvd", "assd", "msd", "rmsd")
+VOLUME_CASE_KEYS = (
+    "liver_ml",
+    "reference_liver_ml",
+    "liver_volume_error_ml",
+    "tumor_burden",
+    "reference_tumor_burden",
+)
 
 
 def _mean(values: Iterable[float | None]) -> float | None:
@@ -74,3 +81,17 @@ def aggregate(results: Sequence[dict]) -> tuple[dict, dict]:
         }
     )
     return liver, tumor
+
+
+def burden_scores(results: Sequence[dict]) -> dict:
+    """The LiTS tumour-burden score: RMSE and largest absolute error of the burden over cases."""
+    errors = [
+        r["volumes"]["tumor_burden"] - r["volumes"]["reference_tumor_burden"] for r in results
+    ]
+    if not errors:
+        return {"rmse": None, "max_error": None}
+    errors = np.asarray(errors, np.float64)
+    return {
+        "rmse": float(np.sqrt(np.mean(errors**2))),
+        "max_error": float(np.max(np.abs(errors))),
+    }

@@ -211,6 +211,26 @@ def lesion_scores(
     return out
 
 
+def volume_scores(liver: Overlap, tumor: Overlap, spacing: Sequence[float]) -> dict:
+    """Liver volumes (ml) and tumour burdens (tumour / liver volume) of a case, both sides.
+
+    The liver is labels 1 and 2 (the whole organ), as in the LiTS
+    tumour-burden task; a case without liver has burden 0.
+    """
+    voxel_ml = float(np.prod(spacing)) / 1000.0
+
+    def burden(tumour: int, liver: int) -> float:
+        return tumour / liver if liver else 0.0
+
+    return {
+        "liver_ml": liver.pred * voxel_ml,
+        "reference_liver_ml": liver.ref * voxel_ml,
+        "liver_volume_error_ml": (liver.pred - liver.ref) * voxel_ml,
+        "tumor_burden": burden(tumor.pred, liver.pred),
+        "reference_tumor_burden": burden(tumor.ref, liver.ref),
+    }
+
+
 def case_metrics(
     pred_labels: np.ndarray,
     ref_labels: np.ndarray,
@@ -244,6 +264,7 @@ def case_metrics(
     tumor_overlap = Overlap.of(pred_tumor, ref_tumor)
     detection = detect_lesions(pred_tumor, ref_tumor)
     return {
+        "volumes": volume_scores(liver_overlap, tumor_overlap, spacing),
         "liver": liver,
         "tumor": {
             "dice": tumor_overlap.dice(),

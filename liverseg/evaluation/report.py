@@ -28,7 +28,9 @@ from liverseg.evaluation.aggregate import (
     LESION_MEAN_KEYS,
     LIVER_CASE_KEYS,
     TUMOR_CASE_KEYS,
+    VOLUME_CASE_KEYS,
     aggregate,
+    burden_scores,
 )
 from liverseg.evaluation.metrics import RvdConvention, case_metrics
 from liverseg.evaluation.pairing import (
@@ -213,6 +215,7 @@ def evaluate_directories(
                 "case": case_id,
                 "liver": {k: result["liver"][k] for k in LIVER_CASE_KEYS},
                 "tumor": {k: result["tumor"][k] for k in TUMOR_CASE_KEYS},
+                "volumes": {k: result["volumes"][k] for k in VOLUME_CASE_KEYS},
             }
         )
         logger.info(
@@ -224,6 +227,7 @@ def evaluate_directories(
 
     liver, tumor = aggregate(results)
     return {
+        "tumor_burden": burden_scores(results),
         "cases": cases,
         "liver": liver,
         "tumor": tumor,

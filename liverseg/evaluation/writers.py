@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from liverseg.errors import ConfigError, OutputError
-from liverseg.evaluation.aggregate import LIVER_CASE_KEYS, TUMOR_CASE_KEYS
+from liverseg.evaluation.aggregate import LIVER_CASE_KEYS, TUMOR_CASE_KEYS, VOLUME_CASE_KEYS
 from liverseg.evaluation.metrics import RvdConvention
 from liverseg.utils.atomic import atomic_write_text, check_can_write
 
@@ -20,6 +20,7 @@ CSV_COLUMNS = (
     ("case",)
     + tuple(f"liver_{k}" for k in LIVER_CASE_KEYS)
     + tuple(f"tumor_{k}" for k in TUMOR_CASE_KEYS)
+    + VOLUME_CASE_KEYS
 )
 
 
@@ -32,6 +33,7 @@ def report_csv(report: dict) -> str:
         row = [case["case"]]
         row += [case["liver"][k] for k in LIVER_CASE_KEYS]
         row += [case["tumor"][k] for k in TUMOR_CASE_KEYS]
+        row += [case.get("volumes", {}).get(k) for k in VOLUME_CASE_KEYS]
         writer.writerow(["" if v is None else v for v in row])
     return buf.getvalue()
 
@@ -49,7 +51,7 @@ def format_table(report: dict) -> str:
     head = (
         ("case",)
         + tuple(f"L.{k}" for k in LIVER_CASE_KEYS)
-        + ("T.dice", "T.ref", "T.pred", "T.det")
+        + ("T.dice", "T.ref", "T.pred", "T.det", "L.ml.err", "burden", "ref.bur.")
     )
     lines = [
         "liver (L.) and tumour (T.) scores; T.ref/T.pred/T.det = reference, predicted, "
@@ -57,13 +59,25 @@ def format_table(report: dict) -> str:
         "".join(h.rjust(10) for h in head),
     ]
     for case in report["cases"]:
-        values = [case["liver"][k] for k in LIVER_CASE_KEYS] + [
-            case["tumor"][k] for k in TUMOR_CASE_KEYS
-        ]
+        volumes = case.get("volumes", {})
+        values = (
+            [case["liver"][k] for k in LIVER_CASE_KEYS]
+            + [case["tumor"][k] for k in TUMOR_CASE_KEYS]
+            + [
+                volumes.get(k)
+                for k in ("liver_volume_error_ml", "tumor_burden", "reference_tumor_burden")
+            ]
+        )
         lines.append(case["case"].rjust(10) + "".join(_fmt(v) for v in values))
     for name in ("liver", "tumor"):
         summary = ", ".join(f"{k} {_fmt(v, 0)}" for k, v in report[name].items())
         lines.append(f"{name}: {summary}")
+    burden = report.get("tumor_burden")
+    if burden:
+        lines.append(
+            f"tumour burden (LiTS): rmse {_fmt(burden['rmse'], 0)}, "
+            f"max error {_fmt(burden['max_error'], 0)}"
+        )
     lines.append(f"rvd convention: {report.get('rvd_convention', RvdConvention.REFERENCE.value)}")
     for failure in report.get("failures", []):
         lines.append(f"FAILED {failure['case']}: {failure['error']}")

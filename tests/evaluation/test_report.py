@@ -148,7 +148,7 @@ def test_writes_json_and_csv_and_refuses_overwrite(dirs, tmp_path):
     report = evaluate_to_files(pred, gt, out)
     loaded = json.loads(out.read_text())
     assert loaded == json.loads(json.dumps(report))
-    assert set(loaded["cases"][0]) == {"case", "liver", "tumor"}
+    assert set(loaded["cases"][0]) == {"case", "liver", "tumor", "volumes"}
     assert set(loaded["liver"]) == {
         "dice_per_case",
         "dice_global",

@@ -60,6 +60,7 @@ def test_infer_tool_segments_a_directory_and_reports_bad_files(tmp_path, models)
         "--write_probabilities",
         "--crf_targets=liver",
         "--crf_max_voxels=2000",
+        "--statistics",
     )
     assert result.returncode == 1, result.stderr
     output = result.stdout + result.stderr
@@ -72,8 +73,11 @@ def test_infer_tool_segments_a_directory_and_reports_bad_files(tmp_path, models)
     assert "1 written, 0 skipped, 1 failed" in result.stdout
     assert sorted(os.listdir(out)) == [
         "inference_options.json",
+        "statistics.csv",
+        "statistics.json",
         "test-segmentation-3.nii.gz",
         "test-segmentation-3_liver_probability.nii.gz",
+        "test-segmentation-3_statistics.json",
         "test-segmentation-3_tumor_probability.nii.gz",
     ]
     # the options used are recorded beside the outputs, flags included
@@ -91,6 +95,16 @@ def test_infer_tool_segments_a_directory_and_reports_bad_files(tmp_path, models)
     seg = nib.load(str(out / "test-segmentation-3.nii.gz"))
     np.testing.assert_array_equal(seg.affine, nib.load(str(src / "test-volume-3.nii.gz")).affine)
     assert seg.shape == (32, 32, 5) and set(np.unique(np.asarray(seg.dataobj))) <= {0, 1, 2}
+    # --statistics: per case and for the run, from the written label map and the CT
+    (stats,) = json.loads((out / "statistics.json").read_text())["cases"]
+    assert stats == json.loads((out / "test-segmentation-3_statistics.json").read_text())
+    labels = np.asarray(seg.dataobj)
+    assert stats["case"] == "test-3"
+    assert stats["liver_volume_ml"] == pytest.approx(
+        (labels >= 1).sum() * 0.7 * 0.7 * 2.5 / 1000, abs=1e-4
+    )
+    assert stats["lesion_count"] == len(stats["lesions"])
+    assert (out / "statistics.csv").read_text().startswith("case,liver_volume_ml,")
 
     again = run_tool(
         f"--input_dir={src / 'test-volume-3.nii.gz'}",

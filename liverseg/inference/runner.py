@@ -36,7 +36,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from liverseg.data import nifti
+from liverseg.data import dicom, nifti
 from liverseg.data.preprocess import intensity_range
 from liverseg.errors import ConfigError, LayoutError, LiverSegError, OutputError
 from liverseg.inference.cascade import STAGES, Segmenter, SegmentOptions
@@ -71,6 +71,11 @@ class RunOptions:
         False, "Also write <output>_liver_probability and _tumor_probability (float32)."
     )
     overlays: bool = option(False, "Also write <output>_overlay.png per volume.")
+    dicom_seg: bool = option(
+        False,
+        "Also write <output>_seg.dcm, a DICOM Segmentation referencing the source series "
+        "(DICOM inputs only; NIfTI inputs get a warning).",
+    )
     num_parts: int = option(
         1,
         "Split the discovered volumes into this many parts and segment one of them "
@@ -179,6 +184,11 @@ def output_name(input_name: str) -> str:
     return stem + ext
 
 
+def output_name_for(path: Path) -> str:
+    """:func:`output_name` of a NIfTI input; ``<folder>_segmentation.nii.gz`` for a DICOM series."""
+    return f"{path.name}_segmentation.nii.gz" if path.is_dir() else output_name(path.name)
+
+
 def auxiliary_names(label_name: str) -> dict[str, str]:
     """Names of the probability maps and the overlay written beside a label map."""
     stem, ext = split_nifti_name(label_name)
@@ -186,13 +196,14 @@ def auxiliary_names(label_name: str) -> dict[str, str]:
         "liver_probability": f"{stem}_liver_probability{ext}",
         "tumor_probability": f"{stem}_tumor_probability{ext}",
         "overlay": f"{stem}_overlay.png",
+        "dicom_seg": f"{stem}_seg.dcm",
     }
 
 
 def skip_reason(entry: Path) -> str | None:
-    """Why a directory entry is not an input, or None for a CT volume."""
+    """Why a directory entry is not an input, or None for a CT volume or DICOM series folder."""
     if entry.is_dir():
-        return "directory"
+        return None if dicom.is_series_folder(entry) else "directory"
     if entry.name == OPTIONS_FILE:
         return "output of this tool"
     parts = split_nifti_name(entry.name)
@@ -212,10 +223,14 @@ def natural_key(path: Path) -> list:
 def discover_inputs(input_path: str | os.PathLike) -> tuple[list[Path], list[tuple[Path, str]]]:
     """CT volumes to segment and the skipped entries ``(path, reason)``.
 
-    ``input_path`` is a directory (one level, hidden entries ignored) or one
-    NIfTI file. Raises LayoutError when there is nothing to segment.
+    ``input_path`` is a directory (one level, hidden entries ignored: NIfTI
+    volumes and folders holding one DICOM series each), one DICOM series
+    folder, or one NIfTI file. Raises LayoutError when there is nothing to
+    segment.
     """
     p = Path(input_path)
+    if p.is_dir() and dicom.is_series_folder(p):
+        return [p], []
     if p.is_dir():
         inputs, ignored = [], []
         for entry in sorted(p.iterdir(), key=natural_key):
@@ -227,7 +242,11 @@ def discover_inputs(input_path: str | os.PathLike) -> tuple[list[Path], list[tup
             else:
                 ignored.append((entry, reason))
         if not inputs:
-            raise LayoutError(p, "no CT volumes (.nii or .nii.gz, other than label maps) found")
+            raise LayoutError(
+                p,
+                "no CT volumes (.nii or .nii.gz, other than label maps, or folders of "
+                "DICOM series) found",
+            )
         return inputs, ignored
     if not p.exists() and not p.is_symlink():
         raise LayoutError(p, "input does not exist")
@@ -287,7 +306,7 @@ def plan_cases(
                     + ", ".join(str(t) for t in twins)
                     + " has the same name up to its extension",
                 )
-            name = output_name(path.name)
+            name = output_name_for(path)
             out = safe_output_path(output_dir, name)
             aux = {k: safe_output_path(output_dir, v) for k, v in auxiliary_names(name).items()}
             if out in seen:
@@ -326,10 +345,18 @@ def _progress_printer(label: str, interval: float = 10.0):
     return progress
 
 
-def _write_case(plan: CasePlan, volume, result, options: RunOptions) -> list[Path]:
+def _write_case(plan: CasePlan, volume, result, options: RunOptions, series=None) -> list[Path]:
     """Auxiliary outputs first, the label map last (it marks a finished case)."""
     extra = []
     aux_overwrite = True  # no label map yet: these are leftovers of an unfinished run
+    if options.dicom_seg:
+        if series is None:
+            logger.warning("%s: not a DICOM series; no DICOM SEG written", plan.input)
+        else:
+            from liverseg.data.dicom_seg import write_seg
+
+            write_seg(plan.aux["dicom_seg"], result.labels, series, overwrite=aux_overwrite)
+            extra.append(plan.aux["dicom_seg"])
     if options.write_probabilities:
         nifti.save_probabilities(
             plan.aux["liver_probability"], result.liver_probability, volume, overwrite=aux_overwrite
@@ -477,11 +504,16 @@ def run_case(plan: CasePlan, segmenter: Segmenter, options: RunOptions, label: s
     case = CaseReport(plan.input, plan.output, CaseStatus.FAILED)
     try:
         t = time.perf_counter()
-        volume = nifti.load_ct(plan.input, dtype=None)
+        series = None
+        if plan.input.is_dir():
+            series = dicom.load_series(plan.input)
+            volume = series.volume
+        else:
+            volume = nifti.load_ct(plan.input, dtype=None)
         load_time = time.perf_counter() - t
         result = segmenter.segment(volume, progress=_progress_printer(label))
         t = time.perf_counter()
-        case.extra_outputs = _write_case(plan, volume, result, options)
+        case.extra_outputs = _write_case(plan, volume, result, options, series)
         write_time = time.perf_counter() - t
     except LiverSegError as exc:
         case.error = str(exc)

@@ -59,6 +59,7 @@ def test_auxiliary_names():
         "liver_probability": "segmentation-7_liver_probability.nii.gz",
         "tumor_probability": "segmentation-7_tumor_probability.nii.gz",
         "overlay": "segmentation-7_overlay.png",
+        "dicom_seg": "segmentation-7_seg.dcm",
     }
 
 
@@ -236,6 +237,38 @@ def test_parts_write_what_one_run_writes(tmp_path, segmenter):
             assert (split / name).read_bytes() == (tmp_path / "whole" / name).read_bytes()
     rerun = run(src, split, segmenter, RunOptions(num_parts=2, part_id=0, skip_existing=True))
     assert {c.status for c in rerun.cases} == {CaseStatus.SKIPPED, CaseStatus.FAILED}
+
+
+def test_dicom_series_and_its_nifti_twin_give_the_same_labels(tmp_path, segmenter):
+    from liverseg.data.dicom import load_series
+    from liverseg.data.dicom_seg import read_seg_labels
+    from tests.dicom_files import write_series
+
+    src = tmp_path / "in"
+    hu = helpers.synthetic_volume(speck=True).astype(np.int16)
+    # transposed, flipped, anisotropic; slices stored in the order of their normal
+    # (row direction x column direction), the order a DICOM series is read in
+    affine = np.array([[0, -0.8, 0, 50], [-0.9, 0, 0, 40], [0, 0, -2.5, -200], [0, 0, 0, 1.0]])
+    write_series(src / "case7", hu, affine)
+    helpers.write_ct(src / "twin7.nii.gz", hu, affine)
+    report = run(src, tmp_path / "out", segmenter, RunOptions(dicom_seg=True))
+    assert [(c.input.name, c.status) for c in report.cases] == [
+        ("case7", CaseStatus.WRITTEN),
+        ("twin7.nii.gz", CaseStatus.WRITTEN),
+    ]
+    from_dicom = nifti.load_labels(tmp_path / "out" / "case7_segmentation.nii.gz")
+    from_nifti = nifti.load_labels(tmp_path / "out" / "twin7_segmentation.nii.gz")
+    np.testing.assert_array_equal(from_dicom.data, from_nifti.data)
+    np.testing.assert_allclose(from_dicom.affine, from_nifti.affine, atol=1e-6)
+    assert set(np.unique(from_dicom.data)) == {0, 1, 2}
+    # the SEG beside it holds the same masks on the series' slices; none for the NIfTI input
+    seg = tmp_path / "out" / "case7_segmentation_seg.dcm"
+    series = load_series(src / "case7")
+    np.testing.assert_array_equal(read_seg_labels(seg, series), from_dicom.data)
+    assert not (tmp_path / "out" / "twin7_segmentation_seg.dcm").exists()
+    # one series folder given directly is one input
+    one = run(src / "case7", tmp_path / "one", segmenter)
+    assert [c.output.name for c in one.written] == ["case7_segmentation.nii.gz"]
 
 
 def test_overlay_png_is_written(tmp_path, segmenter):

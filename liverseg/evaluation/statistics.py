@@ -32,6 +32,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import ConvexHull, QhullError
 
+from liverseg.data.dicom import load_series
 from liverseg.data.nifti import load_ct, load_labels
 from liverseg.errors import ConfigError, LayoutError, LiverSegError, NiftiError
 from liverseg.evaluation.metrics import LESION_STRUCTURE
@@ -229,11 +230,11 @@ def ct_name_candidates(label_name: str) -> list[str]:
 def statistics_of_files(
     label_path: str | os.PathLike, ct_path: str | os.PathLike | None = None
 ) -> CaseStatistics:
-    """Statistics of one label map file (HU from ``ct_path`` when given)."""
+    """Statistics of one label map file (HU from ``ct_path``, a NIfTI or a DICOM series folder)."""
     labels = load_labels(label_path)
     hu = None
     if ct_path is not None:
-        ct = load_ct(ct_path)
+        ct = load_series(ct_path).volume if Path(ct_path).is_dir() else load_ct(ct_path)
         if ct.shape != labels.shape or not np.allclose(ct.affine, labels.affine, atol=1e-3):
             raise NiftiError(
                 ct_path, f"shape or affine differs from that of the label map {label_path}"

@@ -266,6 +266,13 @@ def test_dicom_series_and_its_nifti_twin_give_the_same_labels(tmp_path, segmente
     series = load_series(src / "case7")
     np.testing.assert_array_equal(read_seg_labels(seg, series), from_dicom.data)
     assert not (tmp_path / "out" / "twin7_segmentation_seg.dcm").exists()
+    # statistics of a series read its HU from the series
+    from liverseg.evaluation.statistics import statistics_of_files
+
+    stats = statistics_of_files(tmp_path / "out" / "case7_segmentation.nii.gz", src / "case7")
+    assert stats.lesions and stats.lesions[0].mean_hu == pytest.approx(
+        hu[from_dicom.data == 2].mean(), abs=1e-6
+    )
     # one series folder given directly is one input
     one = run(src / "case7", tmp_path / "one", segmenter)
     assert [c.output.name for c in one.written] == ["case7_segmentation.nii.gz"]

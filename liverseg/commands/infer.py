@@ -64,13 +64,7 @@ def main(argv):
         provenance=INFERENCE.provenance(resolved),
         options=INFERENCE.run_options(),
     )
-    if FLAGS.statistics:
-        from liverseg.evaluation.statistics import write_run_statistics
-
-        json_path, _ = write_run_statistics(
-            [(case.output, case.input) for case in report.written], FLAGS.output_dir
-        )
-        print(f"statistics: {json_path} and {json_path.with_suffix('.csv').name}")
+    inference_flags.write_extras(FLAGS, [(c.output, c.input) for c in report.written])
     print(
         f"{len(report.written)} written, {len(report.skipped)} skipped, "
         f"{len(report.failed)} failed -> {FLAGS.output_dir}"

@@ -52,7 +52,7 @@ def main(argv):
         pipeline_args=argv[1:],
         provenance=INFERENCE.provenance(resolved),
     )
-    if FLAGS.statistics:
+    if FLAGS.statistics or FLAGS.report_html:
         write_statistics_of_report(FLAGS.output_dir)
     print(
         f"{counts['written']} written, {counts['skipped']} skipped, "
@@ -62,19 +62,18 @@ def main(argv):
 
 
 def write_statistics_of_report(output_dir: str) -> None:
+    """--statistics / --report_html from the pipeline's report (a local output directory)."""
     import json
     from pathlib import Path
 
     from liverseg.errors import ConfigError
-    from liverseg.evaluation.statistics import write_run_statistics
     from liverseg.inference.beam import REPORT_FILE, is_local
 
     if not is_local(output_dir):
-        raise ConfigError(f"{output_dir}: --statistics needs a local output directory")
+        raise ConfigError(f"{output_dir}: --statistics and --report_html need a local output")
     cases = json.loads((Path(output_dir) / REPORT_FILE).read_text())["cases"]
-    pairs = [(c["output"], c["input"]) for c in cases if c["status"] == "written"]
-    json_path, _ = write_run_statistics(pairs, output_dir)
-    print(f"statistics: {json_path} and {json_path.with_suffix('.csv').name}")
+    written = [(c["output"], c["input"]) for c in cases if c["status"] == "written"]
+    inference_flags.write_extras(FLAGS, written)
 
 
 def run() -> None:

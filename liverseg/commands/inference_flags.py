@@ -36,6 +36,13 @@ class InferenceFlags:
             "over the output directory (a local one, for infer_beam).",
             FLAGS,
         )
+        flags.DEFINE_bool(
+            "report_html",
+            False,
+            "Also write <output_dir>/report.html: one self-contained page (images embedded) "
+            "with a slice scroller of each segmented CT, its statistics and the options used.",
+            FLAGS,
+        )
         self.run_flags = define_flags(RunOptions, FLAGS)
         self.source_flags = define_flags(Sources, FLAGS)
         self.cascade_flags = define_flags(SegmentOptions, FLAGS)
@@ -72,3 +79,24 @@ class InferenceFlags:
             "postprocessing": {"source": resolved.choice_source},
             "geometry": {"source": resolved.geometry_source},
         }
+
+
+def write_extras(FLAGS: flags.FlagValues, written: list[tuple[str, str]]) -> None:
+    """--statistics and --report_html for the ``(label map, CT)`` pairs a run wrote."""
+    from pathlib import Path
+
+    if FLAGS.statistics:
+        from liverseg.evaluation.statistics import write_run_statistics
+
+        json_path, _ = write_run_statistics(written, FLAGS.output_dir)
+        print(f"statistics: {json_path} and {json_path.with_suffix('.csv').name}")
+    if FLAGS.report_html:
+        import json
+
+        from liverseg.evaluation.html_report import write_run_report
+        from liverseg.inference.resolve import OPTIONS_FILE
+
+        options_path = Path(FLAGS.output_dir) / OPTIONS_FILE
+        options = json.loads(options_path.read_text()) if options_path.is_file() else None
+        page = write_run_report(Path(FLAGS.output_dir) / "report.html", written, options)
+        print(f"results page: {page}")

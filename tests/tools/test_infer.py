@@ -61,6 +61,7 @@ def test_infer_tool_segments_a_directory_and_reports_bad_files(tmp_path, models)
         "--crf_targets=liver",
         "--crf_max_voxels=2000",
         "--statistics",
+        "--report_html",
     )
     assert result.returncode == 1, result.stderr
     output = result.stdout + result.stderr
@@ -73,6 +74,7 @@ def test_infer_tool_segments_a_directory_and_reports_bad_files(tmp_path, models)
     assert "1 written, 0 skipped, 1 failed" in result.stdout
     assert sorted(os.listdir(out)) == [
         "inference_options.json",
+        "report.html",
         "statistics.csv",
         "statistics.json",
         "test-segmentation-3.nii.gz",
@@ -105,6 +107,11 @@ def test_infer_tool_segments_a_directory_and_reports_bad_files(tmp_path, models)
     )
     assert stats["lesion_count"] == len(stats["lesions"])
     assert (out / "statistics.csv").read_text().startswith("case,liver_volume_ml,")
+    page = (out / "report.html").read_text()
+    assert (
+        "test-3 (test-volume-3.nii.gz)" in page
+        and "&quot;crop_variant&quot;: &quot;paper&quot;" in page
+    )
 
     again = run_tool(
         f"--input_dir={src / 'test-volume-3.nii.gz'}",

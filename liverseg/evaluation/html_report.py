@@ -19,6 +19,7 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
@@ -34,17 +35,18 @@ def _outline(mask: np.ndarray) -> np.ndarray:
 
 
 def slice_png(hu_slice: np.ndarray, label_slice: np.ndarray, max_size: int = 320) -> bytes:
-    """One axial slice (arrays [x, y]) as a PNG: windowed CT with liver and tumour outlines."""
+    """One axial slice ([x, y] in RAS order) as a PNG: windowed CT, liver and tumour outlines."""
     from PIL import Image
 
     level, width = WINDOW
     grey = np.clip((hu_slice.astype(np.float32) - (level - width / 2)) / width, 0, 1)
-    rgb = np.repeat((grey.T * 255).astype(np.uint8)[..., None], 3, axis=2)  # rows = y
-    labels = label_slice.T
+    # radiological view of RAS-ordered arrays: anterior up, the patient's right on the left
+    rgb = np.repeat((grey[::-1, ::-1].T * 255).astype(np.uint8)[..., None], 3, axis=2)
+    labels = label_slice[::-1, ::-1].T
     for value, colour in ((1, LIVER_RGB), (2, TUMOR_RGB)):
         mask = labels >= 1 if value == 1 else labels == 2
         rgb[_outline(mask)] = colour
-    image = Image.fromarray(rgb[::-1])  # anterior up for RAS-like storage
+    image = Image.fromarray(rgb)
     scale = max_size / max(image.size)
     if scale < 1:
         image = image.resize(
@@ -124,18 +126,27 @@ pre { background: #f4f4f4; padding: 0.8em; font-size: 0.8em; overflow-x: auto; }
 """
 
 
+def to_ras(data: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    """``data`` with its axes permuted and flipped to RAS order (x right, y anterior, z up)."""
+    current = nib.orientations.io_orientation(np.asarray(affine, float))
+    wanted = nib.orientations.axcodes2ornt("RAS")
+    return nib.orientations.apply_orientation(
+        data, nib.orientations.ornt_transform(current, wanted)
+    )
+
+
 def case_section(
     index: int,
     name: str,
     hu: np.ndarray,
     labels: np.ndarray,
-    axial_axis: int,
+    affine: np.ndarray,
     stats: Mapping,
     max_slices: int = 48,
 ) -> str:
     """The HTML of one case: scroller (CT with outlines) and statistics."""
-    hu = np.moveaxis(np.asarray(hu), axial_axis, 2)
-    labels = np.moveaxis(np.asarray(labels), axial_axis, 2)
+    hu = to_ras(np.asarray(hu), affine)
+    labels = to_ras(np.asarray(labels), affine)
     shown = _slices_to_show(labels, 2, max_slices)
     frames = []
     for i, k in enumerate(shown):
@@ -169,7 +180,7 @@ def write_html_report(
     options: Mapping | None = None,
     title: str = "liverseg results",
 ) -> Path:
-    """Writes the page: ``cases`` are ``(name, hu, labels, axial axis, statistics dict)``."""
+    """Writes the page: ``cases`` are ``(name, hu, labels, affine, statistics dict)``."""
     sections = "".join(case_section(i, *case) for i, case in enumerate(cases))
     options_html = (
         f"<section><h2>Options of this run</h2><pre>{html.escape(json.dumps(options, indent=2))}"
@@ -199,7 +210,7 @@ def write_run_report(
     """The page for ``(label map, CT)`` pairs (CT: NIfTI file or DICOM series folder)."""
     from liverseg.data.dicom import load_series
     from liverseg.data.nifti import load_ct, load_labels
-    from liverseg.evaluation.statistics import axial_axis, case_name, case_statistics
+    from liverseg.evaluation.statistics import case_name, case_statistics
 
     sections = []
     for label_path, ct_path in cases:
@@ -212,7 +223,7 @@ def write_run_report(
                 f"{name} ({Path(ct_path).name})",
                 ct.data,
                 labels.data,
-                axial_axis(labels.affine),
+                labels.affine,
                 stats,
             )
         )

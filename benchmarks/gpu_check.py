@@ -42,10 +42,10 @@ FULL = {
     "repeats": 5,
 }
 TINY = {
-    "size": 64,
-    "batches": (1, 2),
-    "volume": (64, 64, 12),
-    "train_size": 64,
+    "size": 32,
+    "batches": (1,),
+    "volume": (48, 48, 8),
+    "train_size": 32,
     "train_steps": 1,
     "repeats": 1,
 }

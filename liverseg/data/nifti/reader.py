@@ -205,7 +205,7 @@ def _parse_header(f: BinaryIO, path: Path, is_gzip: bool, max_voxels: int) -> _P
         size = 348 if klass is nib.Nifti1Header else 540
         raise NiftiError(
             path,
-            f"not a NIfTI file (magic {magic!r} where a {size}-byte header needs {expected!r})",
+            f"not a NIfTI file (bad magic {magic!r}: a {size}-byte header needs {expected!r})",
         )
 
     dim = [int(d) for d in hdr["dim"]]

@@ -1,6 +1,8 @@
 r"""Segments CT volumes into LiTS label maps (0 background, 1 liver, 2 tumour).
 
-Runs the full cascade on every NIfTI volume of --input_dir (or on one file):
+Runs the full cascade on every NIfTI volume and every DICOM CT series folder
+(`<folder>_segmentation.nii.gz`; --dicom_seg adds a DICOM SEG) of --input_dir
+(or on one file or series folder):
 liver net, liver ROI, tumour net on the ROI, masking with the liver, 3D
 dense CRF and opening. `volume-N.nii[.gz]` gives `segmentation-N.nii[.gz]`
 (`test-volume-N` gives `test-segmentation-N`), other names
@@ -30,6 +32,13 @@ Usage:
   python tools/infer.py --input_dir=data/test --output_dir=runs/pred \
       --liver_model=models/liver --tumor_model=models/tumor \
       --postprocess=original --geometry=native
+  # DICOM series folders in, statistics, a results page and DICOM SEG out
+  python tools/infer.py --input_dir=patients --output_dir=runs/pred \
+      --liver_model=models/liver --tumor_model=models/tumor \
+      --statistics --report_html --dicom_seg
+  # part 3 of 16 of a cohort (a SLURM array task; see BUILD.md)
+  python tools/infer.py --input_dir=cohort --output_dir=runs/pred \
+      --liver_model=models/liver --tumor_model=models/tumor --num_parts=16 --part_id=3
   # resume an interrupted run; no CRF or opening
   python tools/infer.py --input_dir=data/test --output_dir=runs/pred \
       --liver_model=models/liver --tumor_model=models/tumor --skip_existing \

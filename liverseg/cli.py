@@ -6,7 +6,11 @@ What the user sees on failure is one line on stderr starting with ``error:``:
   which names the file and the problem; exit status 1;
 * ``MemoryError``: a readable "out of memory" line (never an empty one); exit 1;
 * any other exception is a bug: one ``error: internal error (Type: message)``
-  line; exit 2. Set ``LIVERSEG_DEBUG=1`` to get the Python traceback instead.
+  line; exit 2. Set ``LIVERSEG_DEBUG=1`` to get the Python traceback instead;
+* SIGINT (Ctrl-C) and SIGTERM unwind like an exception, so every file being
+  written is removed (atomic writes) and nothing partial is left; one line
+  says so; exit 130 / 143. A rerun (``--skip_existing``, or training's
+  resume) completes the work.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from liverseg.errors import LiverSegError
 EXIT_ERROR = 1
 EXIT_INTERNAL = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 DEBUG_ENV = "LIVERSEG_DEBUG"
 _MAX_MESSAGE = 500
 
@@ -31,8 +36,19 @@ def _one_line(text, limit: int | None = None) -> str:
     return text if limit is None or len(text) <= limit else text[:limit] + "..."
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised where the process is so that clean-up code runs."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
 def run_tool(main, argv) -> None:
     """Calls ``main(argv)``; failures become one line on stderr and a non-zero exit."""
+    import signal
+
+    signal.signal(signal.SIGTERM, _raise_terminated)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", force=True)
     for noisy in ("tensorflow", "absl", "h5py", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -49,8 +65,21 @@ def run_tool(main, argv) -> None:
         print(f"error: out of memory ({detail})", file=sys.stderr, flush=True)
         sys.exit(EXIT_ERROR)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr, flush=True)
+        print(
+            "error: interrupted (SIGINT); files being written were removed, "
+            "a rerun completes the work",
+            file=sys.stderr,
+            flush=True,
+        )
         sys.exit(EXIT_INTERRUPTED)
+    except Terminated:
+        print(
+            "error: terminated (SIGTERM); files being written were removed, "
+            "a rerun completes the work",
+            file=sys.stderr,
+            flush=True,
+        )
+        sys.exit(EXIT_TERMINATED)
     except Exception as exc:  # a bug: no traceback for the user unless asked for
         if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
             raise

@@ -50,13 +50,13 @@ def _env() -> dict:
     )
 
 
-def run_python(*args, timeout: int = 300) -> ToolResult:
+def run_python(*args, timeout: int = 300, env: dict | None = None) -> ToolResult:
     """Runs ``python *args`` from the repository root; never raises on failure."""
     done = subprocess.run(
         [sys.executable, *map(str, args)],
         capture_output=True,
         text=True,
-        env=_env(),
+        env={**_env(), **(env or {})},
         cwd=str(ROOT),
         timeout=timeout,
     )
@@ -68,10 +68,18 @@ def run_tool(tool: str, *args, timeout: int = 300) -> ToolResult:
     return run_python(TOOLS / f"{tool}.py", *args, timeout=timeout)
 
 
-def run_killed(mode: str, marker: str, tool: str, *args, timeout: int = 300) -> ToolResult:
-    """Runs a tool under ``kill_driver.py``, which SIGKILLs it while it writes ``marker``."""
+def run_killed(
+    mode: str, marker: str, tool: str, *args, timeout: int = 300, signal: str = "SIGKILL"
+) -> ToolResult:
+    """Runs a tool under ``kill_driver.py``, which signals it while it writes ``marker``."""
     return run_python(
-        HERE / "kill_driver.py", mode, marker, TOOLS / f"{tool}.py", *args, timeout=timeout
+        HERE / "kill_driver.py",
+        mode,
+        marker,
+        TOOLS / f"{tool}.py",
+        *args,
+        timeout=timeout,
+        env={"KILL_SIGNAL": signal},
     )
 
 

@@ -22,7 +22,8 @@ import sys
 
 
 def _die():
-    os.kill(os.getpid(), signal.SIGKILL)
+    """SIGKILL, or the signal named by KILL_SIGNAL (SIGTERM, SIGINT: the tool may clean up)."""
+    os.kill(os.getpid(), getattr(signal, os.environ.get("KILL_SIGNAL", "SIGKILL")))
 
 
 def _patch_gzip(marker: str) -> None:

@@ -59,6 +59,25 @@ def test_infer_killed_while_writing_leaves_nothing_and_a_rerun_redoes_the_case(
     assert labels.shape == bf.SHAPE and set(np.unique(labels)) <= {0, 1, 2}
 
 
+@pytest.mark.parametrize("name, code", [("SIGTERM", 143), ("SIGINT", 130)])
+def test_infer_stopped_by_a_signal_cleans_up_and_says_so(tmp_path, tiny_models, name, code):
+    liver, tumor = tiny_models
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    for i in (1, 2):
+        bf.write_good_ct(src / f"volume-{i}.nii.gz", seed=i)
+    args = (f"--input_dir={src}", f"--output_dir={out}", f"--liver_model={liver}")
+    stopped = run_killed("gzip", "segmentation-2.nii.gz", "infer", *args, signal=name)
+    assert stopped.returncode == code, stopped.stderr[-3000:]
+    assert "Traceback" not in stopped.output
+    errors = [line for line in stopped.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and name in errors[0], stopped.stderr[-3000:]
+    # the half-written label map was removed: no temporary file, no partial output
+    assert sorted(os.listdir(out)) == ["inference_options.json", "segmentation-1.nii.gz"]
+    rerun = run_tool("infer", *args, "--skip_existing")
+    assert rerun.returncode == 0 and "1 written, 1 skipped, 0 failed" in rerun.stdout
+
+
 @pytest.fixture(scope="module")
 def killed_then_resumed(tmp_path_factory):
     """A 2-update training run killed while saving checkpoint 2, then rerun."""

@@ -2,30 +2,18 @@
 
 import csv
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.tools import helpers as tool_helpers
 
 
 def write(path, labels, spacing=(0.7, 0.7, 2.0)):
     nib.save(nib.Nifti1Image(labels.astype(np.uint8), np.diag(list(spacing) + [1.0])), str(path))
 
 
-def run_tool(*args):
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.run(
-        [sys.executable, str(ROOT / "tools" / "evaluate.py"), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+run_tool = tool_helpers.tool("evaluate")
 
 
 def test_evaluate_tool_end_to_end(tmp_path):

@@ -2,26 +2,13 @@
 
 import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from liverseg.models import build_ds_sffnet, save_model
+from tests.tools import helpers as tool_helpers
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def run_export(*args):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.run(
-        [sys.executable, str(ROOT / "tools" / "export.py"), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+run_export = tool_helpers.tool("export")
 
 
 def assert_one_line_error(result, *fragments):

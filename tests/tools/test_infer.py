@@ -3,32 +3,15 @@
 import json
 import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
 
 from tests.inference import helpers
+from tests.tools import helpers as tool_helpers
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def run_tool(*args):
-    env = dict(
-        os.environ,
-        PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-        TF_CPP_MIN_LOG_LEVEL="2",
-    )
-    return subprocess.run(
-        [sys.executable, str(ROOT / "tools" / "infer.py"), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+run_tool = tool_helpers.tool("infer")
 
 
 @pytest.fixture(scope="module")

@@ -1,24 +1,12 @@
 """tools/make_phantom.py, run as a user would."""
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 
 from liverseg.data import lits, nifti
 from liverseg.phantoms import training as phantom
+from tests.tools import helpers as tool_helpers
 
-REPO = Path(__file__).resolve().parents[2]
-TOOL = REPO / "tools" / "make_phantom.py"
-
-
-def run(*args):
-    env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.run(
-        [sys.executable, str(TOOL), *args], capture_output=True, text=True, env=env, timeout=120
-    )
+run = tool_helpers.tool("make_phantom")
 
 
 def test_make_phantom_cli(tmp_path):

@@ -2,28 +2,14 @@
 
 import csv
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.tools import helpers as tool_helpers
 
-
-def run_tool(*args):
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.run(
-        [sys.executable, str(ROOT / "tools" / "statistics.py"), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+run_tool = tool_helpers.tool("statistics")
 
 
 def test_statistics_tool_on_a_lits_directory(tmp_path):

@@ -458,13 +458,15 @@ def run(
         )
     elif options.write_probabilities and not segmenter.options.keep_probabilities:
         raise ConfigError("write_probabilities needs a segmenter with keep_probabilities=True")
-    atomic_write_text(
-        out_dir / OPTIONS_FILE,
-        write_options_record(
-            segmenter.options, segmenter.geometry, provenance, liver_model, tumor_model
-        ),
-        overwrite=True,
+    record = write_options_record(
+        segmenter.options, segmenter.geometry, provenance, liver_model, tumor_model
     )
+    try:
+        atomic_write_text(out_dir / OPTIONS_FILE, record, overwrite=True)
+    except OSError as exc:  # a read-only or full output directory stops the run here
+        raise OutputError(
+            out_dir / OPTIONS_FILE, f"cannot write ({exc.strerror or exc}); nothing written"
+        ) from None
 
     progress = Progress(len(plans), label="volume", unit="volumes")
     run_start = time.perf_counter()

@@ -278,6 +278,49 @@ def test_dicom_series_and_its_nifti_twin_give_the_same_labels(tmp_path, segmente
     assert [c.output.name for c in one.written] == ["case7_segmentation.nii.gz"]
 
 
+@pytest.mark.parametrize(
+    "where, err",
+    [("write", 28), ("mkstemp", 30)],
+    ids=["full-disk", "read-only-directory"],
+)
+def test_a_full_disk_or_read_only_directory_fails_the_case_cleanly(
+    tmp_path, segmenter, monkeypatch, where, err
+):
+    import errno
+    import gzip
+    import tempfile
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    for i in (1, 2):
+        write_volume(src / f"volume-{i}.nii.gz")
+    assert run([src / "volume-1.nii.gz"], out, segmenter).ok
+    first = (out / "segmentation-1.nii.gz").read_bytes()
+
+    def fail(*args, **kwargs):
+        raise OSError(err, os.strerror(err))
+
+    if where == "write":
+        real_write = gzip.GzipFile.write
+        monkeypatch.setattr(
+            gzip.GzipFile,
+            "write",
+            lambda self, data: fail() if len(data) > 1000 else real_write(self, data),
+        )
+        report = run(src, out, segmenter, RunOptions(skip_existing=True))
+        (case,) = report.failed
+        assert case.input.name == "volume-2.nii.gz"
+        assert "segmentation-2.nii.gz: cannot write" in case.error
+        assert os.strerror(err) in case.error and errno.errorcode[err] == "ENOSPC"
+    else:
+        # a read-only output directory: the run stops before any case, naming the file
+        monkeypatch.setattr(tempfile, "mkstemp", fail)
+        with pytest.raises(OutputError, match="inference_options.json: cannot write"):
+            run(src, out, segmenter, RunOptions(skip_existing=True))
+    assert listing(out) == ["inference_options.json", "segmentation-1.nii.gz"]
+    assert (out / "segmentation-1.nii.gz").read_bytes() == first
+
+
 def test_overlay_png_is_written(tmp_path, segmenter):
     src = tmp_path / "in"
     src.mkdir()

@@ -59,8 +59,22 @@ def _write(
     overwrite: bool,
     compresslevel: int,
 ) -> Path:
-    """Writes header and data atomically; gzip output is byte-deterministic."""
+    """Writes header and data atomically; gzip output is byte-deterministic.
+
+    A full disk, a read-only directory or any other OS error is an
+    ``OutputError`` naming the file; the temporary file is removed and
+    nothing appears under the final name.
+    """
     final = Path(path)
+    try:
+        return _write_atomically(final, data, hdr, overwrite, compresslevel)
+    except OSError as exc:
+        raise OutputError(final, f"cannot write ({exc.strerror or exc}); nothing written") from None
+
+
+def _write_atomically(
+    final: Path, data: np.ndarray, hdr: nib.Nifti1Header, overwrite: bool, compresslevel: int
+) -> Path:
     is_gzip = _output_is_gzip(final)
     stored = hdr.get_data_dtype()  # carries the header's byte order
     with atomic_path(final, overwrite=overwrite) as tmp:

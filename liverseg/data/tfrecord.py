@@ -169,3 +169,18 @@ def shard_paths(directory: str | os.PathLike, summary: dict) -> list[str]:
             missing[0], f"shard listed in summary.json is missing ({len(missing)} missing)"
         )
     return paths
+
+
+def find_corrupt_shard(paths: list[str]) -> tuple[str, str] | None:
+    """The first shard whose records fail their checksums, with TensorFlow's message.
+
+    Reads every record of every shard (run only after a read failed, to name
+    the file: the input pipeline's own error does not say which one).
+    """
+    for path in paths:
+        try:
+            for _ in tf.data.TFRecordDataset(path):
+                pass
+        except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as exc:
+            return path, str(exc.message).splitlines()[0][:200]
+    return None

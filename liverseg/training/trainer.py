@@ -271,6 +271,25 @@ def _training_geometry(config: TrainConfig) -> tuple[Geometry | None, str]:
     return geometry, f"{_describe(geometry)} (from the training volumes)"
 
 
+def _input_error(config: TrainConfig, exc: Exception, step: int) -> TrainingError:
+    """A training-data read failure as one line naming the corrupt shard when there is one."""
+    first = str(getattr(exc, "message", exc)).splitlines()[0][:200]
+    if tfrecord.is_prepared_dir(config.data_dir):
+        summary = tfrecord.read_summary(config.data_dir)
+        found = tfrecord.find_corrupt_shard(tfrecord.shard_paths(config.data_dir, summary))
+        if found is not None:
+            return TrainingError(
+                f"{found[0]}: corrupt TFRecord shard ({found[1]}) at update {step + 1}; "
+                "rerun tools/prepare.py; training stopped, the last checkpoint is kept"
+            )
+    if isinstance(exc, tf.errors.DataLossError):
+        return TrainingError(
+            f"{config.data_dir}: training data unreadable at update {step + 1} ({first}); "
+            "the last checkpoint is kept"
+        )
+    raise exc
+
+
 def _describe(geometry: Geometry) -> str:
     spacing = (
         "as stored"
@@ -588,7 +607,10 @@ def train(config: TrainConfig) -> dict:
             while step < total:
                 lr = config.learning_rate * recipe.lr_factor_at(step, total)
                 supervision = recipe.supervision_at(step, total)
-                metrics = step_fn(iterator, supervision, lr)
+                try:
+                    metrics = step_fn(iterator, supervision, lr)
+                except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as exc:
+                    raise _input_error(config, exc, step) from None
                 step += 1
                 if not np.isfinite(metrics["loss_total"]):
                     raise TrainingError(

@@ -62,16 +62,11 @@ def main(argv):
         raise ConfigError(f"unexpected arguments: {' '.join(argv[1:])}")
     from liverseg.inference import run
 
-    resolved = INFERENCE.resolve()
     report = run(
         FLAGS.input_dir,
         FLAGS.output_dir,
-        liver_model=FLAGS.liver_model,
-        tumor_model=FLAGS.tumor_model,
-        segment_options=resolved.segment_options,
-        geometry=resolved.geometry,
-        provenance=INFERENCE.provenance(resolved),
         options=INFERENCE.run_options(),
+        **INFERENCE.segment_kwargs(),
     )
     inference_flags.write_extras(FLAGS, [(c.output, c.input) for c in report.written])
     print(

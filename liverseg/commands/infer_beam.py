@@ -40,17 +40,12 @@ def main(argv):
         raise ConfigError(
             f"Apache Beam is not installed ({exc}): pip install -r requirements-beam.txt"
         ) from None
-    resolved = INFERENCE.resolve()
     counts = segment_with_beam(
         FLAGS.input_dir,
         FLAGS.output_dir,
-        liver_model=FLAGS.liver_model,
-        tumor_model=FLAGS.tumor_model,
-        segment_options=resolved.segment_options,
-        geometry=resolved.geometry,
         run_options=INFERENCE.run_options(),
         pipeline_args=argv[1:],
-        provenance=INFERENCE.provenance(resolved),
+        **INFERENCE.segment_kwargs(),
     )
     if FLAGS.statistics or FLAGS.report_html:
         write_statistics_of_report(FLAGS.output_dir)

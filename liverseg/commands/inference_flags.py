@@ -73,11 +73,18 @@ class InferenceFlags:
     def run_options(self) -> RunOptions:
         return RunOptions(**from_flags(RunOptions, self.FLAGS, self.run_flags))
 
-    @staticmethod
-    def provenance(resolved: ResolvedOptions) -> dict:
+    def segment_kwargs(self) -> dict:
+        """What ``inference.run`` and ``segment_with_beam`` take besides the paths."""
+        resolved = self.resolve()
         return {
-            "postprocessing": {"source": resolved.choice_source},
-            "geometry": {"source": resolved.geometry_source},
+            "liver_model": self.FLAGS.liver_model,
+            "tumor_model": self.FLAGS.tumor_model,
+            "segment_options": resolved.segment_options,
+            "geometry": resolved.geometry,
+            "provenance": {
+                "postprocessing": {"source": resolved.choice_source},
+                "geometry": {"source": resolved.geometry_source},
+            },
         }
 
 

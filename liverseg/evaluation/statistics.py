@@ -87,17 +87,6 @@ class CaseStatistics:
             "lesions": [lesion.to_dict() for lesion in self.lesions],
         }
 
-    def csv_row(self) -> dict:
-        largest = max((x.longest_diameter_mm for x in self.lesions), default=0.0)
-        return {
-            "case": self.case,
-            "liver_volume_ml": round(self.liver_volume_ml, 4),
-            "tumor_volume_ml": round(self.tumor_volume_ml, 6),
-            "tumor_burden": round(self.tumor_burden, 6),
-            "lesion_count": len(self.lesions),
-            "largest_lesion_diameter_mm": round(largest, 2),
-        }
-
 
 CSV_FIELDS = (
     "case",

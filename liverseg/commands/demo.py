@@ -1,7 +1,7 @@
 r"""Runs the whole system end to end on built-in CT phantoms.
 
 Usage:
-  python tools/demo.py                      # about 14 minutes on 2 CPU cores
+  python tools/demo.py                      # about 16 minutes on 2 CPU cores
   python tools/demo.py --quick              # about 4 minutes, smaller phantoms
   python tools/demo.py --work_dir=/tmp/demo
 

@@ -44,6 +44,15 @@ def _raise_terminated(signum, frame):
     raise Terminated()
 
 
+def _stopped(what: str, code: int) -> None:
+    print(
+        f"error: {what}; files being written were removed, a rerun completes the work",
+        file=sys.stderr,
+        flush=True,
+    )
+    sys.exit(code)
+
+
 def run_tool(main, argv) -> None:
     """Calls ``main(argv)``; failures become one line on stderr and a non-zero exit."""
     import signal
@@ -65,21 +74,9 @@ def run_tool(main, argv) -> None:
         print(f"error: out of memory ({detail})", file=sys.stderr, flush=True)
         sys.exit(EXIT_ERROR)
     except KeyboardInterrupt:
-        print(
-            "error: interrupted (SIGINT); files being written were removed, "
-            "a rerun completes the work",
-            file=sys.stderr,
-            flush=True,
-        )
-        sys.exit(EXIT_INTERRUPTED)
+        _stopped("interrupted (SIGINT)", EXIT_INTERRUPTED)
     except Terminated:
-        print(
-            "error: terminated (SIGTERM); files being written were removed, "
-            "a rerun completes the work",
-            file=sys.stderr,
-            flush=True,
-        )
-        sys.exit(EXIT_TERMINATED)
+        _stopped("terminated (SIGTERM)", EXIT_TERMINATED)
     except Exception as exc:  # a bug: no traceback for the user unless asked for
         if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
             raise

@@ -176,12 +176,11 @@ def case_section(
 
 def write_html_report(
     path: str | os.PathLike,
-    cases: Sequence[tuple[str, np.ndarray, np.ndarray, int, Mapping]],
+    sections: Sequence[str],
     options: Mapping | None = None,
     title: str = "liverseg results",
 ) -> Path:
-    """Writes the page: ``cases`` are ``(name, hu, labels, affine, statistics dict)``."""
-    sections = "".join(case_section(i, *case) for i, case in enumerate(cases))
+    """Writes the page from rendered case sections (:func:`case_section`)."""
     options_html = (
         f"<section><h2>Options of this run</h2><pre>{html.escape(json.dumps(options, indent=2))}"
         "</pre></section>"
@@ -192,9 +191,9 @@ def write_html_report(
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>{_STYLE}</style><script>{_SCRIPT}</script></head>
 <body><h1>{html.escape(title)}</h1>
-<p>{len(cases)} case(s). CT in a soft-tissue window (level {WINDOW[0]:.0f}, width
+<p>{len(sections)} case(s). CT in a soft-tissue window (level {WINDOW[0]:.0f}, width
 {WINDOW[1]:.0f} HU); liver outlined in green, tumours in red. Drag the slider to scroll.</p>
-{sections}{options_html}
+{"".join(sections)}{options_html}
 </body></html>
 """
     final = Path(path)
@@ -207,24 +206,21 @@ def write_run_report(
     cases: Sequence[tuple[str | os.PathLike, str | os.PathLike]],
     options: Mapping | None = None,
 ) -> Path:
-    """The page for ``(label map, CT)`` pairs (CT: NIfTI file or DICOM series folder)."""
-    from liverseg.data.dicom import load_series
-    from liverseg.data.nifti import load_ct, load_labels
-    from liverseg.evaluation.statistics import case_name, case_statistics
+    """The page for ``(label map, CT)`` pairs (CT: NIfTI file or DICOM series folder).
+
+    Each case is rendered as soon as it is loaded, so only one volume is in
+    memory at a time.
+    """
+    from liverseg.evaluation.statistics import case_name, case_statistics, load_case
 
     sections = []
-    for label_path, ct_path in cases:
-        labels = load_labels(label_path)
-        ct = load_series(ct_path).volume if Path(ct_path).is_dir() else load_ct(ct_path)
+    for index, (label_path, ct_path) in enumerate(cases):
+        labels, ct = load_case(label_path, ct_path)
         name = case_name(label_path)
         stats = case_statistics(name, labels.data, labels.affine, ct.data).to_dict()
         sections.append(
-            (
-                f"{name} ({Path(ct_path).name})",
-                ct.data,
-                labels.data,
-                labels.affine,
-                stats,
+            case_section(
+                index, f"{name} ({Path(ct_path).name})", ct.data, labels.data, labels.affine, stats
             )
         )
     return write_html_report(path, sections, options)

@@ -33,7 +33,7 @@ from scipy import ndimage
 from scipy.spatial import ConvexHull, QhullError
 
 from liverseg.data.dicom import load_series
-from liverseg.data.nifti import load_ct, load_labels
+from liverseg.data.nifti import NiftiVolume, load_ct, load_labels
 from liverseg.errors import ConfigError, LayoutError, LiverSegError, NiftiError
 from liverseg.evaluation.metrics import LESION_STRUCTURE
 from liverseg.evaluation.pairing import case_id_from_name
@@ -216,18 +216,27 @@ def ct_name_candidates(label_name: str) -> list[str]:
     return [s + ext for s in stems for ext in (".nii.gz", ".nii")]
 
 
+def load_case(
+    label_path: str | os.PathLike, ct_path: str | os.PathLike
+) -> tuple[NiftiVolume, NiftiVolume]:
+    """A label map and its CT (a NIfTI file or a DICOM series folder), checked to share a grid."""
+    labels = load_labels(label_path)
+    ct = load_series(ct_path).volume if Path(ct_path).is_dir() else load_ct(ct_path)
+    if ct.shape != labels.shape or not np.allclose(ct.affine, labels.affine, atol=1e-3):
+        raise NiftiError(
+            ct_path, f"shape or affine differs from that of the label map {label_path}"
+        )
+    return labels, ct
+
+
 def statistics_of_files(
     label_path: str | os.PathLike, ct_path: str | os.PathLike | None = None
 ) -> CaseStatistics:
     """Statistics of one label map file (HU from ``ct_path``, a NIfTI or a DICOM series folder)."""
-    labels = load_labels(label_path)
-    hu = None
-    if ct_path is not None:
-        ct = load_series(ct_path).volume if Path(ct_path).is_dir() else load_ct(ct_path)
-        if ct.shape != labels.shape or not np.allclose(ct.affine, labels.affine, atol=1e-3):
-            raise NiftiError(
-                ct_path, f"shape or affine differs from that of the label map {label_path}"
-            )
+    if ct_path is None:
+        labels, hu = load_labels(label_path), None
+    else:
+        labels, ct = load_case(label_path, ct_path)
         hu = ct.data
     return case_statistics(case_name(label_path), labels.data, labels.affine, hu)
 

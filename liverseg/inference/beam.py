@@ -49,13 +49,13 @@ from liverseg.inference.runner import (
     auxiliary_names,
     discover_inputs,
     natural_key,
+    options_record,
     output_name,
     plan_cases,
     run_case,
     select_part,
     skip_reason,
     split_nifti_name,
-    write_options_record,
 )
 from liverseg.utils.atomic import atomic_write_text
 
@@ -278,29 +278,20 @@ class _NameOnly:
 # The pipeline
 
 
-class _Route(beam.DoFn):
-    """Written and skipped cases on the main output, failed ones on ``failed``."""
-
-    def process(self, element: dict):
-        if element["status"] == CaseStatus.FAILED.value:
-            yield beam.pvalue.TaggedOutput("failed", element)
-        else:
-            yield element
+def _write_text(path: str, text: str) -> None:
+    """Atomically, on the local disk or on any of Beam's file systems."""
+    if is_local(path):
+        atomic_write_text(Path(path), text, overwrite=True)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp) / posixpath.basename(path)
+        local.write_text(text)
+        _upload(local, path)
 
 
 def _write_json(path: str, cases: list[dict]) -> None:
-    text = json.dumps(
-        {"cases": sorted(cases, key=lambda c: natural_key(Path(c["input"])))}, indent=2
-    )
-    if is_local(path):
-        atomic_write_text(Path(path), text + "\n", overwrite=True)
-        return
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as tmp:
-        tmp.write(text + "\n")
-    try:
-        _upload(Path(tmp.name), path)
-    finally:
-        os.unlink(tmp.name)
+    ordered = sorted(cases, key=lambda c: natural_key(Path(c["input"])))
+    _write_text(path, json.dumps({"cases": ordered}, indent=2) + "\n")
 
 
 def build_pipeline(
@@ -319,7 +310,7 @@ def build_pipeline(
     )
     known = pipeline | "Decided" >> beam.Create([c.to_dict() for c in decided])
     outcomes = (segmented, known) | "All" >> beam.Flatten()
-    routed = outcomes | "Route" >> beam.ParDo(_Route()).with_outputs("failed", main="done")
+    failed = outcomes | "Failed" >> beam.Filter(lambda c: c["status"] == CaseStatus.FAILED.value)
     report_path = FileSystems.join(output_dir.rstrip("/"), REPORT_FILE)
     failed_path = FileSystems.join(output_dir.rstrip("/"), FAILED_FILE)
     (
@@ -328,7 +319,7 @@ def build_pipeline(
         | "Report" >> beam.Map(lambda cases: _write_json(report_path, cases))
     )
     (
-        routed.failed
+        failed
         | "CollectFailed" >> beam.combiners.ToList()
         | "FailedReport" >> beam.Map(lambda cases: _write_json(failed_path, cases))
     )
@@ -355,19 +346,12 @@ def segment_with_beam(
     written beside the outputs first, as ``infer.py`` does.
     """
     cases, report = plan_beam_run(input_dir, output_dir, run_options)
-    segmenter_options = dataclasses.replace(
-        segment_options, keep_probabilities=run_options.write_probabilities
-    )
-    record = write_options_record(segmenter_options, geometry, provenance, liver_model, tumor_model)
-    options_path = FileSystems.join(output_dir.rstrip("/"), OPTIONS_FILE)
-    if is_local(options_path):
-        atomic_write_text(Path(options_path), record, overwrite=True)
-    else:
-        with tempfile.TemporaryDirectory() as tmp:
-            (Path(tmp) / OPTIONS_FILE).write_text(record)
-            _upload(Path(tmp) / OPTIONS_FILE, options_path)
     handler = CascadeModelHandler(
         liver_model, tumor_model, segment_options, geometry, run_options, stage_locally
+    )
+    _write_text(
+        FileSystems.join(output_dir.rstrip("/"), OPTIONS_FILE),
+        options_record(handler.segment_options, geometry, provenance, liver_model, tumor_model),
     )
     logger.info("beam: %d volume(s) to segment, %d decided already", len(cases), len(report.cases))
     with beam.Pipeline(options=PipelineOptions(list(pipeline_args))) as pipeline:

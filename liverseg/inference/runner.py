@@ -458,7 +458,7 @@ def run(
         )
     elif options.write_probabilities and not segmenter.options.keep_probabilities:
         raise ConfigError("write_probabilities needs a segmenter with keep_probabilities=True")
-    record = write_options_record(
+    record = options_record(
         segmenter.options, segmenter.geometry, provenance, liver_model, tumor_model
     )
     try:
@@ -483,9 +483,7 @@ def run(
     return report
 
 
-def write_options_record(
-    options: SegmentOptions, geometry, provenance, liver_model, tumor_model
-) -> str:
+def options_record(options: SegmentOptions, geometry, provenance, liver_model, tumor_model) -> str:
     """The text of ``inference_options.json``: what produced the label maps beside it."""
     record = ResolvedOptions(options, geometry, "given", "given").to_dict()
     for key, value in (provenance or {}).items():

@@ -178,6 +178,38 @@ def test_no_orientation_uses_fallback_affine_and_warns(tmp_path, ct, caplog):
     np.testing.assert_array_equal(vol.data, ct)
 
 
+@pytest.mark.parametrize(
+    "fields, expected",
+    [
+        (
+            {"qform_code": 9, "sform_code": 12},
+            ["qform_code 9 not valid", "sform_code 12 not valid"],
+        ),
+        ({"pixdim": [0.0, 0.75, 0.75, 2.5, 1, 1, 1, 1]}, []),  # nibabel fixes these quietly
+        ({"bitpix": 8}, []),
+    ],
+    ids=["xform-codes", "qfac", "bitpix"],
+)
+def test_header_problems_nibabel_fixes_are_one_named_line_each(
+    tmp_path, ct, caplog, capfd, fields, expected
+):
+    """nibabel's header fixes are said once per problem, named, never printed raw on writing."""
+    hdr = make_header(ct.shape, np.int16)
+    for key, value in fields.items():
+        hdr[key] = value
+    path = write(tmp_path / "fixme.nii", nifti_bytes(ct, hdr=hdr))
+    with caplog.at_level(logging.WARNING, logger="liverseg.data.nifti"):
+        vol = nifti.load_ct(path)
+        out = nifti.save_labels(tmp_path / "seg.nii", np.zeros(ct.shape, np.uint8), vol)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == len(expected), lines
+    for line, text in zip(lines, expected):
+        assert line.startswith(f"{path}: ") and text in line
+    assert capfd.readouterr().err == ""
+    np.testing.assert_allclose(nib.load(out).affine, vol.affine, atol=1e-5)
+    np.testing.assert_array_equal(vol.data, ct)
+
+
 def test_plain_file_named_gz_is_read_with_warning(tmp_path, ct, caplog):
     path = write(tmp_path / "liar.nii.gz", nifti_bytes(ct), compress=False)
     with caplog.at_level(logging.WARNING, logger="liverseg.data.nifti"):

@@ -310,9 +310,34 @@ def _parse_header(f: BinaryIO, path: Path, is_gzip: bool, max_voxels: int) -> _P
             "using nibabel's fallback affine from the voxel sizes",
             path,
         )
+    hdr = _fixed_header(hdr, path)
     return _Parsed(
         path, is_gzip, hdr, shape, dtype, vox_offset, slope, inter, affine, tuple(pixdim)
     )
+
+
+class _Problems(list):
+    """Collects nibabel's header-check reports (it calls ``log(level, message)``)."""
+
+    def log(self, level: int, message: str, *args) -> None:
+        if level >= logging.WARNING:
+            self.append(message % args if args else message)
+
+
+def _fixed_header(hdr: nib.Nifti1Header, path: Path) -> nib.Nifti1Header:
+    """The header with nibabel's own checks applied, each problem one warning naming the file.
+
+    nibabel runs these checks when it writes a header and prints what it fixes
+    (``qform_code 9 not valid; setting to 0``) raw on stderr, without a file
+    name; fixing the kept copy here says it once, named, and writes quietly.
+    The affine is taken before the fix, as nibabel's loader reads it.
+    """
+    fixed = hdr.copy()
+    problems = _Problems()
+    fixed.check_fix(logger=problems, error_level=logging.CRITICAL + 1)
+    for message in dict.fromkeys(problems):
+        logger.warning("%s: %s", path, message)
+    return fixed
 
 
 @contextlib.contextmanager

@@ -44,6 +44,10 @@ class OutputError(InputFileError):
     """An output cannot be written (exists, escapes the output dir, ...)."""
 
 
+class OutputExistsError(OutputError):
+    """The output already exists (or another process wrote it meanwhile) and overwriting is off."""
+
+
 class TrainingError(LiverSegError):
     """Training cannot go on (for example, the loss is no longer finite)."""
 

@@ -1,8 +1,9 @@
+import errno
 import os
 
 import pytest
 
-from liverseg.errors import OutputError
+from liverseg.errors import OutputError, OutputExistsError
 from liverseg.utils.atomic import atomic_path, atomic_write_text, safe_output_path
 
 
@@ -50,3 +51,37 @@ def test_symlinked_subdir_escaping_is_refused(tmp_path):
     with pytest.raises(OutputError, match="escapes"):
         safe_output_path(out, "sub/x.nii")
     assert safe_output_path(out, "y.nii") == out / "y.nii"
+
+
+def test_a_file_written_meanwhile_is_never_replaced_without_overwrite(tmp_path):
+    """Another process writing the same output between the check and the rename wins."""
+    out = tmp_path / "seg.nii"
+    with pytest.raises(OutputExistsError, match="output exists"), atomic_path(out) as tmp:
+        tmp.write_bytes(b"mine")
+        out.write_bytes(b"theirs")
+    assert out.read_bytes() == b"theirs"
+    assert os.listdir(tmp_path) == ["seg.nii"]
+
+
+def test_overwrite_replaces_a_file_written_meanwhile(tmp_path):
+    out = tmp_path / "seg.nii"
+    with atomic_path(out, overwrite=True) as tmp:
+        tmp.write_bytes(b"mine")
+        out.write_bytes(b"theirs")
+    assert out.read_bytes() == b"mine"
+    assert os.listdir(tmp_path) == ["seg.nii"]
+
+
+def test_without_hard_links_the_exclusive_rename_checks_then_renames(tmp_path, monkeypatch):
+    """File systems without hard links (EPERM) fall back to check-then-rename."""
+
+    def no_links(src, dst):
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    out = tmp_path / "a.txt"
+    atomic_write_text(out, "first")
+    assert out.read_text() == "first"
+    with pytest.raises(OutputExistsError):
+        atomic_write_text(out, "second")
+    assert out.read_text() == "first" and os.listdir(tmp_path) == ["a.txt"]

@@ -38,7 +38,13 @@ from typing import Any
 
 from liverseg.data import dicom, nifti
 from liverseg.data.preprocess import intensity_range
-from liverseg.errors import ConfigError, LayoutError, LiverSegError, OutputError
+from liverseg.errors import (
+    ConfigError,
+    LayoutError,
+    LiverSegError,
+    OutputError,
+    OutputExistsError,
+)
 from liverseg.inference.cascade import STAGES, Segmenter, SegmentOptions
 from liverseg.inference.resolve import OPTIONS_FILE, ResolvedOptions
 from liverseg.utils.atomic import atomic_write_text, check_can_write, safe_output_path
@@ -499,9 +505,22 @@ def options_record(options: SegmentOptions, geometry, provenance, liver_model, t
     return json.dumps(record, indent=2, sort_keys=True) + "\n"
 
 
+def _written_meanwhile(plan: CasePlan) -> bool:
+    """Whether another run (a second process on the same output directory) wrote the label map."""
+    if plan.output.is_file():
+        logger.info(
+            "%s: skipped, %s was written by another run meanwhile", plan.input, plan.output.name
+        )
+        return True
+    return False
+
+
 def run_case(plan: CasePlan, segmenter: Segmenter, options: RunOptions, label: str) -> CaseReport:
     """Loads, segments and writes one case; a failure is logged and reported, never raised."""
     case = CaseReport(plan.input, plan.output, CaseStatus.FAILED)
+    if options.skip_existing and _written_meanwhile(plan):
+        case.status = CaseStatus.SKIPPED
+        return case
     try:
         t = time.perf_counter()
         series = None
@@ -515,6 +534,13 @@ def run_case(plan: CasePlan, segmenter: Segmenter, options: RunOptions, label: s
         t = time.perf_counter()
         case.extra_outputs = _write_case(plan, volume, result, options, series)
         write_time = time.perf_counter() - t
+    except OutputExistsError as exc:
+        if options.skip_existing and _written_meanwhile(plan):
+            case.status = CaseStatus.SKIPPED
+            return case
+        case.error = str(exc)
+        logger.error("%s", exc)
+        return case
     except LiverSegError as exc:
         case.error = str(exc)
         logger.error("%s", exc)

@@ -3,18 +3,21 @@
 Outputs are first written to a hidden temporary file in the destination
 directory and then renamed over the final name, so a killed process never
 leaves a partial file under the final name, and an existing symlink at the
-final name is replaced (its target is never written).
+final name is replaced (its target is never written). Without overwrite the
+rename is exclusive (a hard link), so a file another process put under the
+final name meanwhile is never replaced.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from liverseg.errors import OutputError
+from liverseg.errors import OutputError, OutputExistsError
 
 
 def _umask() -> int:
@@ -46,7 +49,7 @@ def check_can_write(path: str | os.PathLike, overwrite: bool) -> None:
         raise OutputError(p, "output path is an existing directory")
     if (p.exists() or p.is_symlink()) and not overwrite:
         kind = "a symlink" if p.is_symlink() else "a file"
-        raise OutputError(p, f"output exists ({kind}); pass --overwrite to replace it")
+        raise OutputExistsError(p, f"output exists ({kind}); pass --overwrite to replace it")
 
 
 @contextlib.contextmanager
@@ -72,13 +75,32 @@ def atomic_path(
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        if final.is_symlink():
-            final.unlink()
-        os.replace(tmp_path, final)
+        if overwrite:
+            if final.is_symlink():
+                final.unlink()
+            os.replace(tmp_path, final)
+        else:
+            _rename_exclusive(tmp_path, final)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+
+
+def _rename_exclusive(tmp: Path, final: Path) -> None:
+    """Renames ``tmp`` to ``final`` unless something is there now (checked and done atomically)."""
+    try:
+        os.link(tmp, final)
+    except FileExistsError:
+        check_can_write(final, overwrite=False)
+        raise
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+            raise
+        check_can_write(final, overwrite=False)  # no hard links here: check, then rename
+        os.replace(tmp, final)
+        return
+    tmp.unlink()
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, overwrite: bool = False) -> None:

@@ -2,6 +2,7 @@
 
 import logging
 import os
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -17,8 +18,9 @@ from liverseg.inference import (
     discover_inputs,
     output_name,
     run,
+    runner,
 )
-from liverseg.inference.runner import auxiliary_names
+from liverseg.inference.runner import RunReport, auxiliary_names
 from tests.inference import helpers
 
 
@@ -401,3 +403,48 @@ def test_two_volumes_one_trace_with_saved_models(tmp_path, saved_models):
     assert report.ok and len(report.written) == 2
     assert segmenter.liver.trace_count == 1 and segmenter.tumor.trace_count == 1
     assert nifti.load_labels(tmp_path / "out" / "segmentation-1.nii.gz").shape == (48, 40, 5)
+
+
+def test_a_label_map_another_run_writes_meanwhile_is_skipped_not_replaced(
+    tmp_path, segmenter, monkeypatch
+):
+    """Two runs with --skip_existing on one directory: whoever finishes a case first keeps it."""
+    src = tmp_path / "data"
+    src.mkdir()
+    for i in range(3):
+        write_volume(src / f"volume-{i}.nii.gz")
+    theirs = {}
+    segment = Segmenter.segment
+
+    def slow_segment(self, volume, **kw):
+        result = segment(self, volume, **kw)
+        name = Path(volume.path).name.replace("volume", "segmentation")
+        if name == "segmentation-1.nii.gz":  # the other run finishes case 1 while we work
+            nifti.save_labels(src / name, np.zeros(volume.shape, np.uint8), volume)
+            theirs[name] = (src / name).read_bytes()
+        return result
+
+    monkeypatch.setattr(Segmenter, "segment", slow_segment)
+    report = run(src, src, segmenter, RunOptions(skip_existing=True))
+    assert [c.status for c in report.cases] == [
+        CaseStatus.WRITTEN,
+        CaseStatus.SKIPPED,
+        CaseStatus.WRITTEN,
+    ]
+    assert (src / "segmentation-1.nii.gz").read_bytes() == theirs["segmentation-1.nii.gz"]
+    assert not [n for n in listing(src) if n.startswith(".")]
+
+
+def test_a_case_written_by_another_run_before_its_turn_is_skipped(tmp_path, segmenter):
+    src = tmp_path / "data"
+    src.mkdir()
+    write_volume(src / "volume-0.nii.gz")
+    options = RunOptions(skip_existing=True)
+    report = RunReport([], [])
+    (plan,) = runner.plan_cases([src / "volume-0.nii.gz"], src, options, report)
+    (src / "segmentation-0.nii.gz").write_bytes(b"theirs")
+    case = runner.run_case(plan, segmenter, options, "1/1")
+    assert case.status == CaseStatus.SKIPPED
+    assert (src / "segmentation-0.nii.gz").read_bytes() == b"theirs"
+    without_skip = runner.run_case(plan, segmenter, RunOptions(), "1/1")
+    assert without_skip.status == CaseStatus.FAILED and "output exists" in without_skip.error

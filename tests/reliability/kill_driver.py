@@ -8,6 +8,9 @@ NIfTI output is half written, under its temporary name).
 MODE ``savez``: ``numpy.savez`` to a path containing MARKER writes half of
 the archive, then the process kills itself (a training checkpoint is half
 written).
+MODE ``fsync``: the first ``os.fsync`` of a file whose name contains MARKER
+signals the process (the file is complete under its temporary name, not yet
+renamed: atomic writes of reports and text files).
 
 SIGKILL cannot be caught, so no clean-up code runs: this is a power cut or
 the out-of-memory killer, as seen by the files.
@@ -62,9 +65,20 @@ def _patch_savez(marker: str) -> None:
     np.savez = savez
 
 
+def _patch_fsync(marker: str) -> None:
+    original = os.fsync
+
+    def fsync(fd):
+        original(fd)
+        if marker in os.path.basename(os.readlink(f"/proc/self/fd/{fd}")):
+            _die()
+
+    os.fsync = fsync
+
+
 def main() -> None:
     mode, marker, tool, *args = sys.argv[1:]
-    {"gzip": _patch_gzip, "savez": _patch_savez}[mode](marker)
+    {"gzip": _patch_gzip, "savez": _patch_savez, "fsync": _patch_fsync}[mode](marker)
     sys.argv = [tool, *args]
     runpy.run_path(tool, run_name="__main__")
 

@@ -138,3 +138,56 @@ def test_training_metrics_have_no_rows_of_lost_updates(killed_then_resumed):
     model_dir, _, _, _ = killed_then_resumed
     rows = (model_dir / "metrics.csv").read_text().splitlines()
     assert [r.split(",")[0] for r in rows[1:]] == ["1", "2"]
+
+
+TRAIN_ARGS = (
+    "--stage=liver",
+    "--max_steps=2",
+    "--batch_size=1",
+    "--save_every=1",
+    "--val_every=0",
+    "--log_every=1",
+    "--val_fraction=0",
+)
+
+
+@pytest.mark.slow  # three short training runs in subprocesses
+@pytest.mark.parametrize("name, code", [("SIGTERM", 143), ("SIGINT", 130)])
+def test_training_stopped_by_a_signal_keeps_complete_checkpoints_and_resumes(tmp_path, name, code):
+    data, model_dir = tmp_path / "data", tmp_path / "model"
+    write_phantoms(data, 2, (32, 32, 6), seed=3)
+    args = (*TRAIN_ARGS, f"--data_dir={data}", f"--model_dir={model_dir}")
+    stopped = run_killed("savez", "ckpt-00000002", "train", *args, signal=name)
+    assert stopped.returncode == code, stopped.stderr[-3000:]
+    assert "Traceback" not in stopped.output
+    errors = [line for line in stopped.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and name in errors[0], stopped.stderr[-3000:]
+    assert [p.name for p in checkpoints.list_checkpoints(model_dir)] == ["ckpt-00000001"]
+    assert not [n for n in os.listdir(model_dir) if n.startswith(".")], os.listdir(model_dir)
+    assert not (model_dir / "model.weights.h5").exists()
+    if name == "SIGINT":
+        return  # the rerun is the same for both signals
+    resumed = run_tool("train", *args)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming at step 1" in resumed.output
+    assert (model_dir / "model.weights.h5").exists()
+
+
+@pytest.mark.parametrize("name, code", [("SIGTERM", 143), ("SIGINT", 130)])
+def test_evaluate_stopped_while_writing_its_report_leaves_no_report(tmp_path, name, code):
+    gt, pred, out = tmp_path / "gt", tmp_path / "pred", tmp_path / "out"
+    for d in (gt, pred):
+        d.mkdir()
+        for i in (1, 2):
+            bf.write_good_labels(d / f"segmentation-{i}.nii.gz")
+    args = (f"--gt_dir={gt}", f"--pred_dir={pred}", f"--output={out / 'report.json'}")
+    stopped = run_killed("fsync", "report.json", "evaluate", *args, signal=name)
+    assert stopped.returncode == code, stopped.stderr[-3000:]
+    assert "Traceback" not in stopped.output
+    errors = [line for line in stopped.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and name in errors[0], stopped.stderr[-3000:]
+    assert os.listdir(out) == []  # neither the JSON, nor the CSV written before it, nor a temp
+    rerun = run_tool("evaluate", *args)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert sorted(os.listdir(out)) == ["report.csv", "report.json"]
+    assert len(json.loads((out / "report.json").read_text())["cases"]) == 2

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from liverseg.errors import OutputError
 from liverseg.utils.atomic import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,13 @@ def save_checkpoint(
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
+    except OSError as exc:  # a full disk or a read-only directory: the last checkpoint stays
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise OutputError(
+            final,
+            f"cannot write the checkpoint ({exc.strerror or exc}); nothing written, "
+            "the previous checkpoint is kept",
+        ) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

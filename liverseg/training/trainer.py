@@ -604,51 +604,58 @@ def train(config: TrainConfig) -> dict:
         val_dice = None
         step = start
         try:
-            while step < total:
-                lr = config.learning_rate * recipe.lr_factor_at(step, total)
-                supervision = recipe.supervision_at(step, total)
-                try:
-                    metrics = step_fn(iterator, supervision, lr)
-                except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as exc:
-                    raise _input_error(config, exc, step) from None
-                step += 1
-                if not np.isfinite(metrics["loss_total"]):
-                    raise TrainingError(
-                        f"{model_dir}: the loss became {metrics['loss_total']} at update {step}; "
-                        "lower --learning_rate or resume from the last checkpoint"
-                    )
-                val_dice = None
-                if (
-                    data.val is not None
-                    and config.val_every
-                    and (step % config.val_every == 0 or step == total)
-                ):
-                    val_dice, panel = _validate(model, data.val)
-                    if panel is not None:
-                        logger.image(step, panel)
-                show = step % config.log_every == 0 or step == total or val_dice is not None
-                logger.log(step, metrics, lr, supervision, val_dice, show=show)
-                if chief and (step % config.save_every == 0 or step == total):
-                    checkpoints.save_checkpoint(
-                        model_dir,
-                        model,
-                        optimizer,
-                        {
-                            "step": step,
-                            "phase": recipe.phase_index(step, total),
-                            "supervision": recipe.supervision_at(step, total),
-                            "learning_rate": lr,
-                            "max_steps": total,
-                        },
-                        keep=config.keep_checkpoints,
-                    )
-        finally:
-            logger.close()
-        if chief:
-            save_model(model, model_dir, overwrite=True)
-            from liverseg.training.curves import plot_training_curves
+            try:
+                while step < total:
+                    lr = config.learning_rate * recipe.lr_factor_at(step, total)
+                    supervision = recipe.supervision_at(step, total)
+                    try:
+                        metrics = step_fn(iterator, supervision, lr)
+                    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as exc:
+                        raise _input_error(config, exc, step) from None
+                    step += 1
+                    if not np.isfinite(metrics["loss_total"]):
+                        raise TrainingError(
+                            f"{model_dir}: the loss became {metrics['loss_total']} at update {step}; "
+                            "lower --learning_rate or resume from the last checkpoint"
+                        )
+                    val_dice = None
+                    if (
+                        data.val is not None
+                        and config.val_every
+                        and (step % config.val_every == 0 or step == total)
+                    ):
+                        val_dice, panel = _validate(model, data.val)
+                        if panel is not None:
+                            logger.image(step, panel)
+                    show = step % config.log_every == 0 or step == total or val_dice is not None
+                    logger.log(step, metrics, lr, supervision, val_dice, show=show)
+                    if chief and (step % config.save_every == 0 or step == total):
+                        checkpoints.save_checkpoint(
+                            model_dir,
+                            model,
+                            optimizer,
+                            {
+                                "step": step,
+                                "phase": recipe.phase_index(step, total),
+                                "supervision": recipe.supervision_at(step, total),
+                                "learning_rate": lr,
+                                "max_steps": total,
+                            },
+                            keep=config.keep_checkpoints,
+                        )
+            finally:
+                logger.close()
+            if chief:
+                save_model(model, model_dir, overwrite=True)
+                from liverseg.training.curves import plot_training_curves
 
-            plot_training_curves(model_dir / "metrics.csv", model_dir / "training_curves.png")
+                plot_training_curves(model_dir / "metrics.csv", model_dir / "training_curves.png")
+        except OSError as exc:  # a full disk or read-only directory while training wrote
+            raise OutputError(
+                exc.filename or model_dir,
+                f"cannot write ({exc.strerror or exc}) after update {step}; training stopped, "
+                "the last checkpoint is kept: free space and rerun to resume",
+            ) from None
     return {
         "step": step,
         "model_dir": str(model_dir),

@@ -1,11 +1,13 @@
 """Training that cannot go on stops with one error naming the cause, keeping its last checkpoint."""
 
+import errno
 import json
+import os
 
 import numpy as np
 import pytest
 
-from liverseg.errors import TrainingError
+from liverseg.errors import OutputError, TrainingError
 from liverseg.phantoms.training import write_phantoms
 from liverseg.training import checkpoints, trainer
 from liverseg.training.prepare import prepare
@@ -71,3 +73,42 @@ def test_a_corrupt_tfrecord_shard_is_named(phantoms, tmp_path):
         train(_config(prepared, tmp_path / "model", max_steps=20))
     message = str(err.value)
     assert message.startswith(f"{bad}: corrupt TFRecord shard") and "\n" not in message
+
+
+def _disk_full(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_full_disk_while_checkpointing_keeps_the_last_good_checkpoint(
+    phantoms, tmp_path, monkeypatch
+):
+    real_savez = np.savez
+    calls = []
+
+    def savez(path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) == 2:
+            _disk_full()
+        return real_savez(path, *args, **kwargs)
+
+    monkeypatch.setattr(checkpoints.np, "savez", savez)
+    model_dir = tmp_path / "model"
+    with pytest.raises(OutputError, match=r"ckpt-00000002: cannot write the checkpoint \(No space"):
+        train(_config(phantoms, model_dir))
+    assert [p.name for p in checkpoints.list_checkpoints(model_dir)] == ["ckpt-00000001"]
+    assert json.loads((model_dir / "train_state.json").read_text())["step"] == 1
+    assert not [n for n in os.listdir(model_dir) if n.startswith(".")]
+    assert not (model_dir / "model.weights.h5").exists()
+    monkeypatch.setattr(checkpoints.np, "savez", real_savez)
+    summary = train(_config(phantoms, model_dir, max_steps=2))  # space freed: resumes
+    assert summary["step"] == 2 and (model_dir / "model.weights.h5").exists()
+
+
+def test_a_full_disk_when_saving_the_final_model_is_one_error(phantoms, tmp_path, monkeypatch):
+    import liverseg.models
+
+    monkeypatch.setattr(liverseg.models, "save_model", _disk_full)
+    model_dir = tmp_path / "model"
+    with pytest.raises(OutputError, match=r"No space left on device\) after update 2"):
+        train(_config(phantoms, model_dir, max_steps=2))
+    assert [p.name for p in checkpoints.list_checkpoints(model_dir)][-1] == "ckpt-00000002"

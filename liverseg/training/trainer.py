@@ -34,7 +34,7 @@ from liverseg.training.data import AUTO_PATCH, build_run_data
 from liverseg.training.distribute import DISTRIBUTIONS
 from liverseg.training.optimizers import make_optimizer
 from liverseg.training.recipes import RECIPES, Recipe, foreground_fraction, get_recipe
-from liverseg.training.step import TrainStep
+from liverseg.training.step import METRIC_NAMES, TrainStep
 from liverseg.training.variable_selection import SELECTIONS
 from liverseg.utils.atomic import atomic_write_text
 from liverseg.utils.options import REQUIRED, option
@@ -399,21 +399,8 @@ def _drop_rows_after(csv_path: Path, step: int) -> None:
 class _Logger:
     """metrics.csv, TensorBoard scalars and images, the progress line."""
 
-    FIELDS = (
-        "step",
-        "learning_rate",
-        "supervision",
-        "loss_total",
-        "loss_fuse",
-        "loss_dsn_2",
-        "loss_dsn_3",
-        "loss_dsn_4",
-        "loss_dsn_5",
-        "loss_decay",
-        "dice",
-        "val_dice",
-        "seconds",
-    )
+    LOSSES = tuple(n for n in METRIC_NAMES if n.startswith("loss_"))
+    FIELDS = ("step", "learning_rate", "supervision", *LOSSES, "dice", "val_dice", "seconds")
 
     def __init__(self, model_dir: Path, total: int, start: int, enabled: bool):
         self.enabled = enabled
@@ -453,7 +440,7 @@ class _Logger:
         self.csv.writerow(row)
         self.csv_file.flush()
         with self.writer.as_default(step=step):
-            for name in self.FIELDS[3:10]:
+            for name in self.LOSSES:
                 tf.summary.scalar(f"loss/{name.removeprefix('loss_')}", metrics[name])
             tf.summary.scalar("learning_rate", lr)
             tf.summary.scalar("dice", metrics["dice"])

@@ -92,18 +92,25 @@ def write_extras(FLAGS: flags.FlagValues, written: list[tuple[str, str]]) -> Non
     """--statistics and --report_html for the ``(label map, CT)`` pairs a run wrote."""
     from pathlib import Path
 
+    from liverseg.evaluation.html_report import RunPage, write_run_report
+
+    output_dir = Path(FLAGS.output_dir)
+    page = RunPage() if FLAGS.report_html else None
     if FLAGS.statistics:
         from liverseg.evaluation.statistics import write_run_statistics
 
-        json_path, _ = write_run_statistics(written, FLAGS.output_dir)
+        each = page.add if page is not None else None
+        json_path, _ = write_run_statistics(written, output_dir, each=each)
         print(f"statistics: {json_path} and {json_path.with_suffix('.csv').name}")
-    if FLAGS.report_html:
+    if page is not None:
         import json
 
-        from liverseg.evaluation.html_report import write_run_report
         from liverseg.inference.resolve import OPTIONS_FILE
 
-        options_path = Path(FLAGS.output_dir) / OPTIONS_FILE
+        options_path = output_dir / OPTIONS_FILE
         options = json.loads(options_path.read_text()) if options_path.is_file() else None
-        page = write_run_report(Path(FLAGS.output_dir) / "report.html", written, options)
-        print(f"results page: {page}")
+        if FLAGS.statistics:
+            path = page.write(output_dir / "report.html", options)
+        else:
+            path = write_run_report(output_dir / "report.html", written, options)
+        print(f"results page: {path}")

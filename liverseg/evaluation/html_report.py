@@ -201,26 +201,40 @@ def write_html_report(
     return final
 
 
+class RunPage:
+    """The results page of a run, built one loaded case at a time (one volume in memory)."""
+
+    def __init__(self):
+        self.sections: list[str] = []
+
+    def add(self, label_path: Path, ct_path: Path, labels, ct, stats: Mapping) -> None:
+        name = stats["case"]
+        self.sections.append(
+            case_section(
+                len(self.sections),
+                f"{name} ({Path(ct_path).name})",
+                ct.data,
+                labels.data,
+                labels.affine,
+                stats,
+            )
+        )
+
+    def write(self, path: str | os.PathLike, options: Mapping | None = None) -> Path:
+        return write_html_report(path, self.sections, options)
+
+
 def write_run_report(
     path: str | os.PathLike,
     cases: Sequence[tuple[str | os.PathLike, str | os.PathLike]],
     options: Mapping | None = None,
 ) -> Path:
-    """The page for ``(label map, CT)`` pairs (CT: NIfTI file or DICOM series folder).
-
-    Each case is rendered as soon as it is loaded, so only one volume is in
-    memory at a time.
-    """
+    """The page for ``(label map, CT)`` pairs (CT: NIfTI file or DICOM series folder)."""
     from liverseg.evaluation.statistics import case_name, case_statistics, load_case
 
-    sections = []
-    for index, (label_path, ct_path) in enumerate(cases):
+    page = RunPage()
+    for label_path, ct_path in cases:
         labels, ct = load_case(label_path, ct_path)
-        name = case_name(label_path)
-        stats = case_statistics(name, labels.data, labels.affine, ct.data).to_dict()
-        sections.append(
-            case_section(
-                index, f"{name} ({Path(ct_path).name})", ct.data, labels.data, labels.affine, stats
-            )
-        )
-    return write_html_report(path, sections, options)
+        stats = case_statistics(case_name(label_path), labels.data, labels.affine, ct.data)
+        page.add(Path(label_path), Path(ct_path), labels, ct, stats.to_dict())
+    return page.write(path, options)

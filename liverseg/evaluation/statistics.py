@@ -24,7 +24,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import nibabel as nib
@@ -334,18 +334,26 @@ def case_statistics_path(label_path: str | os.PathLike) -> Path:
 
 
 def write_run_statistics(
-    cases: Sequence[tuple[str | os.PathLike, str | os.PathLike]], output_dir: str | os.PathLike
+    cases: Sequence[tuple[str | os.PathLike, str | os.PathLike]],
+    output_dir: str | os.PathLike,
+    each: Callable[[Path, Path, NiftiVolume, NiftiVolume, dict], None] | None = None,
 ) -> tuple[Path, Path]:
     """Per case ``<label stem>_statistics.json``; then ``statistics.json`` / ``.csv``.
 
     ``cases``: (label map, CT) pairs just written. The run's files list
     every case of ``output_dir`` with a statistics file (so runs split in
-    parts, or resumed, add up); each is rewritten atomically.
+    parts, or resumed, add up); each is rewritten atomically. ``each(label
+    path, CT path, labels, CT, statistics)`` is called with every case loaded
+    (the results page uses it, so no volume is read twice).
     """
     failures = []
     for label_path, ct_path in cases:
         try:
-            stats = statistics_of_files(label_path, ct_path).to_dict()
+            labels, ct = load_case(label_path, ct_path)
+            stats = case_statistics(case_name(label_path), labels.data, labels.affine, ct.data)
+            stats = stats.to_dict()
+            if each is not None:
+                each(Path(label_path), Path(ct_path), labels, ct, stats)
         except (LiverSegError, ValueError) as exc:
             failures.append(
                 {"case": case_name(label_path), "path": str(label_path), "error": str(exc)}

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from liverseg.data import nifti
-from liverseg.evaluation.html_report import LIVER_RGB, TUMOR_RGB, write_run_report
+from liverseg.evaluation.html_report import LIVER_RGB, TUMOR_RGB, RunPage, write_run_report
 
 
 @pytest.fixture
@@ -80,3 +80,18 @@ def test_page_renders_in_headless_chromium(run_dir, tmp_path):
     assert shot.is_file(), result.stderr[-2000:]
     image = np.asarray(Image.open(shot).convert("RGB"))
     assert _has(image, LIVER_RGB) and _has(image, TUMOR_RGB)
+
+
+def test_statistics_and_page_together_read_each_case_once(run_dir, monkeypatch):
+    """With --statistics and --report_html the page is built from the cases the statistics load."""
+    from liverseg.evaluation import statistics
+
+    directory, cases = run_dir
+    alone = write_run_report(directory / "alone.html", cases).read_text()
+    loads = []
+    real = statistics.load_case
+    monkeypatch.setattr(statistics, "load_case", lambda *a: loads.append(a) or real(*a))
+    page = RunPage()
+    statistics.write_run_statistics(cases, directory, each=page.add)
+    assert len(loads) == len(cases)
+    assert page.write(directory / "report.html").read_text() == alone

@@ -391,6 +391,25 @@ def test_magic_of_the_other_nifti_version_is_refused(tmp_path, ct, header, magic
     expect_error(path, r"not a NIfTI file \(bad magic")
 
 
+def test_an_invalid_xform_code_is_read_as_nibabel_reads_it(tmp_path, ct):
+    """Found by the fuzzer: nibabel's loader sets an invalid sform_code to 0 and takes the
+    qform. The reader reads that affine too, and refuses by name a qform nibabel then cannot
+    compute (|quatern_b, c, d| > 1); it accepted it before and the writer failed unnamed."""
+    shifted = AFFINE.copy()
+    shifted[0, 3] += 100.0
+    hdr = make_header(ct.shape, np.int16)
+    hdr.set_sform(shifted, code=1)
+    hdr["sform_code"] = 9
+    path = write(tmp_path / "code9.nii", nifti_bytes(ct, hdr=hdr))
+    volume = nifti.load_ct(path)
+    with nib.imageglobals.LoggingOutputSuppressor():
+        np.testing.assert_allclose(volume.affine, nib.load(path).affine)
+    np.testing.assert_allclose(volume.affine, AFFINE, atol=1e-5)
+    hdr["quatern_b"] = 2.0
+    path = write(tmp_path / "code9-bad-qform.nii", nifti_bytes(ct, hdr=hdr))
+    expect_error(path, r"corrupt orientation \(qform/sform\): w2 should be positive")
+
+
 def test_a_written_file_that_would_not_reopen_is_never_renamed_into_place(tmp_path, ct):
     volume = nifti.load_ct(write(tmp_path / "v.nii", nifti_bytes(ct)))
     forged = volume.header.copy()

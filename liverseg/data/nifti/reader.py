@@ -296,6 +296,7 @@ def _parse_header(f: BinaryIO, path: Path, is_gzip: bool, max_voxels: int) -> _P
             logger.warning("%s: NIfTI header extension: %s", path, w.message)
 
     codes = int(hdr["qform_code"]), int(hdr["sform_code"])
+    hdr = _fixed_header(hdr, path)
     try:
         affine = np.asarray(hdr.get_best_affine(), dtype=np.float64)
     except Exception as e:
@@ -310,7 +311,6 @@ def _parse_header(f: BinaryIO, path: Path, is_gzip: bool, max_voxels: int) -> _P
             "using nibabel's fallback affine from the voxel sizes",
             path,
         )
-    hdr = _fixed_header(hdr, path)
     return _Parsed(
         path, is_gzip, hdr, shape, dtype, vox_offset, slope, inter, affine, tuple(pixdim)
     )
@@ -330,7 +330,8 @@ def _fixed_header(hdr: nib.Nifti1Header, path: Path) -> nib.Nifti1Header:
     nibabel runs these checks when it writes a header and prints what it fixes
     (``qform_code 9 not valid; setting to 0``) raw on stderr, without a file
     name; fixing the kept copy here says it once, named, and writes quietly.
-    The affine is taken before the fix, as nibabel's loader reads it.
+    The affine is taken after the fix, as nibabel's loader takes it (an
+    invalid ``sform_code`` becomes 0, so the qform decides).
     """
     fixed = hdr.copy()
     problems = _Problems()

@@ -410,6 +410,24 @@ def test_an_invalid_xform_code_is_read_as_nibabel_reads_it(tmp_path, ct):
     expect_error(path, r"corrupt orientation \(qform/sform\): w2 should be positive")
 
 
+@pytest.mark.parametrize("eol, accepted", [((0, 10, 26, 10), False), ((0, 0, 0, 0), True)])
+def test_nifti2_eol_check_bytes_are_checked_as_nibabel_checks_them(tmp_path, ct, eol, accepted):
+    """Found by the property tests: nibabel refuses a NIfTI-2 file whose EOL check bytes are
+    damaged (a text-mode transfer alters the data too); the reader accepted it."""
+    path = tmp_path / "n2.nii"
+    nib.save(nib.Nifti2Image(ct, AFFINE), path)
+    raw = bytearray(path.read_bytes())
+    raw[8:12] = bytes(eol)
+    path.write_bytes(bytes(raw))
+    if accepted:
+        np.testing.assert_array_equal(nifti.load_ct(path).data, ct)
+        nib.load(path)
+    else:
+        with pytest.raises(nib.spatialimages.HeaderDataError):
+            nib.load(path)
+        expect_error(path, r"corrupt NIfTI-2 header: EOL check bytes \(0, 10, 26, 10\)")
+
+
 def test_a_written_file_that_would_not_reopen_is_never_renamed_into_place(tmp_path, ct):
     volume = nifti.load_ct(write(tmp_path / "v.nii", nifti_bytes(ct)))
     forged = volume.header.copy()

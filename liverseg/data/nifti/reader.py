@@ -207,6 +207,14 @@ def _parse_header(f: BinaryIO, path: Path, is_gzip: bool, max_voxels: int) -> _P
             path,
             f"not a NIfTI file (bad magic {magic!r}: a {size}-byte header needs {expected!r})",
         )
+    if klass is nib.Nifti2Header:  # nibabel refuses these too; all 0 is fixed quietly
+        eol = tuple(int(b) for b in hdr["eol_check"])
+        if eol not in ((13, 10, 26, 10), (0, 0, 0, 0)):
+            raise NiftiError(
+                path,
+                f"corrupt NIfTI-2 header: EOL check bytes {eol}, not (13, 10, 26, 10); "
+                f"the file was probably altered by a text-mode transfer",
+            )
 
     dim = [int(d) for d in hdr["dim"]]
     ndim = dim[0]

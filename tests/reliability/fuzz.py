@@ -264,14 +264,35 @@ class _Context:
 # Operators. Each takes (rng, data, ctx) and returns (new data, parameters).
 
 
+def field_view(buf: bytearray, header_class, endian: str, field: str) -> np.ndarray:
+    """The elements of a numeric header ``field`` inside ``buf``: writable, in the file's byte order."""
+    ftype, offset = header_class.template_dtype.fields[field][:2]
+    count = int(np.prod(ftype.shape)) if ftype.shape else 1
+    return np.ndarray((count,), dtype=ftype.base.newbyteorder(endian), buffer=buf, offset=offset)
+
+
+def set_field(data: bytes, header_class, endian: str, field: str, value, index: int = 0) -> bytes:
+    """``data`` with one element of a header field (bytes for text fields) set to ``value``,
+    cast to the field's type as a C program writing the header would."""
+    buf = bytearray(data)
+    ftype, offset = header_class.template_dtype.fields[field][:2]
+    if ftype.kind == "S":
+        buf[offset : offset + ftype.itemsize] = value[: ftype.itemsize].ljust(ftype.itemsize, b"\0")
+    else:
+        view = field_view(buf, header_class, endian, field)
+        with np.errstate(over="ignore", invalid="ignore"):
+            view[index] = np.asarray(value).astype(view.dtype)
+    return bytes(buf)
+
+
 def _set_field(rng, data: bytes, ctx: _Context):
-    dtype = ctx.seed.header_class.template_dtype
+    klass, endian = ctx.seed.header_class, ctx.seed.endian
+    dtype = klass.template_dtype
     names = list(dtype.names)
     weights = np.array([_FIELD_WEIGHTS.get(n, 1) for n in names], dtype=float)
     field = names[int(rng.choice(len(names), p=weights / weights.sum()))]
-    ftype, offset = dtype.fields[field][:2]
-    buf = bytearray(data)
-    if ftype.kind == "S" or ftype.base.kind == "S":
+    ftype = dtype.fields[field][0]
+    if ftype.kind == "S":
         size = ftype.itemsize
         if field == "magic":
             value = _MAGICS[int(rng.integers(len(_MAGICS)))]
@@ -279,25 +300,26 @@ def _set_field(rng, data: bytes, ctx: _Context):
             kinds = (b"\x00" * size, rng.bytes(size), b"line one\nline two\r\n\x1b[31m")
             value = kinds[int(rng.integers(3))]
         value = value[:size].ljust(size, b"\x00")
-        buf[offset : offset + size] = value
-        return bytes(buf), {"field": field, "value": value.rstrip(b"\x00").hex()}
-    base = ftype.base.newbyteorder(ctx.seed.endian)
-    count = int(np.prod(ftype.shape)) if ftype.shape else 1
-    view = np.ndarray((count,), dtype=base, buffer=buf, offset=offset)
-    index = int(rng.integers(count))
+        return set_field(data, klass, endian, field, value), {
+            "field": field,
+            "value": value.rstrip(b"\x00").hex(),
+        }
+    buf = bytearray(data)
+    view = field_view(buf, klass, endian, field)
+    index = int(rng.integers(view.size))
     if field == "dim" and rng.random() < 0.7:
         index = int(rng.integers(4))
     if field == "pixdim" and rng.random() < 0.8:
         index = int(rng.integers(4))
-    value = _hostile(rng, field, base, view[index], ctx)
+    value = _hostile(rng, field, view.dtype, view[index], ctx)
     if field.startswith("srow") and rng.random() < 0.2:
         view[:] = 0
         value = "row of zeros"
     else:
         with np.errstate(over="ignore", invalid="ignore"):
-            view[index] = np.asarray(value).astype(base)
+            view[index] = np.asarray(value).astype(view.dtype)
     params = {"field": field, "value": _shown(value)}
-    if count > 1:
+    if view.size > 1:
         params["index"] = index
     return bytes(buf), params
 

@@ -149,7 +149,7 @@ def test_what_the_reader_accepts_nibabel_loads_alike_and_the_writer_keeps(case):
             volume = nifti.load_ct(path, dtype=np.float64)
         except NiftiError:
             return
-        with nib.imageglobals.LoggingOutputSuppressor():
+        with fuzz.quiet_nibabel():
             image = nib.load(path)
             expected = image.get_fdata()
         labels = np.zeros(volume.shape, np.uint8)

@@ -1,7 +1,7 @@
 r"""Writes the external-validation phantom family in LiTS layout (evaluation only).
 
 These phantoms come from a generator written independently of the training
-phantoms (liverseg/phantoms/external.py): use them to measure
+phantoms (liverseg/phantoms/external/): use them to measure
 generalisation, never to train or tune. Phantom N of a seed depends only on
 (seed, N, size, num_slices), so a set can be regenerated or extended
 (--start_index) byte for byte. Existing cases are refused unless --overwrite.

@@ -263,7 +263,10 @@ def test_wide_tumours_only_inside_the_liver(monkeypatch):
     ][:6]
     assert len(draws) >= 4
     with_tumours = [phantom.make_phantom(WIDE_SHAPE, s, i, style="wide") for s, i in draws]
-    monkeypatch.setattr(phantom, "_place_wide_tumours", lambda rng, an, coarse: None)
+    monkeypatch.setattr(
+        "liverseg.phantoms.training.generate._place_wide_tumours",
+        lambda rng, an, coarse: None,
+    )
     for ph, (s, i) in zip(with_tumours, draws):
         bare = phantom.make_phantom(WIDE_SHAPE, s, i, style="wide")
         assert bare.num_tumours == 0 and not (bare.labels == 2).any()

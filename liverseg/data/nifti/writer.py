@@ -8,8 +8,10 @@ output unless asked to.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import nibabel as nib
@@ -97,13 +99,27 @@ def _write_atomically(
     return final
 
 
+@contextlib.contextmanager
+def _nibabel_quiet() -> Iterator[None]:
+    """nibabel's header-check messages dropped for the block (its own
+    ``LoggingOutputSuppressor`` loses nibabel's handler for good, after which
+    every later message reaches the root logger without a file name)."""
+    log = nib.imageglobals.logger
+    was = log.disabled
+    log.disabled = True
+    try:
+        yield
+    finally:
+        log.disabled = was
+
+
 def _check_reopens(tmp: Path, final: Path, shape: tuple[int, ...]) -> None:
     """nibabel (and so every reader downstream) opens the written file with its shape.
 
     Run on the temporary file, so a file that would not reopen is never renamed into place.
     """
     try:
-        with nib.imageglobals.LoggingOutputSuppressor():  # its header checks print to stderr
+        with _nibabel_quiet():
             image = nib.load(tmp)
         reopened = tuple(image.shape)
     except Exception as exc:  # nibabel raises many types for a header it refuses

@@ -35,6 +35,7 @@ import re
 import struct
 import subprocess
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -668,6 +669,7 @@ REASON_CLASSES: tuple[tuple[str, str], ...] = (
     ("truncated", r"truncated|cannot hold"),
     ("not NIfTI (size or magic)", r"not a NIfTI file|\.hdr/\.img pair"),
     ("header extension", r"extension"),
+    ("NIfTI-2 EOL check bytes", r"EOL check"),
     ("dimensions", r"dim\[0\]|zero or negative dimension|expected a 3D volume|over the limit"),
     ("voxel size", r"voxel size"),
     ("data type", r"data type"),
@@ -738,7 +740,7 @@ def _named(rest: str, paths: dict[str, Case]) -> tuple[Case, str] | None:
 
 @contextlib.contextmanager
 def quiet_nibabel():
-    """nibabel's header-check messages dropped meanwhile.
+    """nibabel's header-check messages and Python warnings dropped meanwhile.
 
     (nibabel's own ``LoggingOutputSuppressor`` removes its handler for good
     and lets the messages reach the root logger's handlers.)
@@ -746,7 +748,9 @@ def quiet_nibabel():
     log = logging.getLogger("nibabel.global")
     disabled, log.disabled = log.disabled, True
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
     finally:
         log.disabled = disabled
 

@@ -18,6 +18,15 @@ from tests.reliability import badfiles as bf
 from tests.reliability.conftest import run_killed, run_tool
 
 KILLED = -signal.SIGKILL
+TRAIN_ARGS = (  # two updates on two tiny phantoms, a checkpoint after each
+    "--stage=liver",
+    "--max_steps=2",
+    "--batch_size=1",
+    "--save_every=1",
+    "--val_every=0",
+    "--log_every=1",
+    "--val_fraction=0",
+)
 
 
 def visible(directory):
@@ -84,17 +93,7 @@ def killed_then_resumed(tmp_path_factory):
     root = tmp_path_factory.mktemp("train_kill")
     data, model_dir = root / "data", root / "model"
     write_phantoms(data, 2, (32, 32, 6), seed=3)
-    args = (
-        "--stage=liver",
-        f"--data_dir={data}",
-        f"--model_dir={model_dir}",
-        "--max_steps=2",
-        "--batch_size=1",
-        "--save_every=1",
-        "--val_every=0",
-        "--log_every=1",
-        "--val_fraction=0",
-    )
+    args = (*TRAIN_ARGS, f"--data_dir={data}", f"--model_dir={model_dir}")
     killed = run_killed("savez", "ckpt-00000002", "train", *args)
     after_kill = {
         "checkpoints": [p.name for p in checkpoints.list_checkpoints(model_dir)],
@@ -140,18 +139,7 @@ def test_training_metrics_have_no_rows_of_lost_updates(killed_then_resumed):
     assert [r.split(",")[0] for r in rows[1:]] == ["1", "2"]
 
 
-TRAIN_ARGS = (
-    "--stage=liver",
-    "--max_steps=2",
-    "--batch_size=1",
-    "--save_every=1",
-    "--val_every=0",
-    "--log_every=1",
-    "--val_fraction=0",
-)
-
-
-@pytest.mark.slow  # three short training runs in subprocesses
+@pytest.mark.slow  # up to two short training runs in subprocesses
 @pytest.mark.parametrize("name, code", [("SIGTERM", 143), ("SIGINT", 130)])
 def test_training_stopped_by_a_signal_keeps_complete_checkpoints_and_resumes(tmp_path, name, code):
     data, model_dir = tmp_path / "data", tmp_path / "model"

@@ -433,7 +433,7 @@ def _replace_with_junk(rng, data: bytes, ctx: _Context):
     if kind in ("random", "text"):
         return _junk(rng, kind, n), {"kind": kind, "bytes": n}
     if kind == "gzip-magic":
-        return b"\x1f\x8b" + rng.bytes(n), {"kind": kind, "bytes": n}
+        return _GZIP_MAGIC + rng.bytes(n), {"kind": kind, "bytes": n}
     if kind == "gzip-random":
         return gzip.compress(rng.bytes(n), mtime=0), {"kind": kind, "bytes": n}
     if kind == "gzip-empty":

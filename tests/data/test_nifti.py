@@ -592,3 +592,15 @@ def test_save_probabilities_and_save_ct_round_trip(tmp_path, ct, rng):
     np.testing.assert_array_equal(nifti.load_ct(out).data, prob)
     with pytest.raises(ValueError, match="finite"):
         nifti.save_probabilities(tmp_path / "q.nii", prob * np.nan, ref)
+
+
+def test_a_given_header_nibabel_would_fix_is_named_by_the_output(tmp_path, ct, caplog, capfd):
+    hdr = make_header(ct.shape, np.int16)
+    hdr["qform_code"] = 9
+    with caplog.at_level(logging.WARNING, logger="liverseg.data.nifti"):
+        out = nifti.save_ct(tmp_path / "ct.nii", ct, AFFINE, header=hdr)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{out}: qform_code 9 not valid; setting to 0"
+    ]
+    assert capfd.readouterr().err == ""
+    np.testing.assert_allclose(nib.load(out).affine, AFFINE, atol=1e-5)

@@ -50,6 +50,7 @@ import nibabel as nib
 import numpy as np
 from nibabel.volumeutils import native_code
 
+from liverseg.data.nifti.checks import fixed_header
 from liverseg.data.nifti.volume import DEFAULT_MAX_VOXELS, LABEL_VALUES, NiftiVolume, _slabs
 from liverseg.errors import NiftiError
 
@@ -304,7 +305,7 @@ def _parse_header(f: BinaryIO, path: Path, is_gzip: bool, max_voxels: int) -> _P
             logger.warning("%s: NIfTI header extension: %s", path, w.message)
 
     codes = int(hdr["qform_code"]), int(hdr["sform_code"])
-    hdr = _fixed_header(hdr, path)
+    hdr = fixed_header(hdr, path)
     try:
         affine = np.asarray(hdr.get_best_affine(), dtype=np.float64)
     except Exception as e:
@@ -322,31 +323,6 @@ def _parse_header(f: BinaryIO, path: Path, is_gzip: bool, max_voxels: int) -> _P
     return _Parsed(
         path, is_gzip, hdr, shape, dtype, vox_offset, slope, inter, affine, tuple(pixdim)
     )
-
-
-class _Problems(list):
-    """Collects nibabel's header-check reports (it calls ``log(level, message)``)."""
-
-    def log(self, level: int, message: str, *args) -> None:
-        if level >= logging.WARNING:
-            self.append(message % args if args else message)
-
-
-def _fixed_header(hdr: nib.Nifti1Header, path: Path) -> nib.Nifti1Header:
-    """The header with nibabel's own checks applied, each problem one warning naming the file.
-
-    nibabel runs these checks when it writes a header and prints what it fixes
-    (``qform_code 9 not valid; setting to 0``) raw on stderr, without a file
-    name; fixing the kept copy here says it once, named, and writes quietly.
-    The affine is taken after the fix, as nibabel's loader takes it (an
-    invalid ``sform_code`` becomes 0, so the qform decides).
-    """
-    fixed = hdr.copy()
-    problems = _Problems()
-    fixed.check_fix(logger=problems, error_level=logging.CRITICAL + 1)
-    for message in dict.fromkeys(problems):
-        logger.warning("%s: %s", path, message)
-    return fixed
 
 
 @contextlib.contextmanager

@@ -17,6 +17,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from liverseg.data.nifti.checks import fixed_header
 from liverseg.data.nifti.volume import LABEL_VALUES, NiftiVolume, _slabs
 from liverseg.errors import OutputError
 from liverseg.utils.atomic import atomic_path
@@ -32,7 +33,11 @@ def _output_is_gzip(path: Path) -> bool:
 
 
 def _prepare_header(
-    header: nib.Nifti1Header | None, affine: np.ndarray, shape: tuple, dtype: np.dtype
+    header: nib.Nifti1Header | None,
+    affine: np.ndarray,
+    shape: tuple,
+    dtype: np.dtype,
+    path: str | os.PathLike,
 ) -> nib.Nifti1Header:
     if header is None:
         hdr = nib.Nifti1Header()
@@ -40,7 +45,7 @@ def _prepare_header(
         hdr.set_qform(affine, code="scanner")
         hdr.set_sform(affine, code="scanner")
     else:
-        hdr = header.copy()
+        hdr = fixed_header(header, path)
         if not np.allclose(hdr.get_best_affine(), affine, rtol=0.0, atol=1e-6):
             hdr.set_sform(affine, code=int(hdr["sform_code"]) or "scanner")
             hdr.set_qform(affine, code=int(hdr["qform_code"]) or "scanner")
@@ -166,7 +171,9 @@ def save_labels(
         labels = labels.astype(np.uint8)
     elif labels.size and int(labels.max()) > max(LABEL_VALUES):
         raise ValueError("labels must only contain the values 0, 1 and 2")
-    hdr = _prepare_header(reference.header, reference.affine, labels.shape, np.dtype(np.uint8))
+    hdr = _prepare_header(
+        reference.header, reference.affine, labels.shape, np.dtype(np.uint8), path
+    )
     return _write(path, labels, hdr, overwrite, compresslevel)
 
 
@@ -183,7 +190,9 @@ def save_probabilities(
     _check_shape(prob, reference, "probabilities")
     if prob.dtype.kind not in "biuf" or not np.all(np.isfinite(prob)):
         raise ValueError("probabilities must be finite numbers")
-    hdr = _prepare_header(reference.header, reference.affine, prob.shape, np.dtype(np.float32))
+    hdr = _prepare_header(
+        reference.header, reference.affine, prob.shape, np.dtype(np.float32), path
+    )
     return _write(path, prob, hdr, overwrite, compresslevel)
 
 
@@ -206,5 +215,7 @@ def save_ct(
         raise ValueError(f"CT data must be 3D, got shape {data.shape}")
     if data.dtype not in (np.int16, np.float32):
         raise ValueError(f"CT data must be int16 or float32, got {data.dtype}")
-    hdr = _prepare_header(header, np.asarray(affine, dtype=np.float64), data.shape, data.dtype)
+    hdr = _prepare_header(
+        header, np.asarray(affine, dtype=np.float64), data.shape, data.dtype, path
+    )
     return _write(path, data, hdr, overwrite, compresslevel)

@@ -90,6 +90,8 @@ class InferenceFlags:
 
 def write_extras(FLAGS: flags.FlagValues, written: list[tuple[str, str]]) -> None:
     """--statistics and --report_html for the ``(label map, CT)`` pairs a run wrote."""
+    if not (FLAGS.statistics or FLAGS.report_html):
+        return
     from pathlib import Path
 
     from liverseg.evaluation.html_report import RunPage, write_run_report

@@ -230,11 +230,10 @@ def write_run_report(
     options: Mapping | None = None,
 ) -> Path:
     """The page for ``(label map, CT)`` pairs (CT: NIfTI file or DICOM series folder)."""
-    from liverseg.evaluation.statistics import case_name, case_statistics, load_case
+    from liverseg.evaluation.statistics import loaded_case_statistics
 
     page = RunPage()
     for label_path, ct_path in cases:
-        labels, ct = load_case(label_path, ct_path)
-        stats = case_statistics(case_name(label_path), labels.data, labels.affine, ct.data)
+        labels, ct, stats = loaded_case_statistics(label_path, ct_path)
         page.add(Path(label_path), Path(ct_path), labels, ct, stats.to_dict())
     return page.write(path, options)

@@ -229,16 +229,23 @@ def load_case(
     return labels, ct
 
 
+def loaded_case_statistics(
+    label_path: str | os.PathLike, ct_path: str | os.PathLike
+) -> tuple[NiftiVolume, NiftiVolume, CaseStatistics]:
+    """A label map, its CT and their statistics, each volume read once (the results page
+    draws the same volumes the statistics are taken from)."""
+    labels, ct = load_case(label_path, ct_path)
+    return labels, ct, case_statistics(case_name(label_path), labels.data, labels.affine, ct.data)
+
+
 def statistics_of_files(
     label_path: str | os.PathLike, ct_path: str | os.PathLike | None = None
 ) -> CaseStatistics:
     """Statistics of one label map file (HU from ``ct_path``, a NIfTI or a DICOM series folder)."""
-    if ct_path is None:
-        labels, hu = load_labels(label_path), None
-    else:
-        labels, ct = load_case(label_path, ct_path)
-        hu = ct.data
-    return case_statistics(case_name(label_path), labels.data, labels.affine, hu)
+    if ct_path is not None:
+        return loaded_case_statistics(label_path, ct_path)[2]
+    labels = load_labels(label_path)
+    return case_statistics(case_name(label_path), labels.data, labels.affine, None)
 
 
 def statistics_csv(cases: Sequence[dict]) -> str:
@@ -349,9 +356,8 @@ def write_run_statistics(
     failures = []
     for label_path, ct_path in cases:
         try:
-            labels, ct = load_case(label_path, ct_path)
-            stats = case_statistics(case_name(label_path), labels.data, labels.affine, ct.data)
-            stats = stats.to_dict()
+            labels, ct, found = loaded_case_statistics(label_path, ct_path)
+            stats = found.to_dict()
             if each is not None:
                 each(Path(label_path), Path(ct_path), labels, ct, stats)
         except (LiverSegError, ValueError) as exc:

@@ -534,14 +534,14 @@ def run_case(plan: CasePlan, segmenter: Segmenter, options: RunOptions, label: s
         t = time.perf_counter()
         case.extra_outputs = _write_case(plan, volume, result, options, series)
         write_time = time.perf_counter() - t
-    except OutputExistsError as exc:
-        if options.skip_existing and _written_meanwhile(plan):
+    except LiverSegError as exc:
+        if (
+            isinstance(exc, OutputExistsError)
+            and options.skip_existing
+            and _written_meanwhile(plan)
+        ):
             case.status = CaseStatus.SKIPPED
             return case
-        case.error = str(exc)
-        logger.error("%s", exc)
-        return case
-    except LiverSegError as exc:
         case.error = str(exc)
         logger.error("%s", exc)
         return case

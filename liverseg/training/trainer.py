@@ -459,6 +459,12 @@ class _Logger:
             with self.val_writer.as_default(step=step):
                 tf.summary.image("ct_label_prediction", panel[None], max_outputs=1)
 
+    def __enter__(self) -> _Logger:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def close(self):
         if self.enabled:
             self.csv_file.close()
@@ -585,13 +591,12 @@ def train(config: TrainConfig) -> dict:
             return data.train(per_replica, ctx.num_input_pipelines, ctx.input_pipeline_id)
 
         iterator = iter(strategy.distribute_datasets_from_function(dataset_fn))
-        logger = _Logger(model_dir, config.max_steps, start, chief)
         total = config.max_steps
         metrics: dict = {}
         val_dice = None
         step = start
         try:
-            try:
+            with _Logger(model_dir, config.max_steps, start, chief) as logger:
                 while step < total:
                     lr = config.learning_rate * recipe.lr_factor_at(step, total)
                     supervision = recipe.supervision_at(step, total)
@@ -630,8 +635,6 @@ def train(config: TrainConfig) -> dict:
                             },
                             keep=config.keep_checkpoints,
                         )
-            finally:
-                logger.close()
             if chief:
                 save_model(model, model_dir, overwrite=True)
                 from liverseg.training.curves import plot_training_curves
